@@ -1,0 +1,3 @@
+"""nnstudio: a desktop studio for building, training, inspecting and saving PyTorch networks."""
+
+__version__ = "0.1.0"

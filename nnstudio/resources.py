@@ -1,0 +1,31 @@
+"""One place that finds bundled files, wherever the app runs from (source tree, wheel, frozen bundle)."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+
+@lru_cache(maxsize=1)
+def resources_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    candidates = [
+        here / "_resources",  # installed wheel (hatch force-include) and frozen bundle
+        here.parent / "resources",  # source checkout / editable install
+    ]
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        candidates.insert(0, Path(frozen_root) / "nnstudio" / "_resources")
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise FileNotFoundError("nnstudio resources not found; looked in " + ", ".join(map(str, candidates)))
+
+
+def resource_path(*parts: str) -> Path:
+    return resources_dir().joinpath(*parts)
+
+
+def sample_dataset(name: str = "iris_like.csv") -> Path:
+    return resource_path("samples", name)
