@@ -27,5 +27,5 @@ def resource_path(*parts: str) -> Path:
     return resources_dir().joinpath(*parts)
 
 
-def sample_dataset(name: str = "iris_like.csv") -> Path:
+def sample_dataset(name: str = "flowers.csv") -> Path:
     return resource_path("samples", name)
