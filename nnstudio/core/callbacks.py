@@ -1,0 +1,166 @@
+"""Observers that ship with nnstudio: TensorBoard logging, a terminal progress bar, a history recorder."""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from nnstudio.core.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted, StepFinished
+
+#: Stable TensorBoard tags; the window, the docs and the tests use these names.
+TAG_STEP_LOSS = "loss/train_step"
+TAG_TRAIN_LOSS = "loss/train"
+TAG_VAL_LOSS = "loss/validation"
+TAG_LR = "learning_rate"
+TAG_METRIC = "metrics/validation_{}"
+TAG_MODEL = "model/structure"
+
+
+def run_dir_name(name: str, when: datetime | None = None) -> str:
+    stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+    return f"{stamp}-{safe}"
+
+
+def unique_run_dir(logdir: str | Path, name: str) -> Path:
+    base = Path(logdir) / run_dir_name(name)
+    path, n = base, 2
+    while path.exists():
+        path = base.with_name(f"{base.name}-{n}")
+        n += 1
+    return path
+
+
+class TensorBoardLogger(Callback):
+    """Writes `<logdir>/<timestamp>-<name>` with step and epoch scalars, hparams and the model as text."""
+
+    def __init__(self, logdir: str | Path, name: str = "run", hparams: dict[str, Any] | None = None,
+                 model_text: str | None = None, step_every: int = 1):
+        self.run_dir = unique_run_dir(logdir, name)
+        self.hparams = {k: v for k, v in (hparams or {}).items() if isinstance(v, (int, float, str, bool))}
+        self.model_text = model_text
+        self.step_every = max(1, step_every)
+        self.writer = None
+        self.final: dict[str, float] = {}
+
+    def on_fit_start(self, trainer, event: FitStarted) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=10)
+        text = self.model_text if self.model_text is not None else str(trainer.model)
+        self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
+
+    def on_train_batch_end(self, trainer, event: StepFinished) -> None:
+        if event.step % self.step_every == 0:
+            self.writer.add_scalar(TAG_STEP_LOSS, event.loss, event.step)
+
+    def on_epoch_end(self, trainer, event: EpochFinished) -> None:
+        w = self.writer
+        w.add_scalar(TAG_TRAIN_LOSS, event.train_loss, event.epoch)
+        if event.val_loss is not None:
+            w.add_scalar(TAG_VAL_LOSS, event.val_loss, event.epoch)
+        for name, value in event.metrics.items():
+            w.add_scalar(TAG_METRIC.format(name), value, event.epoch)
+        w.add_scalar(TAG_LR, event.lr, event.epoch)
+
+    def on_fit_end(self, trainer, event: FitFinished) -> None:
+        self.final = {f"hparam/{k}": v for k, v in event.metrics.items() if math.isfinite(v)}
+        if event.best_val_loss is not None and math.isfinite(event.best_val_loss):
+            self.final["hparam/best_validation_loss"] = event.best_val_loss
+
+    def teardown(self, trainer) -> None:
+        if self.writer is None:
+            return
+        if self.hparams:
+            from torch.utils.tensorboard.summary import hparams
+
+            exp, ssi, sei = hparams(self.hparams, self.final or {"hparam/failed": 1.0})
+            fw = self.writer._get_file_writer()
+            fw.add_summary(exp)
+            fw.add_summary(ssi)
+            fw.add_summary(sei)
+            for k, v in self.final.items():
+                self.writer.add_scalar(k, v)
+        self.writer.close()
+        self.writer = None
+
+
+class HistoryRecorder(Callback):
+    """Keeps every event as plain values (what a test or a script wants to look at afterwards)."""
+
+    def __init__(self) -> None:
+        self.started: FitStarted | None = None
+        self.steps: list[StepFinished] = []
+        self.epochs: list[EpochFinished] = []
+        self.finished: FitFinished | None = None
+        self.failed: FitFailed | None = None
+
+    def on_fit_start(self, trainer, event):
+        self.started = event
+
+    def on_train_batch_end(self, trainer, event):
+        self.steps.append(event)
+
+    def on_epoch_end(self, trainer, event):
+        self.epochs.append(event)
+
+    def on_fit_end(self, trainer, event):
+        self.finished = event
+
+    def on_exception(self, trainer, event):
+        self.failed = event
+
+
+class ProgressBar(Callback):
+    """A one-line terminal progress bar (redrawn at most 10× a second) and a line per epoch."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 28):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.total_steps = 1
+        self.steps_per_epoch = 1
+        self.epochs = 1
+        self.start = 0.0
+        self.last_draw = 0.0
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def on_fit_start(self, trainer, event: FitStarted) -> None:
+        self.epochs = event.epochs
+        self.steps_per_epoch = event.steps_per_epoch
+        self.total_steps = max(1, event.epochs * event.steps_per_epoch)
+        self.start = time.perf_counter()
+        self.stream.write(f"training on {event.device}: {event.n_train} rows, {event.n_val} for validation, "
+                          f"{event.epochs} epochs × {event.steps_per_epoch} steps\n")
+
+    def on_train_batch_end(self, trainer, event: StepFinished) -> None:
+        now = time.perf_counter()
+        if not self.tty or now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        done = min(1.0, event.step / self.total_steps)
+        filled = int(done * self.width)
+        elapsed = now - self.start
+        left = elapsed / done - elapsed if done > 0 else 0.0
+        bar = "█" * filled + "·" * (self.width - filled)
+        self.stream.write(f"\r{bar} {done:4.0%} epoch {event.epoch}/{self.epochs} step {event.step} "
+                          f"loss {event.loss:.4g} ~{left:4.0f}s left ")
+        self.stream.flush()
+
+    def on_epoch_end(self, trainer, event: EpochFinished) -> None:
+        metrics = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+        val = f"  val_loss {event.val_loss:.4g}" if event.val_loss is not None else ""
+        prefix = "\r\033[K" if self.tty else ""
+        self.stream.write(f"{prefix}epoch {event.epoch:>3}/{self.epochs}  train_loss {event.train_loss:.4g}{val}  "
+                          f"{metrics}  lr {event.lr:.3g}  {event.seconds:.2f}s\n")
+        self.stream.flush()
+
+    def on_fit_end(self, trainer, event: FitFinished) -> None:
+        self.stream.write(f"{event.reason} after {event.epochs_completed} epoch(s), {event.steps} steps, "
+                          f"{event.seconds:.1f}s\n")
+        self.stream.flush()

@@ -1,0 +1,263 @@
+"""One TOML file describes a whole run; the window saves and opens the same file as a project.
+
+```
+[data]     path, target, task = "auto", split = [0.7, 0.15, 0.15], seed, missing = "impute"
+[model]    layers = [{type = "Linear", out_features = 64}, {type = "ReLU"}, {type = "Linear", out_features = "auto"}]
+[training] epochs, batch_size, optimizer = {name = "Adam", lr = 0.001}, device = "auto", seed, ...
+[output]   checkpoint, logdir, name
+```
+Relative paths are resolved against the folder of the TOML file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from nnstudio.core.data import MISSING_POLICIES, TASKS, validate_split
+from nnstudio.core.engine import TrainConfig
+from nnstudio.core.errors import ConfigError, DataError, ModelSpecError
+from nnstudio.core.model import default_layers, normalize_layer
+
+SECTIONS = ("data", "model", "training", "output")
+
+
+@dataclass
+class DataConfig:
+    path: str = ""
+    target: str = ""  # empty: the last column
+    task: str = "auto"
+    split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    seed: int = 0
+    missing: str = "impute"
+
+
+@dataclass
+class OutputConfig:
+    checkpoint: str = "model.pt"
+    logdir: str = "runs"
+    name: str = "run"
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    layers: list[dict[str, Any]] = field(default_factory=default_layers)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def resolve(self, value: str) -> Path:
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def data_path(self) -> Path:
+        return self.resolve(self.data.path)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.resolve(self.output.checkpoint)
+
+    @property
+    def logdir(self) -> Path:
+        return self.resolve(self.output.logdir)
+
+    # -- to and from plain dicts
+    def to_dict(self) -> dict[str, Any]:
+        t = self.training
+        optimizer = {"name": t.optimizer, "lr": t.lr, "weight_decay": t.weight_decay}
+        if t.optimizer in ("SGD", "RMSprop"):
+            optimizer["momentum"] = t.momentum
+        if t.optimizer == "SGD":
+            optimizer["nesterov"] = t.nesterov
+        scheduler: dict[str, Any] = {"name": t.scheduler}
+        if t.scheduler == "step":
+            scheduler.update(step_size=t.step_size, gamma=t.gamma)
+        elif t.scheduler == "plateau":
+            scheduler.update(factor=t.plateau_factor, patience=t.plateau_patience)
+        training = {"epochs": t.epochs, "batch_size": t.batch_size, "shuffle": t.shuffle, "optimizer": optimizer,
+                    "loss": t.loss, "scheduler": scheduler, "early_stopping": t.early_stopping,
+                    "grad_clip": t.grad_clip, "device": t.device, "threads": t.threads}
+        if t.seed is not None:
+            training["seed"] = t.seed
+        data = {k: v for k, v in vars(self.data).items()}
+        return {"data": data, "model": {"layers": copy.deepcopy(self.layers)}, "training": training,
+                "output": dict(vars(self.output))}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], base_dir: Path | None = None, source: str = "config") -> "RunConfig":
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected tables [data], [model], [training], [output]")
+        unknown = set(raw) - set(SECTIONS)
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) [{'], ['.join(sorted(unknown))}]; "
+                              f"allowed: [{'], ['.join(SECTIONS)}]")
+        cfg = cls(base_dir=base_dir or Path.cwd())
+        cfg.data = _fill(DataConfig(), raw.get("data", {}), "data", source)
+        _check_data(cfg.data, source)
+        model = raw.get("model", {})
+        _expect_table(model, "model", source)
+        extra = set(model) - {"layers"}
+        if extra:
+            raise ConfigError(f"{source}: unknown key(s) in [model]: {', '.join(sorted(extra))}; allowed: layers")
+        if "layers" in model:
+            layers = model["layers"]
+            if not isinstance(layers, list) or not layers:
+                raise ConfigError(f"{source}: [model] layers must be a non-empty list of tables")
+            try:
+                cfg.layers = [normalize_layer(layer, i + 1) for i, layer in enumerate(layers)]
+            except ModelSpecError as exc:
+                raise ConfigError(f"{source}: [model] {exc}") from exc
+        cfg.training = _training(raw.get("training", {}), source)
+        cfg.output = _fill(OutputConfig(), raw.get("output", {}), "output", source)
+        return cfg
+
+    # -- files
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: no such file")
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a run config (.toml)")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path.name}: not valid TOML ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path.name}: not a text file") from exc
+        return cls.from_dict(raw, path.resolve().parent, path.name)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config; paths inside are made relative to the file's folder where possible."""
+        path = Path(path)
+        data = self.to_dict()
+        target_dir = path.resolve().parent
+        for section, key in (("data", "path"), ("output", "checkpoint"), ("output", "logdir")):
+            value = data[section][key]
+            if value:
+                absolute = self.resolve(value).resolve()
+                try:
+                    data[section][key] = os.path.relpath(absolute, target_dir)
+                except ValueError:  # another drive on Windows
+                    data[section][key] = str(absolute)
+        text = tomli_w.dumps(_drop_none(data))
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        self.base_dir = target_dir
+        for section, key in (("data", "path"), ("output", "checkpoint"), ("output", "logdir")):
+            setattr(getattr(self, section), key, data[section][key])
+        return path
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def _expect_table(value: Any, section: str, source: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: [{section}] must be a table, got {type(value).__name__}")
+
+
+def _type_name(t: Any) -> str:
+    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false", list: "a list"}.get(t, str(t))
+
+
+def _fill(obj: Any, raw: Any, section: str, source: str) -> Any:
+    _expect_table(raw, section, source)
+    allowed = {f.name: f for f in fields(obj)}
+    unknown = set(raw) - set(allowed)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}; "
+                          f"allowed: {', '.join(allowed)}")
+    for key, value in raw.items():
+        current = getattr(obj, key)
+        expected = type(current)
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ConfigError(f"{source}: [{section}] {key} must be {_type_name(expected)}, got {value!r}")
+        setattr(obj, key, value)
+    return obj
+
+
+def _check_data(data: DataConfig, source: str) -> None:
+    if data.task not in ("auto", *TASKS):
+        raise ConfigError(f"{source}: [data] task must be auto, regression, binary or multiclass, got {data.task!r}")
+    if data.missing not in MISSING_POLICIES:
+        raise ConfigError(f"{source}: [data] missing must be impute or drop, got {data.missing!r}")
+    if not all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in data.split):
+        raise ConfigError(f"{source}: [data] split must be a list of numbers, got {data.split!r}")
+    try:
+        data.split = list(validate_split(data.split))
+    except DataError as exc:
+        raise ConfigError(f"{source}: [data] {exc}") from exc
+
+
+_TRAINING_KEYS = {"epochs", "batch_size", "shuffle", "optimizer", "loss", "scheduler", "early_stopping", "grad_clip",
+                  "device", "seed", "threads"}
+
+
+def _training(raw: Any, source: str) -> TrainConfig:
+    _expect_table(raw, "training", source)
+    unknown = set(raw) - _TRAINING_KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) in [training]: {', '.join(sorted(unknown))}; "
+                          f"allowed: {', '.join(sorted(_TRAINING_KEYS))}")
+    flat: dict[str, Any] = {k: v for k, v in raw.items() if k not in ("optimizer", "scheduler")}
+    opt = raw.get("optimizer", {})
+    if isinstance(opt, str):
+        opt = {"name": opt}
+    _expect_table(opt, "training.optimizer", source)
+    opt_keys = {"name": "optimizer", "lr": "lr", "weight_decay": "weight_decay", "momentum": "momentum",
+                "nesterov": "nesterov"}
+    bad = set(opt) - set(opt_keys)
+    if bad:
+        raise ConfigError(f"{source}: unknown key(s) in [training] optimizer: {', '.join(sorted(bad))}; "
+                          f"allowed: {', '.join(opt_keys)}")
+    flat.update({opt_keys[k]: v for k, v in opt.items()})
+    sched = raw.get("scheduler", {})
+    if isinstance(sched, str):
+        sched = {"name": sched}
+    _expect_table(sched, "training.scheduler", source)
+    sched_keys = {"name": "scheduler", "step_size": "step_size", "gamma": "gamma", "factor": "plateau_factor",
+                  "patience": "plateau_patience"}
+    bad = set(sched) - set(sched_keys)
+    if bad:
+        raise ConfigError(f"{source}: unknown key(s) in [training] scheduler: {', '.join(sorted(bad))}; "
+                          f"allowed: {', '.join(sched_keys)}")
+    flat.update({sched_keys[k]: v for k, v in sched.items()})
+    cfg = TrainConfig()
+    defaults = TrainConfig()
+    for key, value in flat.items():
+        default = getattr(defaults, key)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if key == "seed" or key == "threads":
+            pass  # validated below with their own rules
+        elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, type(default)):
+            raise ConfigError(f"{source}: [training] {_toml_key(key)} must be {_type_name(type(default))}, got {value!r}")
+        setattr(cfg, key, value)
+    try:
+        return cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def _toml_key(key: str) -> str:
+    return {"optimizer": "optimizer.name", "lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
+            "momentum": "optimizer.momentum", "nesterov": "optimizer.nesterov", "scheduler": "scheduler.name",
+            "plateau_factor": "scheduler.factor", "plateau_patience": "scheduler.patience"}.get(key, key)

@@ -1,0 +1,618 @@
+"""Tables in, tensors out: reading files, inferring column types and the task, preprocessing, splits.
+
+Everything preprocessing learns lives in a `Preprocessor` that serialises to plain values, so a
+checkpoint can turn a raw row into model input, and a model output into a label or a value, later.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nnstudio.core.errors import DataError
+
+TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".parquet", ".pq", ".npy", ".npz", ".pt", ".pth"}
+TASKS = ("regression", "binary", "multiclass")
+MAX_CATEGORIES = 50  # one-hot cap per categorical feature
+MAX_CLASSES = 200
+MISSING_POLICIES = ("impute", "drop")
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+def _sniff_encoding(head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sample is still UTF-8.
+        if exc.start >= len(head) - 3:
+            return "utf-8"
+        return "latin-1"
+
+
+def _sniff_delimiter(text: str, suffix: str) -> str:
+    if suffix == ".tsv":
+        return "\t"
+    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    if not lines:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t").delimiter
+    except csv.Error:
+        counts = {d: lines[0].count(d) for d in ",;\t"}
+        return max(counts, key=counts.get)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(f"{path.name}: this is a binary file, not a CSV/TSV table")
+    encoding = _sniff_encoding(head)
+    delimiter = _sniff_delimiter(head.decode(encoding, errors="replace"), path.suffix.lower())
+    try:
+        import pyarrow.csv as pacsv
+
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else encoding,
+                                           block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        )
+        df = table.to_pandas(split_blocks=True, self_destruct=True)
+        if encoding == "utf-8-sig" and len(df.columns) and str(df.columns[0]).startswith("\ufeff"):
+            df = df.rename(columns={df.columns[0]: str(df.columns[0])[1:]})
+        return df
+    except Exception as arrow_exc:  # arrow is strict about ragged rows; pandas names the line
+        try:
+            return pd.read_csv(path, sep=delimiter, encoding=encoding)
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path.name}: could not parse as a table ({_first_line(exc)})") from exc
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise DataError(f"{path.name}: could not read ({_first_line(exc) or _first_line(arrow_exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _frame_from_arrays(x: Any, y: Any, name: str) -> pd.DataFrame:
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise DataError(f"{name}: X must be a 2-D array (rows × features), got shape {tuple(x.shape)}")
+    df = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{name}: y must be 1-D with one value per row of X ({len(x)}), got shape {tuple(y.shape)}")
+        df["y"] = y
+    return df
+
+
+def _read_npy(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                keys = set(archive.files)
+                if "X" not in keys:
+                    raise DataError(f"{path.name}: an .npz must hold an array named 'X' (and 'y'); it holds {sorted(keys)}")
+                return _frame_from_arrays(archive["X"], archive["y"] if "y" in keys else None, path.name)
+        arr = np.load(path, allow_pickle=False)
+    except DataError:
+        raise
+    except ValueError as exc:
+        raise DataError(f"{path.name}: not a plain numeric NumPy file ({_first_line(exc)})") from exc
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path.name}: not a readable NumPy file ({_first_line(exc)})") from exc
+    if arr.dtype.names:
+        return pd.DataFrame.from_records(arr)
+    if arr.ndim != 2 or arr.shape[1] < 2:
+        raise DataError(f"{path.name}: a .npy must be a 2-D array whose last column is the target, got shape {arr.shape}")
+    return _frame_from_arrays(arr[:, :-1], arr[:, -1], path.name)
+
+
+def _read_tensors(path: Path) -> pd.DataFrame:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path.name}: not a safe tensor file ({_first_line(exc)})") from exc
+    if isinstance(obj, dict) and "X" in obj:
+        x, y = obj["X"], obj.get("y")
+        if not isinstance(x, torch.Tensor) or (y is not None and not isinstance(y, torch.Tensor)):
+            raise DataError(f"{path.name}: 'X' and 'y' must be tensors")
+        return _frame_from_arrays(x.detach().cpu().numpy(), None if y is None else y.detach().cpu().numpy(), path.name)
+    if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) for t in obj):
+        return _frame_from_arrays(obj[0].cpu().numpy(), obj[1].cpu().numpy(), path.name)
+    if isinstance(obj, dict) and (obj.get("format") == "nnstudio" or "state_dict" in obj):
+        raise DataError(f"{path.name}: this is a model checkpoint, not a dataset; open it as a checkpoint")
+    raise DataError(f"{path.name}: a tensor dataset must be a dict with tensors 'X' and 'y'")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read any supported file into a DataFrame; raise DataError naming the file and the problem."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; open one data file")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{path.name}: unsupported file type '{suffix or '(none)'}'; "
+                        "open CSV/TSV, Parquet, .npy/.npz or a .pt holding tensors X and y")
+    try:
+        if suffix in (".parquet", ".pq"):
+            try:
+                df = pd.read_parquet(path)
+            except Exception as exc:
+                raise DataError(f"{path.name}: not a readable Parquet file ({_first_line(exc)})") from exc
+        elif suffix in (".npy", ".npz"):
+            df = _read_npy(path)
+        elif suffix in (".pt", ".pth"):
+            df = _read_tensors(path)
+        else:
+            df = _read_csv(path)
+    except MemoryError as exc:
+        raise DataError(f"{path.name}: too large to load into memory") from exc
+    if df.shape[1] < 2:
+        raise DataError(f"{path.name}: found {df.shape[1]} column(s); a dataset needs at least one feature and a target")
+    if len(df) == 0:
+        raise DataError(f"{path.name}: the table has no rows")
+    df.columns = [str(c) for c in df.columns]
+    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dupes:
+        raise DataError(f"{path.name}: duplicate column name(s) {', '.join(dupes)}")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------- types
+
+def column_kind(series: pd.Series) -> str:
+    """numeric, boolean or categorical, by what the values are (not by how they were spelled)."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(dtype):
+        values = series.dropna()
+        if len(values) and values.isin([0, 1]).all() and values.nunique() == 2 and pd.api.types.is_integer_dtype(dtype):
+            return "boolean"
+        return "numeric"
+    values = series.dropna()
+    lowered = set(values.astype(str).str.strip().str.lower().unique()[:3])
+    if lowered and lowered <= {"true", "false"}:
+        return "boolean"
+    return "categorical"
+
+
+@dataclass
+class ColumnInfo:
+    name: str
+    kind: str
+    missing: int
+    unique: int
+
+
+def describe_columns(df: pd.DataFrame) -> list[ColumnInfo]:
+    return [ColumnInfo(str(c), column_kind(df[c]), int(df[c].isna().sum()), int(df[c].nunique(dropna=True)))
+            for c in df.columns]
+
+
+def infer_task(series: pd.Series) -> str:
+    values = series.dropna()
+    kind = column_kind(series)
+    n_unique = values.nunique()
+    if kind == "boolean" or n_unique == 2:
+        return "binary"
+    if kind == "categorical":
+        return "multiclass"
+    if pd.api.types.is_integer_dtype(values.dtype) or (
+            pd.api.types.is_float_dtype(values.dtype) and len(values) and np.all(np.mod(values.to_numpy(), 1) == 0)):
+        if n_unique <= min(20, max(2, len(values) // 10)):
+            return "multiclass"
+    return "regression"
+
+
+def default_target(df: pd.DataFrame) -> str:
+    return str(df.columns[-1])
+
+
+# ---------------------------------------------------------------------------------------------- preprocessing
+
+def _bool_values(series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
+        return series.astype("float64").to_numpy()
+    mapped = series.astype(str).str.strip().str.lower().map({"true": 1.0, "false": 0.0})
+    return mapped.astype("float64").to_numpy()
+
+
+def _label_key(value: Any) -> str:
+    """Class labels are kept as strings so a checkpoint holds only plain values."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    return str(value)
+
+
+class Preprocessor:
+    """Standardise numeric features, one-hot encode categoricals, map class labels to 0..K-1.
+
+    Fitted on the training split only. `to_dict()`/`from_dict()` round-trip through plain values.
+    Missing feature values are imputed (training mean; all-zero one-hot) unless the policy is "drop".
+    """
+
+    def __init__(self, target: str, task: str, features: list[dict[str, Any]], classes: list[str] | None,
+                 target_mean: float = 0.0, target_std: float = 1.0, missing: str = "impute"):
+        self.target = target
+        self.task = task
+        self.features = features
+        self.classes = classes
+        self.target_mean = target_mean
+        self.target_std = target_std
+        self.missing = missing
+
+    # -- fitting
+    @classmethod
+    def fit(cls, df: pd.DataFrame, target: str, task: str, feature_names: Sequence[str] | None = None,
+            missing: str = "impute", kinds: dict[str, str] | None = None) -> "Preprocessor":
+        kinds = kinds or {}
+        feature_names = list(feature_names) if feature_names is not None else [c for c in df.columns if c != target]
+        features: list[dict[str, Any]] = []
+        for name in feature_names:
+            col = df[name]
+            kind = kinds.get(name) or column_kind(col)
+            if kind in ("numeric", "boolean"):
+                values = _bool_values(col) if kind == "boolean" else pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
+                finite = values[np.isfinite(values)]
+                mean = float(finite.mean()) if len(finite) else 0.0
+                std = float(finite.std()) if len(finite) > 1 else 1.0
+                features.append({"name": name, "kind": kind, "mean": mean, "std": std if std > 1e-12 else 1.0})
+            else:
+                cats = sorted(col.dropna().astype(str).unique().tolist())
+                if len(cats) > MAX_CATEGORIES:
+                    raise DataError(f"column '{name}' has {len(cats)} distinct values, above the one-hot cap of "
+                                    f"{MAX_CATEGORIES}; drop it or use it as the target")
+                features.append({"name": name, "kind": "categorical", "categories": cats})
+        classes = None
+        target_mean, target_std = 0.0, 1.0
+        if task in ("binary", "multiclass"):
+            classes = sorted({_label_key(v) for v in df[target].dropna().tolist()}, key=_natural_key)
+            if task == "binary" and len(classes) != 2:
+                raise DataError(f"target '{target}' has {len(classes)} classes in the training split; binary needs 2")
+            if len(classes) < 2:
+                raise DataError(f"target '{target}' has a single class in the training split; nothing to learn")
+            if len(classes) > MAX_CLASSES:
+                raise DataError(f"target '{target}' has {len(classes)} classes; above {MAX_CLASSES}, "
+                                "choose regression or another target")
+        else:
+            y = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype="float64")
+            y = y[np.isfinite(y)]
+            if len(y) == 0:
+                raise DataError(f"target '{target}' has no numeric values; regression needs numbers")
+            target_mean = float(y.mean())
+            target_std = float(y.std()) if len(y) > 1 and y.std() > 1e-12 else 1.0
+        return cls(target, task, features, classes, target_mean, target_std, missing)
+
+    # -- shape
+    @property
+    def n_features(self) -> int:
+        return sum(len(f["categories"]) if f["kind"] == "categorical" else 1 for f in self.features)
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "multiclass":
+            return len(self.classes or [])
+        return 1
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    def encoded_names(self) -> list[str]:
+        names = []
+        for f in self.features:
+            if f["kind"] == "categorical":
+                names += [f"{f['name']}={c}" for c in f["categories"]]
+            else:
+                names.append(f["name"])
+        return names
+
+    # -- transforms
+    def transform_features(self, df: pd.DataFrame) -> np.ndarray:
+        missing_cols = [f["name"] for f in self.features if f["name"] not in df.columns]
+        if missing_cols:
+            raise DataError(f"missing feature column(s): {', '.join(missing_cols)}")
+        out = np.empty((len(df), self.n_features), dtype=np.float32)
+        j = 0
+        for f in self.features:
+            col = df[f["name"]]
+            if f["kind"] == "categorical":
+                k = len(f["categories"])
+                codes = pd.Categorical(col.astype("string"), categories=f["categories"]).codes
+                block = np.zeros((len(df), k), dtype=np.float32)
+                valid = codes >= 0
+                block[np.nonzero(valid)[0], codes[valid]] = 1.0
+                out[:, j:j + k] = block
+                j += k
+            else:
+                if f["kind"] == "boolean":
+                    values = _bool_values(col)
+                else:
+                    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
+                values = (values - f["mean"]) / f["std"]
+                values[~np.isfinite(values)] = 0.0  # imputed with the training mean
+                out[:, j] = values
+                j += 1
+        return out
+
+    def transform_target(self, series: pd.Series) -> np.ndarray:
+        if self.task == "regression":
+            y = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+            return ((y - self.target_mean) / self.target_std).astype(np.float32)
+        index = {c: i for i, c in enumerate(self.classes or [])}
+        codes = np.array([index.get(_label_key(v), -1) for v in series.tolist()], dtype=np.int64)
+        unknown = int((codes < 0).sum())
+        if unknown:
+            bad = next(v for v, c in zip(series.tolist(), codes) if c < 0)
+            raise DataError(f"target '{self.target}': {unknown} row(s) have a class not seen in training, e.g. {bad!r}")
+        return codes
+
+    def decode(self, outputs: torch.Tensor) -> list[Any]:
+        """Model outputs to labels (classification) or values in the target's units (regression)."""
+        outputs = outputs.detach().float().cpu()
+        if self.task == "regression":
+            return (outputs.reshape(-1) * self.target_std + self.target_mean).tolist()
+        if self.task == "binary":
+            idx = (outputs.reshape(-1) > 0).long().tolist()
+        else:
+            idx = outputs.argmax(dim=1).tolist()
+        return [self.classes[i] for i in idx]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "task": self.task, "features": self.features, "classes": self.classes,
+                "target_mean": self.target_mean, "target_std": self.target_std, "missing": self.missing}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocessor":
+        return cls(d["target"], d["task"], [dict(f) for f in d["features"]],
+                   None if d.get("classes") is None else list(d["classes"]),
+                   float(d.get("target_mean", 0.0)), float(d.get("target_std", 1.0)), d.get("missing", "impute"))
+
+
+def _natural_key(label: str):
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+def split_indices(n: int, fractions: Sequence[float], seed: int = 0,
+                  labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train/validation/test indices by fractions; stratified by `labels` when given."""
+    fr = validate_split(fractions)
+    rng = np.random.default_rng(seed)
+
+    def cut(idx: np.ndarray) -> list[np.ndarray]:
+        idx = rng.permutation(idx)
+        n_val = int(round(fr[1] * len(idx)))
+        n_test = int(round(fr[2] * len(idx)))
+        n_train = len(idx) - n_val - n_test
+        return [idx[:n_train], idx[n_train:n_train + n_val], idx[n_train + n_val:]]
+
+    if labels is None:
+        parts = cut(np.arange(n))
+    else:
+        parts = [[], [], []]
+        for value in np.unique(labels):
+            for k, piece in enumerate(cut(np.flatnonzero(labels == value))):
+                parts[k].append(piece)
+        parts = [np.sort(np.concatenate(p)) if p else np.array([], dtype=np.int64) for p in parts]
+    return tuple(np.sort(p).astype(np.int64) for p in parts)  # type: ignore[return-value]
+
+
+def validate_split(fractions: Sequence[float]) -> tuple[float, float, float]:
+    fr = [float(f) for f in fractions]
+    if len(fr) == 2:
+        fr.append(0.0)
+    if len(fr) != 3 or any(not math.isfinite(f) or f < 0 for f in fr):
+        raise DataError(f"split must be three fractions [train, validation, test], got {list(fractions)}")
+    if abs(sum(fr) - 1.0) > 1e-6:
+        raise DataError(f"split fractions must add up to 1, got {sum(fr):g}")
+    if fr[0] <= 0:
+        raise DataError("the training fraction of the split must be above 0")
+    return fr[0], fr[1], fr[2]
+
+
+# ---------------------------------------------------------------------------------------------- prepared data
+
+@dataclass
+class TensorSplit:
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def to(self, device: torch.device) -> "TensorSplit":
+        if self.X.device == device:
+            return self
+        return TensorSplit(self.X.to(device), self.y.to(device))
+
+
+@dataclass
+class PreparedData:
+    """Train/val/test tensors plus what made them; moves to a device as a whole."""
+
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
+    preprocessor: Preprocessor
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.preprocessor.task
+
+    @property
+    def n_features(self) -> int:
+        return self.preprocessor.n_features
+
+    @property
+    def n_outputs(self) -> int:
+        return self.preprocessor.n_outputs
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.X.device
+
+    def to(self, device: torch.device) -> "PreparedData":
+        return PreparedData(self.train.to(device), self.val.to(device), self.test.to(device),
+                            self.preprocessor, self.report)
+
+
+def resolve_task(df: pd.DataFrame, target: str, task: str = "auto") -> str:
+    if target not in df.columns:
+        raise DataError(f"target column '{target}' not found; columns are: {', '.join(map(str, df.columns))}")
+    if task == "auto":
+        return infer_task(df[target])
+    if task not in TASKS:
+        raise DataError(f"unknown task '{task}': use auto, regression, binary or multiclass")
+    if task == "regression" and not pd.api.types.is_numeric_dtype(df[target].dtype):
+        raise DataError(f"target '{target}' is not numeric, so it cannot be a regression target")
+    return task
+
+
+def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
+            split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, missing: str = "impute",
+            features: Sequence[str] | None = None) -> PreparedData:
+    """From a raw table to tensors: resolve the task, drop rows without a target, split, fit, transform."""
+    target = target or default_target(df)
+    task = resolve_task(df, target, task)
+    if missing not in MISSING_POLICIES:
+        raise DataError(f"unknown missing-value policy '{missing}': use impute or drop")
+    feature_names = list(features) if features is not None else [c for c in df.columns if c != target]
+    unknown = [f for f in feature_names if f not in df.columns]
+    if unknown:
+        raise DataError(f"feature column(s) not found: {', '.join(unknown)}")
+    if not feature_names:
+        raise DataError("no feature columns left besides the target")
+    report: dict[str, Any] = {"rows_read": int(len(df)), "target": target, "task": task,
+                              "missing_per_column": {c: int(n) for c, n in df[feature_names + [target]].isna().sum().items() if n},
+                              "missing_policy": missing}
+    keep = df[target].notna()
+    if task == "regression":
+        keep &= np.isfinite(pd.to_numeric(df[target], errors="coerce").astype("float64"))
+    report["rows_dropped_no_target"] = int((~keep).sum())
+    if missing == "drop":
+        complete = df[feature_names].notna().all(axis=1)
+        report["rows_dropped_missing"] = int((keep & ~complete).sum())
+        keep &= complete
+    df = df.loc[keep].reset_index(drop=True)
+    if len(df) < 3:
+        raise DataError(f"only {len(df)} usable row(s) after dropping rows with missing values; need at least 3")
+    strat = None
+    if task != "regression":
+        strat = np.array([_label_key(v) for v in df[target].tolist()])
+        counts = pd.Series(strat).value_counts()
+        if counts.min() < 2:
+            strat = None  # a class with one row cannot be stratified; fall back to a plain split
+    tr, va, te = split_indices(len(df), split, seed, strat)
+    pre = Preprocessor.fit(df.iloc[tr], target, task, feature_names, missing)
+
+    def tensors(idx: np.ndarray) -> TensorSplit:
+        part = df.iloc[idx]
+        X = torch.from_numpy(pre.transform_features(part))
+        y = pre.transform_target(part[target])
+        y_t = torch.from_numpy(y).float() if task != "multiclass" else torch.from_numpy(y)
+        return TensorSplit(X, y_t)
+
+    report.update({"rows_used": int(len(df)), "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
+                   "n_features": pre.n_features, "classes": pre.classes})
+    if task != "regression":
+        report["class_counts"] = {str(k): int(v) for k, v in pd.Series(strat if strat is not None else
+                                  [_label_key(v) for v in df[target].tolist()]).value_counts().sort_index().items()}
+    return PreparedData(tensors(tr), tensors(va), tensors(te), pre, report)
+
+
+def load_dataset(path: str | Path, target: str | None = None, task: str = "auto",
+                 split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, missing: str = "impute") -> PreparedData:
+    df = read_table(path)
+    try:
+        return prepare(df, target, task, split, seed, missing)
+    except DataError as exc:
+        raise DataError(f"{Path(path).name}: {exc}") from exc
+
+
+def summarize(df: pd.DataFrame, target: str | None = None, task: str = "auto") -> dict[str, Any]:
+    """What the dataset panel and `nnstudio info` show about a raw table."""
+    target = target or default_target(df)
+    task = resolve_task(df, target, task)
+    cols = describe_columns(df)
+    out = {"rows": int(len(df)), "columns": len(cols), "features": len(cols) - 1, "target": target, "task": task,
+           "missing": {c.name: c.missing for c in cols if c.missing}}
+    if task != "regression":
+        counts = df[target].dropna().map(_label_key).value_counts().sort_index()
+        out["classes"] = {str(k): int(v) for k, v in counts.items()}
+    return out
+
+
+def iter_batches(split: TensorSplit, batch_size: int, shuffle: bool,
+                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Whole tensors on the device, sliced by a shuffled index: no per-sample __getitem__."""
+    n = len(split)
+    if shuffle:
+        order = torch.randperm(n, generator=generator, device="cpu").to(split.X.device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield split.X.index_select(0, idx), split.y.index_select(0, idx)
+    else:
+        for start in range(0, n, batch_size):
+            yield split.X[start:start + batch_size], split.y[start:start + batch_size]
+
+
+class LazyTableDataset(torch.utils.data.Dataset):
+    """A `Dataset` in the course notes' style for data too large to hold: rows are read from a .npy on disk.
+
+    The file is memory-mapped; `__getitem__` reads one row and applies the fitted preprocessing.
+    Use with `DataLoader(dataset, batch_size=..., shuffle=True)`.
+    """
+
+    def __init__(self, path: str | Path, feature_mean: np.ndarray | None = None, feature_std: np.ndarray | None = None,
+                 target_dtype: torch.dtype = torch.float32):
+        self.path = Path(path)
+        try:
+            self.array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(f"{self.path.name}: not a plain numeric .npy file ({_first_line(exc)})") from exc
+        if self.array.ndim != 2 or self.array.shape[1] < 2:
+            raise DataError(f"{self.path.name}: expected a 2-D array whose last column is the target")
+        self.mean = np.zeros(self.array.shape[1] - 1, np.float32) if feature_mean is None else feature_mean.astype(np.float32)
+        self.std = np.ones(self.array.shape[1] - 1, np.float32) if feature_std is None else feature_std.astype(np.float32)
+        self.target_dtype = target_dtype
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = np.asarray(self.array[index], dtype=np.float32)
+        x = (row[:-1] - self.mean) / self.std
+        return torch.from_numpy(x), torch.tensor(row[-1], dtype=self.target_dtype)
