@@ -1,0 +1,21 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_qthreads(qapp):
+    """Fail a test that leaves a QThread running (a thread garbage-collected while running aborts Qt)."""
+    from PySide6.QtCore import QThread
+
+    yield
+    import gc
+
+    gc.collect()
+    running = [obj for obj in gc.get_objects() if isinstance(obj, QThread) and _is_running(obj)]
+    assert not running, f"test leaked {len(running)} running QThread(s)"
+
+
+def _is_running(thread) -> bool:
+    try:
+        return thread.isRunning()
+    except RuntimeError:  # C++ object already deleted
+        return False
