@@ -145,6 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from nnstudio.core.errors import NNStudioError
 
+    if argv and argv[0] == "tensorboard":  # lets the frozen app start TensorBoard with its own interpreter
+        from tensorboard import main as tensorboard_main
+
+        sys.argv = ["tensorboard", *argv[1:]]
+        tensorboard_main.run_main()
+        return 0
     try:
         if argv and argv[0] in ("train", "info"):
             args = build_parser().parse_args(argv)

@@ -503,8 +503,14 @@ def resolve_task(df: pd.DataFrame, target: str, task: str = "auto") -> str:
 
 def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
             split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, missing: str = "impute",
-            features: Sequence[str] | None = None) -> PreparedData:
-    """From a raw table to tensors: resolve the task, drop rows without a target, split, fit, transform."""
+            features: Sequence[str] | None = None, preprocessor: Preprocessor | None = None) -> PreparedData:
+    """From a raw table to tensors: resolve the task, drop rows without a target, split, fit, transform.
+
+    With a `preprocessor` (from a checkpoint) nothing is fitted: its target, task and features are used,
+    so a loaded model sees data encoded exactly as it was trained on.
+    """
+    if preprocessor is not None:
+        target, task, features = preprocessor.target, preprocessor.task, preprocessor.feature_names
     target = target or default_target(df)
     task = resolve_task(df, target, task)
     if missing not in MISSING_POLICIES:
@@ -536,7 +542,7 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
         if counts.min() < 2:
             strat = None  # a class with one row cannot be stratified; fall back to a plain split
     tr, va, te = split_indices(len(df), split, seed, strat)
-    pre = Preprocessor.fit(df.iloc[tr], target, task, feature_names, missing)
+    pre = preprocessor if preprocessor is not None else Preprocessor.fit(df.iloc[tr], target, task, feature_names, missing)
 
     def tensors(idx: np.ndarray) -> TensorSplit:
         part = df.iloc[idx]
