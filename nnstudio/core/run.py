@@ -79,3 +79,24 @@ def _layer_text(layer: dict[str, Any]) -> str:
     if t == "Dropout":
         return f"Dropout({layer['p']})"
     return t
+
+
+def evaluate_model(model: SpecModel, data: PreparedData, which: str = "test", loss: str = "auto") -> dict[str, float]:
+    """Loss and the task's metrics of a model on one split (train, val or test), in eval mode."""
+    from nnstudio.core import metrics
+    from nnstudio.core.engine import make_loss, predict_batches
+
+    split = {"train": data.train, "val": data.val, "test": data.test}[which]
+    if len(split) == 0:
+        return {}
+    device = next(model.parameters()).device
+    split = split.to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        outputs = predict_batches(model, split.X)
+        out_for_loss = outputs.squeeze(-1) if data.task != "multiclass" else outputs
+        value = float(make_loss(data.task, loss)(out_for_loss, split.y))
+        return {"loss": value} | metrics.compute(data.task, outputs, split.y, data.preprocessor)
+    finally:
+        model.train(was_training)
