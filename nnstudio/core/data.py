@@ -622,3 +622,20 @@ class LazyTableDataset(torch.utils.data.Dataset):
         row = np.asarray(self.array[index], dtype=np.float32)
         x = (row[:-1] - self.mean) / self.std
         return torch.from_numpy(x), torch.tensor(row[-1], dtype=self.target_dtype)
+
+
+def model_io_size(df: pd.DataFrame, target: str, task: str = "auto",
+                  features: Sequence[str] | None = None) -> tuple[int, int]:
+    """Inputs and outputs a model needs for this table, without splitting or fitting (cheap, for the builder).
+
+    Counted on the whole table, so a category that only the validation split holds can make it one wider
+    than the fitted preprocessing; training always builds from the fitted sizes.
+    """
+    task = resolve_task(df, target, task)
+    feature_names = list(features) if features is not None else [c for c in df.columns if c != target]
+    n_in = 0
+    for name in feature_names:
+        kind = column_kind(df[name])
+        n_in += df[name].nunique(dropna=True) if kind == "categorical" else 1
+    n_out = df[target].dropna().map(_label_key).nunique() if task == "multiclass" else 1
+    return int(n_in), int(n_out)
