@@ -1,0 +1,350 @@
+"""The one bridge between the Qt-free training core and the window.
+
+Shaped after superqt's ``new_worker_qthread`` and Orange's ``TaskState``:
+
+- :func:`run_training` is a plain function that executes a :class:`~nnstudio.core.run.TrainingRun` and
+  reports through any *emitter* (an object whose attributes have ``.emit``), so it is testable without
+  a widget or a thread.
+- :class:`QtBridgeCallback` is the core callback that runs in the training thread and turns engine events
+  into plain values; step losses are buffered and flushed at most every ``interval_s`` seconds (and at
+  each epoch end and at the end of the fit), so a tiny model at thousands of steps a second cannot flood
+  the GUI event loop.
+- :class:`TrainingWorker` is the ``QObject`` moved to the ``QThread``; its signals are emitted there.
+- :class:`TrainingController` lives in the GUI thread: it owns the thread and the worker, receives the
+  worker's signals in its own *methods* (a lambda or plain function connected to a worker signal would
+  run in the worker thread, even with a queued connection) and re-emits them from the GUI thread, so
+  anything connected to the controller is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, Signal, Slot
+
+from nnstudio.core.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted, StepFinished
+from nnstudio.core.errors import NNStudioError
+
+if TYPE_CHECKING:
+    from nnstudio.core.run import RunResult, TrainingRun
+
+__all__ = ["FLUSH_INTERVAL_S", "QtBridgeCallback", "TrainingController", "TrainingWorker", "error_message",
+           "run_training"]
+
+log = logging.getLogger(__name__)
+
+#: Threads and workers of runs in progress: never garbage-collected while running, even if a
+#: controller is dropped without `shutdown()` (a QThread destroyed while running aborts the process).
+_ALIVE: set[tuple[QThread, "TrainingWorker"]] = set()
+
+#: Buffered step losses and progress reach the GUI at most this often (seconds).
+FLUSH_INTERVAL_S = 0.05
+
+
+class _Emits(Protocol):
+    def emit(self, *args: Any) -> None: ...
+
+
+class Emitter(Protocol):
+    """What :func:`run_training` reports through: a :class:`TrainingWorker`, or any stand-in in a test."""
+
+    fit_started: _Emits
+    steps_arrived: _Emits
+    epoch_finished: _Emits
+    fit_finished: _Emits
+    fit_failed: _Emits
+    progress: _Emits
+
+
+class QtBridgeCallback(Callback):
+    """Engine events → plain-value emissions; lives in (and is only called from) the training thread.
+
+    Steps are numbered as the trainer numbers them (global, 1-based); progress counts from the start
+    of this fit, so a trainer that continues an earlier fit still shows 0..total.
+    """
+
+    def __init__(self, emitter: Emitter, interval_s: float = FLUSH_INTERVAL_S,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.emitter = emitter
+        self.interval_s = interval_s
+        self.clock = clock
+        self._steps: list[int] = []
+        self._losses: list[float] = []
+        self._start = 0.0
+        self._last_flush = 0.0
+        self._last_progress = 0.0
+        self._epochs = 1
+        self._total_steps = 1
+        self._step0 = 0
+        self._epoch0 = 0
+        self._epoch = 0
+        self._step = 0
+
+    # -- engine hooks
+    def on_fit_start(self, trainer, event: FitStarted) -> None:
+        self._start = self._last_flush = self._last_progress = self.clock()
+        self._epochs = event.epochs
+        self._total_steps = max(1, event.epochs * event.steps_per_epoch)
+        self._step0 = trainer.global_step
+        self._epoch0 = trainer.epoch
+        self._epoch = self._step = 0
+        self._steps, self._losses = [], []
+        payload = asdict(event)
+        payload["total_steps"] = self._total_steps
+        self.emitter.fit_started.emit(payload)
+        self._emit_progress(self._start)
+
+    def on_train_batch_end(self, trainer, event: StepFinished) -> None:
+        self._steps.append(event.step)
+        self._losses.append(event.loss)
+        self._epoch = event.epoch - self._epoch0
+        self._step = event.step - self._step0
+        now = self.clock()
+        if now - self._last_flush >= self.interval_s or self._step >= self._total_steps:
+            self._flush(now)
+            self._emit_progress(now)
+
+    def on_epoch_end(self, trainer, event: EpochFinished) -> None:
+        now = self.clock()
+        self._flush(now)
+        self._epoch = event.epoch - self._epoch0
+        self._step = event.step - self._step0
+        payload = asdict(event)
+        payload["metrics"] = dict(event.metrics)
+        self.emitter.epoch_finished.emit(payload)
+        if now - self._last_progress >= self.interval_s or self._epoch >= self._epochs:
+            self._emit_progress(now)
+
+    def on_fit_end(self, trainer, event: FitFinished) -> None:
+        now = self.clock()
+        self._flush(now)
+        self._step = event.steps - self._step0
+        self._emit_progress(now, final=True)
+
+    def on_exception(self, trainer, event: FitFailed) -> None:
+        self._flush(self.clock())
+
+    # -- emission
+    def _flush(self, now: float) -> None:
+        self._last_flush = now
+        if self._steps:
+            steps, losses = self._steps, self._losses
+            self._steps, self._losses = [], []
+            self.emitter.steps_arrived.emit(steps, losses)
+
+    def _emit_progress(self, now: float, final: bool = False) -> None:
+        self._last_progress = now
+        elapsed = now - self._start
+        step, total = self._step, self._total_steps
+        if final:
+            eta: float | None = 0.0
+        elif step > 0:
+            eta = max(0.0, elapsed / step * (total - step))
+        else:
+            eta = None
+        self.emitter.progress.emit({"epoch": self._epoch, "epochs": self._epochs, "step": step,
+                                    "total_steps": total, "elapsed": elapsed, "eta": eta})
+
+
+def error_message(exc: BaseException) -> str:
+    """What a person reads: our own errors as they are, anything else marked as unexpected."""
+    if isinstance(exc, NNStudioError):
+        return str(exc) or type(exc).__name__
+    text = str(exc).strip()
+    return f"Unexpected error: {type(exc).__name__}: {text}" if text else f"Unexpected error: {type(exc).__name__}"
+
+
+def run_training(run: "TrainingRun", emitter: Emitter, interval_s: float = FLUSH_INTERVAL_S) -> "RunResult | None":
+    """Execute `run`, reporting through `emitter`; never raises (a failure becomes ``fit_failed``).
+
+    ``fit_finished`` carries ``RunResult.to_json()`` plus ``reason`` ("completed", "stopped",
+    "early_stopping"). Returns the result, or None when the run failed.
+    """
+    bridge = QtBridgeCallback(emitter, interval_s)
+    callbacks = run.trainer.callbacks
+    callbacks.append(bridge)
+    try:
+        result = run.execute()
+    except Exception as exc:
+        if not isinstance(exc, NNStudioError):
+            log.exception("training failed unexpectedly")
+        emitter.fit_failed.emit(error_message(exc))
+        return None
+    finally:
+        if bridge in callbacks:
+            callbacks.remove(bridge)
+    payload = result.to_json()
+    payload["reason"] = result.finished.reason
+    emitter.fit_finished.emit(payload)
+    return result
+
+
+class TrainingWorker(QObject):
+    """Moved to a QThread; `run()` is connected to the thread's `started`. Signals carry plain values."""
+
+    fit_started = Signal(dict)  # FitStarted fields + total_steps
+    steps_arrived = Signal(list, list)  # global steps, losses (buffered)
+    epoch_finished = Signal(dict)  # EpochFinished fields
+    fit_finished = Signal(dict)  # RunResult.to_json() + reason
+    fit_failed = Signal(str)  # the message a person reads
+    progress = Signal(dict)  # epoch, epochs, step, total_steps, elapsed, eta (None until known)
+    done = Signal()  # always last
+
+    def __init__(self, run: "TrainingRun", interval_s: float = FLUSH_INTERVAL_S):
+        super().__init__()
+        self.training_run = run
+        self.interval_s = interval_s
+        self.result: RunResult | None = None
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.result = run_training(self.training_run, self, self.interval_s)
+        except BaseException as exc:  # run_training catches Exception; this is the last line of defence
+            self.fit_failed.emit(error_message(exc))
+        finally:
+            self.done.emit()
+
+
+class TrainingController(QObject):
+    """Runs one TrainingRun at a time in a QThread; lives in the GUI thread and re-emits from it.
+
+    Signals have the worker's names and payloads, plus ``running_changed(bool)`` (True on start, False
+    once the thread has finished) and ``paused_changed(bool)``.
+    """
+
+    fit_started = Signal(dict)
+    steps_arrived = Signal(list, list)
+    epoch_finished = Signal(dict)
+    fit_finished = Signal(dict)
+    fit_failed = Signal(str)
+    progress = Signal(dict)
+    running_changed = Signal(bool)
+    paused_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None, interval_s: float = FLUSH_INTERVAL_S):
+        super().__init__(parent)
+        self.interval_s = interval_s
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+        self._run: TrainingRun | None = None
+        self._paused = False
+
+    # -- state
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def is_paused(self) -> bool:
+        return self._paused
+
+    @property
+    def training_run(self) -> "TrainingRun | None":
+        """The run in progress (None when idle)."""
+        return self._run
+
+    # -- control
+    def start(self, run: "TrainingRun") -> None:
+        if self._thread is not None:
+            raise RuntimeError("a training run is already in progress; stop it before starting another")
+        thread = QThread()
+        thread.setObjectName("nnstudio-training")
+        worker = TrainingWorker(run, self.interval_s)
+        worker.moveToThread(thread)
+        worker.fit_started.connect(self._on_worker_fit_started)
+        worker.steps_arrived.connect(self._on_worker_steps_arrived)
+        worker.epoch_finished.connect(self._on_worker_epoch_finished)
+        worker.fit_finished.connect(self._on_worker_fit_finished)
+        worker.fit_failed.connect(self._on_worker_fit_failed)
+        worker.progress.connect(self._on_worker_progress)
+        thread.started.connect(worker.run)
+        worker.done.connect(thread.quit)
+        # Before the deleteLater connections: this slot must still find the thread alive.
+        thread.finished.connect(self._on_thread_finished)
+        thread.finished.connect(worker.deleteLater)
+        thread.finished.connect(thread.deleteLater)
+        self._thread, self._worker, self._run, self._paused = thread, worker, run, False
+        _ALIVE.add((thread, worker))
+        self.running_changed.emit(True)
+        thread.start()
+
+    def stop(self) -> None:
+        """Takes effect within one batch (a paused run wakes up to stop)."""
+        if self._run is not None:
+            self._run.trainer.request_stop()
+            self._set_paused(False)
+
+    def pause(self) -> None:
+        if self._run is not None and not self._paused:
+            self._run.trainer.pause()
+            self._set_paused(True)
+
+    def resume(self) -> None:
+        if self._run is not None and self._paused:
+            self._run.trainer.resume()
+            self._set_paused(False)
+
+    def shutdown(self, timeout_ms: int = 10000) -> bool:
+        """Stop and join the training thread (window close, aboutToQuit); True when it has ended.
+
+        Never terminates the thread: on a timeout the references are kept, so it is not destroyed
+        while running.
+        """
+        thread = self._thread
+        if thread is None:
+            return True
+        self.stop()
+        thread.quit()
+        if not thread.wait(timeout_ms):
+            log.warning("training thread did not stop within %d ms", timeout_ms)
+            return False
+        # Deliver what the worker queued for us (fit_finished, the thread's finished) in order, now.
+        QCoreApplication.sendPostedEvents(self, QEvent.Type.MetaCall)
+        if self._thread is thread:
+            self._finish(thread)
+        return True
+
+    # -- receivers (GUI thread). No event of a run can arrive after `_finish`: the thread's `finished`
+    # is the last thing it posts, and `shutdown` delivers what is still queued before finishing.
+    @Slot(dict)
+    def _on_worker_fit_started(self, payload: dict) -> None:
+        self.fit_started.emit(payload)
+
+    @Slot(list, list)
+    def _on_worker_steps_arrived(self, steps: list, losses: list) -> None:
+        self.steps_arrived.emit(steps, losses)
+
+    @Slot(dict)
+    def _on_worker_epoch_finished(self, payload: dict) -> None:
+        self.epoch_finished.emit(payload)
+
+    @Slot(dict)
+    def _on_worker_fit_finished(self, payload: dict) -> None:
+        self.fit_finished.emit(payload)
+
+    @Slot(str)
+    def _on_worker_fit_failed(self, message: str) -> None:
+        self.fit_failed.emit(message)
+
+    @Slot(dict)
+    def _on_worker_progress(self, payload: dict) -> None:
+        self.progress.emit(payload)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        if self._thread is not None:
+            self._finish(self._thread)
+
+    def _finish(self, thread: QThread) -> None:
+        thread.wait()  # `finished` is emitted just before the thread really ends
+        _ALIVE.discard((thread, self._worker))
+        self._thread = self._worker = self._run = None
+        self._set_paused(False)
+        self.running_changed.emit(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused != self._paused:
+            self._paused = paused
+            self.paused_changed.emit(paused)
