@@ -10,6 +10,7 @@ import codecs
 import csv
 import io
 import math
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -119,6 +120,9 @@ def _read_npy(path: Path) -> pd.DataFrame:
     except DataError:
         raise
     except ValueError as exc:
+        if "pickle" in str(exc):  # numpy's message suggests the unsafe way out; nnstudio never takes it
+            raise DataError(f"{path.name}: holds Python objects (pickled data), which nnstudio never loads; "
+                            "save plain numeric arrays") from exc
         raise DataError(f"{path.name}: not a plain numeric NumPy file ({_first_line(exc)})") from exc
     except (OSError, EOFError) as exc:
         raise DataError(f"{path.name}: not a readable NumPy file ({_first_line(exc)})") from exc
@@ -132,6 +136,9 @@ def _read_npy(path: Path) -> pd.DataFrame:
 def _read_tensors(path: Path) -> pd.DataFrame:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # torch's message suggests weights_only=False; never do that
+        raise DataError(f"{path.name}: refused: not a plain tensor file (it holds Python objects, or is not a "
+                        "PyTorch file at all); only tensors X and y are loaded") from exc
     except Exception as exc:
         raise DataError(f"{path.name}: not a safe tensor file ({_first_line(exc)})") from exc
     if isinstance(obj, dict) and "X" in obj:
@@ -195,7 +202,7 @@ def column_kind(series: pd.Series) -> str:
             return "boolean"
         return "numeric"
     values = series.dropna()
-    lowered = set(values.astype(str).str.strip().str.lower().unique()[:3])
+    lowered = set(pd.Series(values.unique()).astype(str).str.strip().str.lower())
     if lowered and lowered <= {"true", "false"}:
         return "boolean"
     return "categorical"
@@ -345,7 +352,7 @@ class Preprocessor:
             col = df[f["name"]]
             if f["kind"] == "categorical":
                 k = len(f["categories"])
-                codes = pd.Categorical(col.astype("string"), categories=f["categories"]).codes
+                codes = pd.Index(f["categories"], dtype="string").get_indexer(col.astype("string"))
                 block = np.zeros((len(df), k), dtype=np.float32)
                 valid = codes >= 0
                 block[np.nonzero(valid)[0], codes[valid]] = 1.0
@@ -621,7 +628,7 @@ class LazyTableDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         row = np.asarray(self.array[index], dtype=np.float32)
         x = (row[:-1] - self.mean) / self.std
-        return torch.from_numpy(x), torch.tensor(row[-1], dtype=self.target_dtype)
+        return torch.from_numpy(x), torch.tensor(float(row[-1])).to(self.target_dtype)
 
 
 def model_io_size(df: pd.DataFrame, target: str, task: str = "auto",
