@@ -14,12 +14,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex, Qt,
-                            QThread, Signal)
-from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QFrame, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QSizePolicy, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex, QSize,
+                            Qt, QThread, Signal)
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
+                               QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy,
+                               QTableView, QVBoxLayout, QWidget)
 
 from nnstudio.core.data import (MISSING_POLICIES, TABLE_SUFFIXES, TASKS, ColumnInfo, PreparedData, default_target,
                                 describe_columns, prepare, read_table, resolve_task, summarize, validate_split)
@@ -29,6 +29,7 @@ __all__ = ["DataFrameModel", "DatasetLoader", "DatasetPanel", "load_table", "wai
 
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 MISSING_TEXT = "—"
+EMPTY_HINT = "Open a CSV/TSV, Parquet, NumPy (.npy/.npz) or tensor (.pt) file, or drop one on the window."
 MAX_CLASSES_SHOWN = 8
 MAX_COLUMN_WIDTH = 220
 TASK_LABELS = {"regression": "regression", "binary": "binary", "multiclass": "multiclass"}
@@ -247,15 +248,23 @@ class _Job:
 _RUNNING: dict[int, _Job] = {}
 _RUNNING_LOCK = threading.Lock()
 _next_job_id = 0
+_quit_hook_installed = False
 
 
 def wait_for_loaders() -> None:
-    """Block until every loader thread has finished (connected to `aboutToQuit`)."""
+    """Block until every loader thread has finished, even those whose loader is gone (run on `aboutToQuit`)."""
     with _RUNNING_LOCK:
         jobs = list(_RUNNING.values())
     for job in jobs:
         job.thread.quit()
         job.thread.wait()
+    _prune_finished()
+
+
+def _prune_finished() -> None:
+    with _RUNNING_LOCK:
+        for job_id in [i for i, job in _RUNNING.items() if job.thread.isFinished()]:
+            del _RUNNING[job_id]
 
 
 class DatasetLoader(QObject):
@@ -274,15 +283,20 @@ class DatasetLoader(QObject):
         super().__init__(parent)
         self._jobs: dict[int, _Job] = {}
         self._latest = -1
+        global _quit_hook_installed
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
+            if not _quit_hook_installed:
+                app.aboutToQuit.connect(wait_for_loaders)
+                _quit_hook_installed = True
 
     def is_busy(self) -> bool:
         return self._latest in self._jobs
 
     def load(self, path: str | Path) -> None:
         global _next_job_id
+        _prune_finished()
         was_busy = self.is_busy()
         _next_job_id += 1
         job_id = _next_job_id
@@ -303,6 +317,12 @@ class DatasetLoader(QObject):
         thread.start()
         if not was_busy:
             self.busy_changed.emit(True)
+
+    def cancel(self) -> None:
+        """Forget the pending request: its thread runs to the end (a read cannot be interrupted), unreported."""
+        if self.is_busy():
+            self._latest = -1
+            self.busy_changed.emit(False)
 
     def shutdown(self) -> None:
         """Wait for this loader's threads to finish (never terminate) and drop their results."""
@@ -351,6 +371,19 @@ def _file_filter() -> str:
     patterns = " ".join(f"*{s}" for s in sorted(TABLE_SUFFIXES))
     return f"Data files ({patterns});;CSV/TSV (*.csv *.tsv *.txt);;Parquet (*.parquet *.pq);;" \
            f"NumPy (*.npy *.npz);;PyTorch tensors (*.pt *.pth);;All files (*)"
+
+
+class _ElidedLabel(QLabel):
+    """A one-line label that shows '…' in the middle of a name too long for its width."""
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, rect.width())
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().horizontalAdvance("…") * 4, super().minimumSizeHint().height())
 
 
 class DatasetPanel(QWidget):
@@ -404,8 +437,7 @@ class DatasetPanel(QWidget):
         open_button.setToolTip("Open a CSV/TSV, Parquet, NumPy or tensor file (Ctrl+O)")
         open_button.clicked.connect(self._on_openButton_clicked)
         top.addWidget(open_button)
-        path_label = self._named(QLabel("No dataset loaded"), "pathLabel")
-        path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        path_label = self._named(_ElidedLabel("No dataset loaded"), "pathLabel")
         path_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         font = path_label.font()
         font.setBold(True)
@@ -522,7 +554,7 @@ class DatasetPanel(QWidget):
         line.setFrameShadow(QFrame.Shadow.Sunken)
         layout.addWidget(line)
 
-        summary = self._named(QLabel(""), "summaryLabel")
+        summary = self._named(QLabel(EMPTY_HINT), "summaryLabel")
         summary.setWordWrap(True)
         summary.setTextFormat(Qt.TextFormat.PlainText)
         summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -571,6 +603,7 @@ class DatasetPanel(QWidget):
             dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
             raise DataError(f"{name}: duplicate column name(s) {', '.join(dupes)}")
 
+        self.loader.cancel()
         self._frame = frame
         self._path = str(path)
         self._summaries = {}
@@ -799,7 +832,7 @@ class DatasetPanel(QWidget):
         return "\n".join(lines)
 
     def _refresh_error(self) -> None:
-        text = "\n".join(t for t in (self._load_error, self._choice_error) if t)
+        text = "\n".join(t[:1].upper() + t[1:] for t in (self._load_error, self._choice_error) if t)
         self.errorLabel.setText(text)
         self.errorLabel.setVisible(bool(text))
 

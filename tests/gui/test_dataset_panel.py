@@ -147,6 +147,7 @@ def test_bad_file_with_nothing_loaded(qtbot, panel, tmp_path):
     assert panel.task() is None
     assert "bad.csv" in panel.errorLabel.text()
     assert not panel.targetCombo.isEnabled()
+    assert panel.summaryLabel.text() == dp.EMPTY_HINT
     with pytest.raises(DataError, match="no dataset"):
         panel.prepare()
 
@@ -268,7 +269,8 @@ def test_task_override_and_invalid_choice(qtbot, panel, flowers_csv):
     with qtbot.waitSignal(panel.choices_changed):
         panel.taskCombo.setCurrentIndex(panel.taskCombo.findData("regression"))
     assert panel.task_choice() == "regression"
-    assert panel.errorLabel.isVisibleTo(panel) and "species" in panel.errorLabel.text()
+    assert panel.errorLabel.isVisibleTo(panel)
+    assert panel.errorLabel.text().startswith("Target 'species' is not numeric")
     with pytest.raises(DataError, match="species"):
         panel.task()
     with pytest.raises(DataError):
@@ -512,3 +514,25 @@ def test_model_index_out_of_range_is_harmless():
     assert model.data(QModelIndex()) is None
     assert model.headerData(99, Qt.Orientation.Horizontal) is None
     assert model.headerData(99, Qt.Orientation.Vertical) is None
+
+
+def test_set_dataframe_overrides_pending_load(qtbot, panel, flowers_csv, gate):
+    loaded = []
+    panel.dataset_loaded.connect(loaded.append)
+    panel.open_file(flowers_csv)
+    with qtbot.waitSignal(panel.busy_changed) as blocker:
+        panel.set_dataframe(mixed_frame(), "mem.csv")
+    assert blocker.args == [False]
+    assert loaded == ["mem.csv"] and not panel.loadingBar.isVisibleTo(panel)
+    gate.set()
+    qtbot.waitUntil(lambda: all(job.thread.isFinished() for job in list(dp._RUNNING.values())), timeout=10000)
+    qtbot.wait(0)
+    assert loaded == ["mem.csv"] and panel.path() == "mem.csv"
+
+
+def test_long_path_is_elided_not_widening(qtbot, panel, flowers_csv, tmp_path):
+    long = tmp_path / ("a_really_long_file_name_" * 6 + ".csv")
+    long.write_bytes(flowers_csv.read_bytes())
+    open_and_wait(qtbot, panel, long)
+    assert panel.pathLabel.text() == long.name and panel.pathLabel.toolTip() == str(long)
+    assert panel.minimumSizeHint().width() <= 400
