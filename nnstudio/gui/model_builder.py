@@ -253,8 +253,10 @@ class LayerStackModel(QAbstractTableModel):
     used by drag and drop) push commands on ``undo_stack``.
     """
 
-    COLUMNS = ("#", "Layer", "Output", "Params")
-    NUMBER_COLUMN, LAYER_COLUMN, OUTPUT_COLUMN, PARAMS_COLUMN = range(4)
+    # "#" is the last logical column (views show it first): column 0 holds what identifies a row
+    # and does not change when rows move around it, as QAbstractItemModelTester expects.
+    COLUMNS = ("Layer", "Output", "Params", "#")
+    LAYER_COLUMN, OUTPUT_COLUMN, PARAMS_COLUMN, NUMBER_COLUMN = range(4)
     DETAIL_SEPARATOR = "  "  # between the type and its settings in the layer column
 
     LayerRole = Qt.ItemDataRole.UserRole + 1  # a copy of the layer dict
@@ -353,15 +355,20 @@ class LayerStackModel(QAbstractTableModel):
 
     # ---- primitives, called only by the commands -------------------------------------------------
 
+    # Each primitive re-analyzes before the end*() call, so views reading rows on rowsInserted,
+    # rowsRemoved or rowsMoved already see the new stack.
+
     def _insert(self, row: int, layer: dict[str, Any]) -> None:
         self.beginInsertRows(QModelIndex(), row, row)
         self._layers.insert(row, copy.deepcopy(layer))
+        self._analyze()
         self.endInsertRows()
         self._changed(row)
 
     def _remove(self, row: int) -> None:
         self.beginRemoveRows(QModelIndex(), row, row)
         del self._layers[row]
+        self._analyze()
         self.endRemoveRows()
         self._changed(min(row, len(self._layers) - 1))
 
@@ -370,6 +377,7 @@ class LayerStackModel(QAbstractTableModel):
         if not self.beginMoveRows(QModelIndex(), source, source, QModelIndex(), destination):
             return
         self._layers.insert(target, self._layers.pop(source))
+        self._analyze()
         self.endMoveRows()
         self._changed(target)
 
@@ -378,6 +386,7 @@ class LayerStackModel(QAbstractTableModel):
             self._layers[row].pop(key, None)
         else:
             self._layers[row][key] = copy.deepcopy(value)
+        self._analyze()
         self._changed(row)
 
     def _replace(self, layers: list[dict[str, Any]]) -> None:
@@ -390,7 +399,7 @@ class LayerStackModel(QAbstractTableModel):
         self.row_touched.emit(0 if self._layers else -1)
 
     def _changed(self, row: int) -> None:
-        self._refresh()
+        self._notify()
         self.layers_changed.emit()
         self.row_touched.emit(row)
 
@@ -427,6 +436,9 @@ class LayerStackModel(QAbstractTableModel):
 
     def _refresh(self) -> None:
         self._analyze()
+        self._notify()
+
+    def _notify(self) -> None:
         if self._layers:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._layers) - 1, len(self.COLUMNS) - 1))
         self.summary_changed.emit()
@@ -445,8 +457,8 @@ class LayerStackModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self.COLUMNS[section]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return ("Position in the stack", "Layer type and its main settings",
-                    "Shape of the layer's output; N is the batch size", "Trainable parameters")[section]
+            return ("Layer type and its main settings", "Shape of the layer's output; N is the batch size",
+                    "Trainable parameters", "Position in the stack")[section]
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return self._alignment(section)
         return None
@@ -857,6 +869,7 @@ class ModelBuilderPanel(QWidget):
         header.setSectionResizeMode(LayerStackModel.OUTPUT_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(LayerStackModel.PARAMS_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.moveSection(header.visualIndex(LayerStackModel.NUMBER_COLUMN), 0)
         root.addWidget(self.layerList, 1)
 
         # Palette and stack buttons.
