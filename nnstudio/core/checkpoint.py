@@ -11,7 +11,9 @@ import os
 import pickle
 import platform
 import re
+import struct
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,15 +165,28 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if _looks_truncated(path, exc):
+            raise CheckpointError(f"{path.name}: not a complete PyTorch file (truncated or another format)") from exc
         found = re.search(r"GLOBAL (\S+)", str(exc)) or re.search(r"global (\S+)", str(exc))
         what = f" ({found.group(1)})" if found else ""
         raise CheckpointError(f"{path.name}: refused: it holds Python objects{what} that a safe (weights-only) "
                               "load does not run; only open checkpoints from sources you trust") from exc
     except Exception as exc:  # the unpickler raises many kinds on garbage; each means "not a checkpoint"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "zip archive" in msg or "central directory" in msg or isinstance(exc, EOFError) or "truncated" in msg:
+        if "zip archive" in msg or "central directory" in msg or _looks_truncated(path, exc):
             raise CheckpointError(f"{path.name}: not a complete PyTorch file (truncated or another format)") from exc
         raise CheckpointError(f"{path.name}: cannot be read as a PyTorch checkpoint ({msg})") from exc
+
+
+def _looks_truncated(path: Path, exc: BaseException) -> bool:
+    text = str(exc)
+    if isinstance(exc, (EOFError, struct.error)) or "truncated" in text or "unexpected EOF" in text:
+        return True
+    try:  # a zip whose end (the central directory) is cut off: torch says only "Invalid argument"
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 def _load_state(model: nn.Module, state: dict[str, Any], name: str) -> None:
@@ -199,11 +214,11 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path.name}: not an nnstudio checkpoint (holds a {type(obj).__name__}, not a dict)")
     if obj.get("format") != FORMAT:
+        if "X" in obj and "state_dict" not in obj:
+            raise CheckpointError(f"{path.name}: this holds a dataset (tensors X, y), not a model; open it as a dataset")
         state = obj.get("state_dict", obj) if isinstance(obj.get("state_dict", obj), dict) else obj
         if state and all(isinstance(v, torch.Tensor) for v in state.values()):
             return load_bare_state_dict(state, path)
-        if "X" in obj:
-            raise CheckpointError(f"{path.name}: this holds a dataset (tensors X, y), not a model; open it as a dataset")
         raise CheckpointError(f"{path.name}: not an nnstudio checkpoint (no 'format' key) and not a state_dict")
     version = obj.get("version")
     if not isinstance(version, int) or version > VERSION:
