@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QByteArray,
     QMimeData,
     QModelIndex,
@@ -803,6 +804,7 @@ class ModelBuilderPanel(QWidget):
 
     def _build(self) -> None:
         style = self.style()
+        self._icons: dict[QToolButton, tuple[QIcon.ThemeIcon, str]] = {}
         root = QVBoxLayout(self)
         root.setContentsMargins(8, 8, 8, 8)
         root.setSpacing(8)
@@ -1036,10 +1038,8 @@ class ModelBuilderPanel(QWidget):
         button.setText(text)
         button.setToolTip(text)
         button.setAutoRaise(False)
-        icon = QIcon.fromTheme(theme)
-        if icon.isNull():
-            icon = _drawn_icon(fallback, self.palette().color(QPalette.ColorRole.ButtonText))
-        button.setIcon(icon)
+        self._icons[button] = (theme, fallback)
+        self._set_icon(button)
         button.setIconSize(QSize(16, 16))
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon if text_beside
                                   else Qt.ToolButtonStyle.ToolButtonIconOnly)
@@ -1047,6 +1047,24 @@ class ModelBuilderPanel(QWidget):
         if not text_beside:
             button.setMinimumWidth(28)
         return button
+
+    def _set_icon(self, button: QToolButton) -> None:
+        theme, fallback = self._icons[button]
+        icon = QIcon.fromTheme(theme)
+        if icon.isNull():
+            icon = _drawn_icon(fallback, self.palette().color(QPalette.ColorRole.ButtonText))
+        button.setIcon(icon)
+
+    def changeEvent(self, event) -> None:
+        """Follow light/dark switches: redraw icons and recompute the muted text colour."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange) and hasattr(self, "_icons"):
+            for button in self._icons:
+                self._set_icon(button)
+            for label in (self.ioLabel, self.layerHintLabel):
+                label.setPalette(QPalette())
+                self._mute(label)
+            self.model.set_warning_icon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
 
     @staticmethod
     def _pair(spin: QWidget, check: QCheckBox) -> QWidget:
@@ -1232,10 +1250,11 @@ class ModelBuilderPanel(QWidget):
     def _sync_summary(self) -> None:
         summary = self.model.summary()
         in_features, n_outputs = self.model.io()
-        if in_features is None or n_outputs is None:
+        if in_features is None and n_outputs is None:
             self.ioLabel.setText("No dataset loaded · shapes shown as ?")
         else:
-            self.ioLabel.setText(f"Input (N, {in_features}) → output (N, {n_outputs})")
+            shown = ["?" if size is None else size for size in (in_features, n_outputs)]
+            self.ioLabel.setText(f"Input (N, {shown[0]}) → output (N, {shown[1]})")
         n = len(summary.rows)
         if summary.errors:
             more = f" (+{len(summary.errors) - 1} more)" if len(summary.errors) > 1 else ""
