@@ -374,7 +374,8 @@ def test_live_counts_match_the_built_module(panel, name, in_features, n_outputs)
     module = build_model(panel.layers(), in_features, n_outputs)
     assert panel.summary().total_params == sum(p.numel() for p in module.parameters())
     per_layer = [sum(p.numel() for p in layer.parameters()) for layer in module.layers]
-    assert [cell(panel, r, LayerStackModel.PARAMS_COLUMN, LayerStackModel.ParamsRole) for r in range(len(per_layer))] == per_layer
+    shown = [cell(panel, r, LayerStackModel.PARAMS_COLUMN, LayerStackModel.ParamsRole) for r in range(len(per_layer))]
+    assert shown == per_layer
     assert f"{sum(per_layer):,} parameters" in panel.modelSummaryLabel.text()
 
 
@@ -432,7 +433,8 @@ def test_wrong_last_width_and_unknown_settings_name_the_layer(qtbot, panel):
     assert blocker.args[0] is False
     assert blocker.args[1].startswith("layer 2: unknown type 'Conv2d'")
     assert cell(panel, 1, 1, LayerStackModel.ErrorRole) == blocker.args[1]
-    assert cell(panel, 2, 1, LayerStackModel.ErrorRole).startswith("layer 3 Linear: the last Linear layer must output 3")
+    last_error = cell(panel, 2, 1, LayerStackModel.ErrorRole)
+    assert last_error.startswith("layer 3 Linear: the last Linear layer must output 3")
     select(panel, 1)
     click(qtbot, panel.removeLayerButton)  # the rest of the stack still edits
     assert not panel.is_valid()
