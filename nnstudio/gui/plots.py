@@ -765,6 +765,22 @@ class LossPlot(_RunPlotWidget):
         self._rebuild_legend()
 
     @property
+    def step_curve(self) -> pg.PlotDataItem:
+        return self._series["steps"].item
+
+    @property
+    def smoothed_curve(self) -> pg.PlotDataItem | None:
+        return self.curve("smoothed")
+
+    @property
+    def train_curve(self) -> pg.PlotDataItem:
+        return self._series["train"].item
+
+    @property
+    def val_curve(self) -> pg.PlotDataItem:
+        return self._series["val"].item
+
+    @property
     def smoothing(self) -> float | None:
         return self._alpha
 
@@ -833,6 +849,11 @@ class MetricsPlot(_RunPlotWidget):
 
     def metric_curve(self, name: str) -> pg.PlotDataItem | None:
         return self.curve(f"metric:{name}")
+
+    @property
+    def curves(self) -> dict[str, pg.PlotDataItem]:
+        """The current run's metric curves by metric name."""
+        return {name: self.metric_curve(name) for name in self.metric_names()}
 
     @property
     def lr_curve(self) -> pg.PlotDataItem:

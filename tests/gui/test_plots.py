@@ -148,6 +148,17 @@ def test_loss_plot_draws_exactly_the_added_steps(loss_plot):
     assert loss_plot.getPlotItem().getAxis("left").labelText == "loss"
 
 
+def test_named_curve_accessors(loss_plot, metrics_plot):
+    assert loss_plot.step_curve is loss_plot.curve("steps")
+    assert loss_plot.train_curve is loss_plot.curve("train")
+    assert loss_plot.val_curve is loss_plot.curve("val")
+    assert loss_plot.smoothed_curve is None
+    loss_plot.set_smoothing(0.5)
+    assert loss_plot.smoothed_curve is loss_plot.curve("smoothed")
+    metrics_plot.add_epoch(1, {"accuracy": 0.5})
+    assert metrics_plot.curves == {"accuracy": metrics_plot.metric_curve("accuracy")}
+
+
 def test_loss_plot_rejects_mismatched_steps(loss_plot):
     with pytest.raises(ValueError, match="one loss per step"):
         loss_plot.add_steps([1, 2], [0.1])
