@@ -25,7 +25,8 @@ from nnstudio.core.data import (MISSING_POLICIES, TABLE_SUFFIXES, TASKS, ColumnI
                                 describe_columns, prepare, read_table, resolve_task, summarize, validate_split)
 from nnstudio.core.errors import DataError
 
-__all__ = ["DataFrameModel", "DatasetLoader", "DatasetPanel", "load_table", "wait_for_loaders", "DEFAULT_SPLIT"]
+__all__ = ["DataFrameModel", "DatasetLoader", "DatasetPanel", "TableFacts", "describe_table", "load_table",
+           "wait_for_loaders", "DEFAULT_SPLIT"]
 
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 MISSING_TEXT = "—"
@@ -54,7 +55,8 @@ class DataFrameModel(QAbstractTableModel):
     time, the first time that column's header is shown.
     """
 
-    def __init__(self, frame: pd.DataFrame | None = None, parent: QObject | None = None):
+    def __init__(self, frame: pd.DataFrame | None = None, parent: QObject | None = None,
+                 columns: Sequence[ColumnInfo] | None = None):
         super().__init__(parent)
         self._frame: pd.DataFrame | None = None
         self._columns: list[pd.Series] = []
@@ -65,13 +67,18 @@ class DataFrameModel(QAbstractTableModel):
         self._missing_brush = QColor(128, 128, 128)
         self._target_brush = QColor(255, 196, 0, 48)
         if frame is not None:
-            self.set_dataframe(frame)
+            self.set_dataframe(frame, columns=columns)
 
     # -- content
-    def set_dataframe(self, frame: pd.DataFrame | None, target: str | None = None) -> None:
+    def set_dataframe(self, frame: pd.DataFrame | None, target: str | None = None,
+                      columns: Sequence[ColumnInfo] | None = None) -> None:
+        """Show `frame`. `columns` (the core's describe_columns, e.g. from the loader thread) saves
+        computing the header facts here; without it each column is described when first shown."""
+        if frame is not None and columns is not None and len(columns) != frame.shape[1]:
+            raise ValueError(f"{len(columns)} column descriptions for {frame.shape[1]} columns")
         self.beginResetModel()
         self._frame = frame
-        self._infos = {}
+        self._infos = dict(enumerate(columns)) if columns is not None else {}
         if frame is None:
             self._columns, self._digits, self._numeric = [], [], []
         else:
@@ -81,6 +88,9 @@ class DataFrameModel(QAbstractTableModel):
                              for col in self._columns]
         self._target_col = self._column_index(target)
         self.endResetModel()
+
+    def column_infos(self) -> list[ColumnInfo]:
+        return [self.column_info(j) for j in range(self.columnCount())]
 
     def dataframe(self) -> pd.DataFrame | None:
         return self._frame
@@ -209,6 +219,22 @@ def load_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{Path(path).name}: could not read ({detail})") from exc
 
 
+@dataclass
+class TableFacts:
+    """What the loader thread learns about a table besides its rows, so the GUI thread need not scan it."""
+
+    columns: list[ColumnInfo]
+    summary: dict[str, Any] | None  # summarize() for the default target and task, None if that fails
+
+
+def describe_table(frame: pd.DataFrame) -> TableFacts:
+    try:
+        summary = summarize(frame)
+    except DataError:
+        summary = None
+    return TableFacts(describe_columns(frame), summary)
+
+
 class _LoadWorker(QObject):
     """Lives in the loader thread; its `run` reads one file and reports back by signal."""
 
@@ -224,12 +250,13 @@ class _LoadWorker(QObject):
     def run(self) -> None:
         try:
             frame = load_table(self._path)
+            facts = describe_table(frame)
         except DataError as exc:
             self.failed.emit(self._job_id, self._path, str(exc))
         except BaseException as exc:  # noqa: BLE001 - report, the thread must end cleanly
             self.failed.emit(self._job_id, self._path, f"{Path(self._path).name}: could not read ({exc!r})")
         else:
-            self.loaded.emit(self._job_id, self._path, frame)
+            self.loaded.emit(self._job_id, self._path, (frame, facts))
         finally:
             self.finished.emit(self._job_id)
 
@@ -239,7 +266,7 @@ class _Job:
     thread: QThread
     worker: _LoadWorker
     path: str
-    frame: pd.DataFrame | None = None
+    result: tuple[pd.DataFrame, TableFacts] | None = None
     error: str | None = None
 
 
@@ -275,7 +302,7 @@ class DatasetLoader(QObject):
     `loaded`/`failed` are emitted after the worker thread has finished.
     """
 
-    loaded = Signal(str, object)
+    loaded = Signal(str, object, object)  # path, DataFrame, TableFacts
     failed = Signal(str, str)
     busy_changed = Signal(bool)
 
@@ -335,10 +362,10 @@ class DatasetLoader(QObject):
         if was_busy:
             self.busy_changed.emit(False)
 
-    def _on_worker_loaded(self, job_id: int, path: str, frame: object) -> None:
+    def _on_worker_loaded(self, job_id: int, path: str, result: object) -> None:
         job = self._jobs.get(job_id)
         if job is not None:
-            job.frame = frame  # type: ignore[assignment]
+            job.result = result  # type: ignore[assignment]
 
     def _on_worker_failed(self, job_id: int, path: str, message: str) -> None:
         job = self._jobs.get(job_id)
@@ -354,8 +381,8 @@ class DatasetLoader(QObject):
         if job_id != self._latest:
             return
         self.busy_changed.emit(False)
-        if job.frame is not None:
-            self.loaded.emit(job.path, job.frame)
+        if job.result is not None:
+            self.loaded.emit(job.path, *job.result)
         else:
             self.failed.emit(job.path, job.error or f"{Path(job.path).name}: loading stopped unexpectedly")
 
@@ -406,6 +433,7 @@ class DatasetPanel(QWidget):
         self._choice_error = ""
         self._resolved_task: str | None = None
         self._summaries: dict[tuple[str, str], dict[str, Any]] = {}
+        self._inferred: dict[str, str] = {}
         self._updating = False
 
         self.loader = DatasetLoader(self)
@@ -584,11 +612,12 @@ class DatasetPanel(QWidget):
         """Wait for a load in progress to finish and drop its result (the window calls this on close)."""
         self.loader.shutdown()
 
-    def set_dataframe(self, frame: pd.DataFrame, path: str | Path = "") -> None:
+    def set_dataframe(self, frame: pd.DataFrame, path: str | Path = "", *, facts: TableFacts | None = None) -> None:
         """Show `frame` at once (no thread): target back to the last column, task back to auto.
 
-        The split and missing-value policy are kept. Raises DataError for a frame that cannot be a
-        dataset (fewer than two columns, no rows, duplicate column names).
+        The split and missing-value policy are kept. `facts` (from `describe_table`, as the loader
+        thread computes them) spares the GUI thread a scan of a large table. Raises DataError for a
+        frame that cannot be a dataset (fewer than two columns, no rows, duplicate column names).
         """
         name = Path(str(path)).name if path else "the table"
         if not isinstance(frame, pd.DataFrame):
@@ -607,6 +636,10 @@ class DatasetPanel(QWidget):
         self._frame = frame
         self._path = str(path)
         self._summaries = {}
+        self._inferred = {}
+        if facts is not None and facts.summary is not None:
+            self._summaries[(facts.summary["target"], facts.summary["task"])] = facts.summary
+            self._inferred[facts.summary["target"]] = facts.summary["task"]
         self._load_error = ""
         target = default_target(frame)
         self._updating = True
@@ -617,7 +650,7 @@ class DatasetPanel(QWidget):
             self.taskCombo.setCurrentIndex(0)
         finally:
             self._updating = False
-        self.model.set_dataframe(frame, target)
+        self.model.set_dataframe(frame, target, columns=facts.columns if facts is not None else None)
         self._size_columns()
         self.pathLabel.setText(Path(self._path).name if self._path else "(unsaved table)")
         self.pathLabel.setToolTip(self._path)
@@ -706,9 +739,9 @@ class DatasetPanel(QWidget):
     def _on_openButton_clicked(self) -> None:
         self.choose_file()
 
-    def _on_loader_loaded(self, path: str, frame: object) -> None:
+    def _on_loader_loaded(self, path: str, frame: object, facts: object) -> None:
         try:
-            self.set_dataframe(frame, path)  # type: ignore[arg-type]
+            self.set_dataframe(frame, path, facts=facts)  # type: ignore[arg-type]
         except DataError as exc:
             self._on_loader_failed(path, str(exc))
 
@@ -786,7 +819,8 @@ class DatasetPanel(QWidget):
             return
         target = self.target()
         try:
-            inferred = resolve_task(self._frame, target, "auto")
+            inferred = self._inferred.get(target) or resolve_task(self._frame, target, "auto")
+            self._inferred[target] = inferred
         except DataError as exc:
             inferred = None
             self._choice_error = str(exc)
@@ -832,7 +866,8 @@ class DatasetPanel(QWidget):
         return "\n".join(lines)
 
     def _refresh_error(self) -> None:
-        text = "\n".join(t[:1].upper() + t[1:] for t in (self._load_error, self._choice_error) if t)
+        choice = self._choice_error[:1].upper() + self._choice_error[1:]  # core messages start lower-case
+        text = "\n".join(t for t in (self._load_error, choice) if t)
         self.errorLabel.setText(text)
         self.errorLabel.setVisible(bool(text))
 
