@@ -1,0 +1,801 @@
+"""The studio window: dataset panel, model builder and training controls around the plots.
+
+Thin by design: it shows core objects and turns user actions into core calls. Training runs in a
+QThread through `TrainingController`; its signals arrive here, in the GUI thread, as plain values.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QWidget)
+
+from nnstudio import __version__
+from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint
+from nnstudio.core.config import RunConfig
+from nnstudio.core.data import PreparedData, model_io_size, prepare
+from nnstudio.core.errors import CheckpointError, NNStudioError
+from nnstudio.core.model import SpecModel, build_model, default_layers
+from nnstudio.core.run import TrainingRun, evaluate_model
+from nnstudio.gui.dataset_panel import DatasetPanel
+from nnstudio.gui.model_builder import ModelBuilderPanel
+from nnstudio.gui.plots import LossPlot, MetricsPlot
+from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
+from nnstudio.gui.training_panel import TrainingPanel
+from nnstudio.gui.training_worker import TrainingController
+from nnstudio.resources import resource_path, sample_dataset
+
+DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq *.npy *.npz *.pt *.pth);;All files (*)"
+CHECKPOINT_FILTER = "PyTorch checkpoints (*.pt *.pth);;All files (*)"
+PROJECT_FILTER = "nnstudio projects (*.toml);;All files (*)"
+MAX_RECENT = 10
+
+
+def default_logdir() -> Path:
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation) or str(Path.home())
+    return Path(base) / "runs"
+
+
+class MainWindow(QMainWindow):
+    """The nnstudio window; constructible with no arguments."""
+
+    checkpoint_loaded = Signal(str)
+    checkpoint_saved = Signal(str)
+    project_loaded = Signal(str)
+    project_saved = Signal(str)
+    error_shown = Signal(str)
+    training_finished = Signal(dict)
+
+    def __init__(self, settings: QSettings | None = None, logdir: str | Path | None = None):
+        super().__init__()
+        self.settings = settings if settings is not None else QSettings("nnstudio", "nnstudio")
+        self.logdir = Path(logdir) if logdir is not None else Path(self.settings.value("logdir", str(default_logdir())))
+        self.setWindowTitle("nnstudio")
+        self.setObjectName("mainWindow")
+        icon = resource_path("icons", "nnstudio.png")
+        if icon.exists():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+
+        self.model: SpecModel | None = None  # the trained or loaded network, kept for saving and evaluating
+        self.loaded_checkpoint: LoadedCheckpoint | None = None
+        self.last_run: TrainingRun | None = None
+        self.last_error = ""
+        self.checkpoint_path: Path | None = None
+        self.run_count = 0
+        self._pending_project: RunConfig | None = None
+        self._continue_next = False
+        self._finished_info: dict | None = None
+        self.data_seed = 0
+
+        self._build_central()
+        self._build_docks()
+        self._build_actions()
+        self._build_menus()
+        self._build_status_bar()
+        self.controller = TrainingController(self)
+        self.tensorboard = TensorBoardLauncher(self)
+        self._connect()
+        self._restore_settings()
+        self.modelBuilder.set_layers(default_layers(), undoable=False)
+        self._update_can_train()
+
+    # ------------------------------------------------------------------------------------------ layout
+    def _build_central(self) -> None:
+        self.lossPlot = LossPlot()
+        self.lossPlot.setObjectName("lossPlot")
+        self.metricsPlot = MetricsPlot()
+        self.metricsPlot.setObjectName("metricsPlot")
+        self.plotSplitter = QSplitter(Qt.Orientation.Vertical)
+        self.plotSplitter.setObjectName("plotSplitter")
+        self.plotSplitter.addWidget(self.lossPlot)
+        self.plotSplitter.addWidget(self.metricsPlot)
+        self.plotSplitter.setStretchFactor(0, 3)
+        self.plotSplitter.setStretchFactor(1, 2)
+        self.setCentralWidget(self.plotSplitter)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.datasetPanel = DatasetPanel()
+        self.datasetPanel.setObjectName("datasetPanel")
+        self.modelBuilder = ModelBuilderPanel()
+        self.modelBuilder.setObjectName("modelBuilder")
+        self.trainingPanel = TrainingPanel()
+        self.trainingPanel.setObjectName("trainingPanel")
+        self.datasetDock = self._dock("Dataset", "datasetDock", self.datasetPanel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.modelDock = self._dock("Model", "modelDock", self.modelBuilder, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.trainingDock = self._dock("Training", "trainingDock", self.trainingPanel,
+                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.splitDockWidget(self.modelDock, self.trainingDock, Qt.Orientation.Horizontal)
+        self.resizeDocks([self.datasetDock, self.modelDock, self.trainingDock], [430, 360, 330],
+                         Qt.Orientation.Horizontal)
+        self._default_state = None
+
+    def _action(self, name: str, text: str, slot, shortcut: QKeySequence | str | None = None,
+                tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        K = QKeySequence.StandardKey
+        self.actionOpenDataset = self._action("actionOpenDataset", "Open &dataset…", self._on_open_dataset_triggered,
+                                              K.Open, "Open a CSV/TSV, Parquet, NumPy or tensor file")
+        self.actionOpenCheckpoint = self._action("actionOpenCheckpoint", "Open &checkpoint…",
+                                                 self._on_open_checkpoint_triggered, "Ctrl+Shift+O")
+        self.actionSaveCheckpoint = self._action("actionSaveCheckpoint", "&Save checkpoint…",
+                                                 self._on_save_checkpoint_triggered, K.Save)
+        self.actionOpenProject = self._action("actionOpenProject", "Open &project…", self._on_open_project_triggered,
+                                              "Ctrl+Alt+O")
+        self.actionSaveProject = self._action("actionSaveProject", "Save p&roject…", self._on_save_project_triggered,
+                                              "Ctrl+Shift+S")
+        self.actionQuit = self._action("actionQuit", "&Quit", self.close, K.Quit)
+        self.actionTrain = self._action("actionTrain", "&Train", self._on_train_requested, "F5")
+        self.actionContinue = self._action("actionContinue", "&Continue training", self._on_continue_triggered,
+                                           "Ctrl+F5", "Train the current model further, keeping its weights")
+        self.actionPause = self._action("actionPause", "&Pause", self._on_pause_triggered, "F6")
+        self.actionStop = self._action("actionStop", "St&op", self._on_stop_requested, "Shift+F5")
+        self.actionEvaluate = self._action("actionEvaluate", "&Evaluate on test split", self._on_evaluate_triggered,
+                                           "F7")
+        self.actionTensorBoard = self._action("actionTensorBoard", "Open &TensorBoard",
+                                              self._on_tensorboard_triggered, "F8")
+        self.actionExportLoss = self._action("actionExportLoss", "Export loss plot as PNG…",
+                                             lambda: self._export_plot(self.lossPlot, "loss"))
+        self.actionExportMetrics = self._action("actionExportMetrics", "Export metrics plot as PNG…",
+                                                lambda: self._export_plot(self.metricsPlot, "metrics"))
+        self.actionSmoothing = self._action("actionSmoothing", "Smooth step loss", self._on_smoothing_toggled)
+        self.actionSmoothing.setCheckable(True)
+        self.actionSmoothing.setChecked(True)
+        self.actionLogScale = self._action("actionLogScale", "Log scale for loss", self._on_log_scale_toggled)
+        self.actionLogScale.setCheckable(True)
+        self.actionClearHistory = self._action("actionClearHistory", "Clear earlier runs", self._on_clear_history)
+        self.actionResetLayout = self._action("actionResetLayout", "Reset layout", self._on_reset_layout)
+        self.actionAbout = self._action("actionAbout", "&About nnstudio", self._on_about_triggered)
+        self.actionUndo = self.modelBuilder.undo_stack.createUndoAction(self, "&Undo")
+        self.actionUndo.setObjectName("actionUndo")
+        self.actionUndo.setShortcut(K.Undo)
+        self.actionRedo = self.modelBuilder.undo_stack.createRedoAction(self, "&Redo")
+        self.actionRedo.setObjectName("actionRedo")
+        self.actionRedo.setShortcut(K.Redo)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.actionOpenDataset, self.actionOpenCheckpoint, self.actionSaveCheckpoint])
+        file_menu.addSeparator()
+        file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
+        file_menu.addSeparator()
+        self.recentMenu = file_menu.addMenu("Recent files")
+        self.recentMenu.setObjectName("recentMenu")
+        file_menu.addSeparator()
+        file_menu.addAction(self.actionQuit)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addActions([self.actionUndo, self.actionRedo])
+        run_menu = bar.addMenu("&Run")
+        run_menu.addActions([self.actionTrain, self.actionContinue, self.actionPause, self.actionStop])
+        run_menu.addSeparator()
+        run_menu.addActions([self.actionEvaluate, self.actionTensorBoard])
+        view_menu = bar.addMenu("&View")
+        for dock in (self.datasetDock, self.modelDock, self.trainingDock):
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addActions([self.actionSmoothing, self.actionLogScale, self.actionClearHistory])
+        view_menu.addSeparator()
+        view_menu.addActions([self.actionExportLoss, self.actionExportMetrics])
+        view_menu.addSeparator()
+        view_menu.addAction(self.actionResetLayout)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.actionAbout)
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        status.setObjectName("statusBar")
+        self.datasetStatus = QLabel("no dataset")
+        self.datasetStatus.setObjectName("datasetStatus")
+        self.modelStatus = QLabel("")
+        self.modelStatus.setObjectName("modelStatus")
+        status.addPermanentWidget(self.datasetStatus)
+        status.addPermanentWidget(self.modelStatus)
+
+    def _connect(self) -> None:
+        dp, mb, tp, c = self.datasetPanel, self.modelBuilder, self.trainingPanel, self.controller
+        dp.dataset_loaded.connect(self._on_dataset_loaded)
+        dp.load_failed.connect(self._on_dataset_load_failed)
+        dp.choices_changed.connect(self._on_dataset_choices_changed)
+        mb.layers_changed.connect(self._on_model_layers_changed)
+        mb.validity_changed.connect(self._on_model_validity_changed)
+        tp.train_requested.connect(self._on_train_requested)
+        tp.pause_requested.connect(self._on_pause_requested)
+        tp.resume_requested.connect(self._on_resume_requested)
+        tp.stop_requested.connect(self._on_stop_requested)
+        c.fit_started.connect(self._on_training_fit_started)
+        c.steps_arrived.connect(self._on_training_steps_arrived)
+        c.epoch_finished.connect(self._on_training_epoch_finished)
+        c.progress.connect(self._on_training_progress)
+        c.fit_finished.connect(self._on_training_fit_finished)
+        c.fit_failed.connect(self._on_training_fit_failed)
+        c.running_changed.connect(self._on_training_running_changed)
+        self.tensorboard.ready.connect(self._on_tensorboard_ready)
+        self.tensorboard.failed.connect(self._on_tensorboard_failed)
+
+    # ------------------------------------------------------------------------------------------ settings
+    def _restore_settings(self) -> None:
+        self._default_state = self.saveState()
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 860)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        self._rebuild_recent_menu()
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recentFiles", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: str | Path) -> None:
+        path = str(Path(path).resolve())
+        files = [path] + [f for f in self.recent_files() if f != path]
+        self.settings.setValue("recentFiles", files[:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recentMenu.clear()
+        files = self.recent_files()
+        for i, path in enumerate(files):
+            action = self.recentMenu.addAction(f"&{i + 1}  {Path(path).name}")
+            action.setToolTip(path)
+            action.setData(path)
+            action.triggered.connect(self._on_recent_triggered)
+        self.recentMenu.setEnabled(bool(files))
+
+    def _on_recent_triggered(self) -> None:
+        action = self.sender()
+        if isinstance(action, QAction):
+            self.open_path(action.data())
+
+    def _on_reset_layout(self) -> None:
+        if self._default_state is not None:
+            self.restoreState(self._default_state)
+        for dock in (self.datasetDock, self.modelDock, self.trainingDock):
+            dock.show()
+
+    # ------------------------------------------------------------------------------------------ messages
+    def show_error(self, title: str, message: str) -> None:
+        """A window-modal dialog that does not block the event loop (tests and training keep running)."""
+        self.last_error = message
+        self.statusBar().showMessage(message, 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.error_shown.emit(message)
+
+    # ------------------------------------------------------------------------------------------ opening files
+    def open_path(self, path: str | Path) -> None:
+        """Open a dataset, a checkpoint (.pt) or a project (.toml), by what the file is."""
+        path = Path(path)
+        if path.is_dir():
+            self.show_error("Cannot open a folder", f"{path} is a folder; open or drop one data file.")
+            return
+        if not path.exists():
+            self.show_error("File not found", f"{path}: no such file.")
+            return
+        suffix = path.suffix.lower()
+        if suffix == ".toml":
+            self.open_project(path)
+        elif suffix in (".pt", ".pth") and not self._holds_dataset(path):
+            self.open_checkpoint(path)
+        else:
+            self.open_dataset(path)
+
+    @staticmethod
+    def _holds_dataset(path: Path) -> bool:
+        try:
+            load_checkpoint(path)
+        except CheckpointError as exc:
+            return "holds a dataset" in str(exc)
+        return False
+
+    def open_sample(self) -> None:
+        self.open_dataset(sample_dataset())
+
+    def open_dataset(self, path: str | Path) -> None:
+        self.statusBar().showMessage(f"loading {Path(path).name}…")
+        self.datasetPanel.open_file(str(path))
+
+    def _on_open_dataset_triggered(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open dataset", self._last_dir(), DATA_FILTER)
+        if path:
+            self.open_dataset(path)
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("lastDir", str(Path.home())))
+
+    def _remember_dir(self, path: str | Path) -> None:
+        self.settings.setValue("lastDir", str(Path(path).resolve().parent))
+
+    def _on_dataset_loaded(self, path: str) -> None:
+        self._add_recent(path)
+        self._remember_dir(path)
+        if self._pending_project is not None:
+            cfg, self._pending_project = self._pending_project, None
+            d = cfg.data
+            self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split, missing=d.missing)
+        if self.loaded_checkpoint is not None and self.loaded_checkpoint.preprocessor is not None:
+            pre = self.loaded_checkpoint.preprocessor
+            if pre.target in self.datasetPanel.dataframe().columns:
+                self.datasetPanel.set_choices(target=pre.target, task=pre.task)
+        self.statusBar().showMessage(f"loaded {Path(path).name}", 5000)
+        self._on_dataset_choices_changed()
+
+    def _on_dataset_load_failed(self, path: str, message: str) -> None:
+        self._pending_project = None
+        self.show_error("Cannot open dataset", message)
+
+    def _io_shape(self) -> tuple[int | None, int | None]:
+        """Inputs and outputs the model must have for the dataset as currently configured."""
+        df = self.datasetPanel.dataframe()
+        if df is None:
+            return None, None
+        ckpt = self.loaded_checkpoint
+        if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model:
+            return ckpt.preprocessor.n_features, ckpt.preprocessor.n_outputs
+        try:
+            return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice())
+        except NNStudioError as exc:
+            self.datasetStatus.setText(f"dataset: {exc}")
+            return None, None
+
+    def prepare_data(self, preprocessor=None) -> PreparedData:
+        """The dataset panel's table and choices as tensors (reusing a model's preprocessing when given)."""
+        dp = self.datasetPanel
+        return prepare(dp.dataframe(), dp.target(), dp.task_choice(), dp.split(), self.data_seed, dp.missing(),
+                       preprocessor=preprocessor)
+
+    def _on_dataset_choices_changed(self) -> None:
+        if self.datasetPanel.dataframe() is None:
+            return
+        n_in, n_out = self._io_shape()
+        self.modelBuilder.set_io(n_in, n_out)
+        if n_in is not None:
+            df = self.datasetPanel.dataframe()
+            self.datasetStatus.setText(f"{Path(self.datasetPanel.path() or 'data').name}: {len(df):,} rows · "
+                                       f"{n_in} inputs · {self.datasetPanel.task()}")
+        self._update_can_train()
+
+    # ------------------------------------------------------------------------------------------ model
+    def _on_model_layers_changed(self) -> None:
+        if self.model is not None and self.model.spec != self.modelBuilder.layers():
+            self._forget_model_if_changed()
+        self._update_model_status()
+        self._update_can_train()
+
+    def _forget_model_if_changed(self) -> None:
+        from nnstudio.core.model import normalize_layer
+
+        layers = [normalize_layer(l, i + 1) for i, l in enumerate(self.modelBuilder.layers())]
+        if self.model is not None and layers != self.model.spec:
+            self.model = None
+            if self.loaded_checkpoint is not None:
+                self.statusBar().showMessage("the layers changed: the next run starts from new weights", 8000)
+
+    def _on_model_validity_changed(self, ok: bool, reason: str) -> None:
+        self._update_model_status()
+        self._update_can_train()
+
+    def _update_model_status(self) -> None:
+        summary = self.modelBuilder.summary()
+        trained = " · trained weights" if self.model is not None else ""
+        self.modelStatus.setText(f"{len(summary.rows)} layers · {summary.total_params:,} parameters{trained}"
+                                 if summary.ok else "model invalid")
+
+    def _update_can_train(self) -> None:
+        running = self.controller.is_running() if hasattr(self, "controller") else False
+        reason = ""
+        if self.datasetPanel.dataframe() is None:
+            reason = "Open a dataset first"
+        elif not self.modelBuilder.is_valid():
+            errors = self.modelBuilder.summary().errors
+            reason = errors[0] if errors else "The model is not valid"
+        ok = not reason and not running
+        self.trainingPanel.set_can_train(not reason, reason)
+        self.actionTrain.setEnabled(ok)
+        self.actionContinue.setEnabled(ok and self.model is not None)
+        self.actionEvaluate.setEnabled(not running and self.model is not None and self.datasetPanel.dataframe() is not None)
+        self.actionSaveCheckpoint.setEnabled(not running and self.model is not None)
+        self.actionPause.setEnabled(running)
+        self.actionStop.setEnabled(running)
+
+    # ------------------------------------------------------------------------------------------ training
+    def _on_continue_triggered(self) -> None:
+        self._continue_next = True
+        self._on_train_requested()
+
+    def run_config(self) -> RunConfig:
+        """The window's whole state as a run config: what Save project writes and a run uses."""
+        cfg = RunConfig()
+        dp = self.datasetPanel
+        if dp.path():
+            cfg.data.path = str(Path(dp.path()).resolve())
+        if dp.dataframe() is not None:
+            cfg.data.target = dp.target() or ""
+            cfg.data.task = dp.task_choice()
+            cfg.data.split = list(dp.split())
+            cfg.data.missing = dp.missing()
+        cfg.layers = copy.deepcopy(self.modelBuilder.layers())
+        cfg.training = self.trainingPanel.train_config()
+        cfg.data.seed = self.data_seed
+        cfg.output.logdir = str(self.logdir)
+        cfg.output.checkpoint = str(self.checkpoint_path) if self.checkpoint_path else "model.pt"
+        stem = Path(dp.path()).stem if dp.path() else "run"
+        cfg.output.name = f"{stem}-{self.run_count + 1}"
+        return cfg
+
+    def _on_train_requested(self) -> None:
+        if self.controller.is_running():
+            return
+        continue_training, self._continue_next = self._continue_next, False
+        if self.datasetPanel.dataframe() is None or not self.modelBuilder.is_valid():
+            self._update_can_train()
+            return
+        cfg = self.run_config()
+        try:
+            cfg.training.validate()
+            ckpt = self.loaded_checkpoint
+            keep_weights = self.model is not None and (continue_training or (ckpt is not None and self.model is ckpt.model))
+            preprocessor = ckpt.preprocessor if keep_weights and ckpt is not None and ckpt.preprocessor else None
+            if keep_weights and self.last_run is not None and self.model is self.last_run.model:
+                preprocessor = self.last_run.data.preprocessor
+            data = self.prepare_data(preprocessor)
+            model = self.model if keep_weights else build_model(cfg.layers, data.n_features, data.n_outputs)
+            run = TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False)
+        except NNStudioError as exc:
+            self.show_error("Cannot start training", str(exc))
+            return
+        self.run_count += 1
+        self.last_run = run
+        self.lossPlot.start_run(cfg.output.name)
+        self.metricsPlot.start_run(cfg.output.name)
+        self.lossPlot.set_live(True)
+        self.metricsPlot.set_live(True)
+        note = " (continuing from the current weights)" if keep_weights else ""
+        self.statusBar().showMessage(f"training {cfg.output.name} on {cfg.training.device}{note}…")
+        self.controller.start(run)
+
+    def _on_pause_triggered(self) -> None:
+        if self.trainingPanel.pauseButton.text().lower().startswith("resume"):
+            self._on_resume_requested()
+        else:
+            self._on_pause_requested()
+
+    def _on_pause_requested(self) -> None:
+        if self.controller.is_running():
+            self.controller.pause()
+            self.trainingPanel.set_paused(True)
+            self.actionPause.setText("&Resume")
+            self.statusBar().showMessage("paused")
+
+    def _on_resume_requested(self) -> None:
+        if self.controller.is_running():
+            self.controller.resume()
+            self.trainingPanel.set_paused(False)
+            self.actionPause.setText("&Pause")
+            self.statusBar().showMessage("training…")
+
+    def _on_stop_requested(self) -> None:
+        if self.controller.is_running():
+            self.controller.stop()
+            self.statusBar().showMessage("stopping after this batch…")
+
+    def _on_training_fit_started(self, info: dict) -> None:
+        self.statusBar().showMessage(f"training on {info.get('device', '?')}: {info.get('n_train', '?')} rows, "
+                                     f"{info.get('epochs', '?')} epochs")
+
+    def _on_training_steps_arrived(self, steps: list, losses: list) -> None:
+        self.lossPlot.add_steps(steps, losses)
+
+    def _on_training_epoch_finished(self, info: dict) -> None:
+        self.lossPlot.add_epoch(info["step"], info["train_loss"], info.get("val_loss"))
+        self.metricsPlot.add_epoch(info["epoch"], info.get("metrics", {}))
+        self.metricsPlot.add_lr(info["epoch"], info["lr"])
+
+    def _on_training_progress(self, info: dict) -> None:
+        self.trainingPanel.on_progress(info)
+
+    def _on_training_fit_finished(self, info: dict) -> None:
+        run = self.last_run
+        if run is not None:
+            self.model = run.model
+            self._reset_after_run()
+        reason = info.get("status") or info.get("reason", "completed")
+        self.trainingPanel.on_finished(reason)
+        metrics = info.get("validation") or {}
+        text = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v))
+        self.statusBar().showMessage(f"{reason}: {info.get('epochs', '?')} epochs · {text}", 0)
+        self._update_model_status()
+        self._finished_info = dict(info)
+
+    def _on_training_fit_failed(self, message: str) -> None:
+        run = self.last_run
+        if run is not None and run.trainer.history:
+            self.model = run.model  # the engine restored finite weights; NaN weights are never kept
+        self._reset_after_run()
+        self.trainingPanel.on_failed(message)
+        self.show_error("Training stopped", message)
+
+    def _reset_after_run(self) -> None:
+        self.lossPlot.set_live(False)
+        self.metricsPlot.set_live(False)
+        self.actionPause.setText("&Pause")
+
+    def _on_training_running_changed(self, running: bool) -> None:
+        self.trainingPanel.set_running(running)
+        self.datasetPanel.setEnabled(not running)
+        self.modelBuilder.setEnabled(not running)
+        for action in (self.actionOpenDataset, self.actionOpenCheckpoint, self.actionOpenProject):
+            action.setEnabled(not running)
+        self._update_can_train()
+        if not running and self._finished_info is not None:
+            info, self._finished_info = self._finished_info, None
+            self.training_finished.emit(info)  # the window is idle again: save, evaluate, train are enabled
+
+    def _on_evaluate_triggered(self) -> None:
+        if self.model is None or self.datasetPanel.dataframe() is None:
+            return
+        try:
+            pre = self.loaded_checkpoint.preprocessor if (self.loaded_checkpoint and self.model is self.loaded_checkpoint.model) else None
+            if self.last_run is not None and self.model is self.last_run.model:
+                pre = self.last_run.data.preprocessor
+            data = self.prepare_data(pre)
+            result = evaluate_model(self.model, data, "test")
+        except NNStudioError as exc:
+            self.show_error("Cannot evaluate", str(exc))
+            return
+        except RuntimeError as exc:
+            self.show_error("Cannot evaluate", f"the model does not fit this dataset ({str(exc).splitlines()[0]})")
+            return
+        self.last_evaluation = result
+        text = "  ".join(f"{k} {v:.4g}" for k, v in result.items())
+        self.statusBar().showMessage(f"test split: {text}", 0)
+        box = QMessageBox(QMessageBox.Icon.Information, "Evaluation on the test split",
+                          "\n".join(f"{k}: {v:.4f}" for k, v in result.items()), QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("evaluationDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def _on_open_checkpoint_triggered(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_dir(), CHECKPOINT_FILTER)
+        if path:
+            self.open_checkpoint(path)
+
+    def open_checkpoint(self, path: str | Path) -> bool:
+        """Load safely; on any problem show why and change nothing."""
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as exc:
+            self.show_error("Cannot open checkpoint", str(exc))
+            return False
+        self.loaded_checkpoint = ckpt
+        self.model = ckpt.model
+        self.checkpoint_path = Path(path)
+        self.modelBuilder.set_layers(ckpt.layers, undoable=False)
+        self.model = ckpt.model  # set_layers may have reset it through layers_changed
+        cfg = ckpt.config or {}
+        if cfg.get("training"):
+            try:
+                self.trainingPanel.set_train_config(RunConfig.from_dict({"training": cfg["training"]}).training)
+            except NNStudioError:
+                pass
+        if ckpt.preprocessor is not None and self.datasetPanel.dataframe() is not None:
+            pre = ckpt.preprocessor
+            if pre.target in self.datasetPanel.dataframe().columns:
+                self.datasetPanel.set_choices(target=pre.target, task=pre.task)
+        self._on_dataset_choices_changed()
+        self._add_recent(path)
+        self._remember_dir(path)
+        notes = "; ".join(ckpt.notes)
+        self.statusBar().showMessage(f"opened {Path(path).name}: {ckpt.n_parameters:,} parameters"
+                                     + (f" — {notes}" if notes else ""), 10000)
+        self._update_model_status()
+        self._update_can_train()
+        self.checkpoint_loaded.emit(str(path))
+        return True
+
+    def _on_save_checkpoint_triggered(self) -> None:
+        start = str(self.checkpoint_path or Path(self._last_dir()) / "model.pt")
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", start, CHECKPOINT_FILTER)
+        if path:
+            if not Path(path).suffix:
+                path += ".pt"
+            self.save_checkpoint(path)
+
+    def save_checkpoint(self, path: str | Path) -> bool:
+        if self.model is None:
+            self.show_error("Nothing to save", "Train a model or open a checkpoint first.")
+            return False
+        run = self.last_run if self.last_run is not None and self.last_run.model is self.model else None
+        try:
+            if run is not None:
+                t = run.trainer
+                history = [{"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, **e.metrics}
+                           for e in t.history]
+                final = t.history[-1].metrics if t.history else {}
+                obj = build_checkpoint(self.model, run.data.preprocessor, config=self.run_config().to_dict(),
+                                       optimizer=t.optimizer, scheduler=t.scheduler, epoch=t.epoch,
+                                       metrics={f"val_{k}": v for k, v in final.items()}, history=history)
+            else:
+                ckpt = self.loaded_checkpoint
+                obj = build_checkpoint(self.model, ckpt.preprocessor if ckpt else None,
+                                       config=ckpt.config if ckpt else {}, epoch=ckpt.epoch if ckpt else 0,
+                                       metrics=ckpt.metrics if ckpt else {}, history=ckpt.history if ckpt else [])
+            atomic_torch_save(obj, path)
+        except (NNStudioError, OSError, TypeError) as exc:
+            self.show_error("Cannot save checkpoint", str(exc))
+            return False
+        self.checkpoint_path = Path(path)
+        self._add_recent(path)
+        self._remember_dir(path)
+        self.statusBar().showMessage(f"saved {path}", 8000)
+        self.checkpoint_saved.emit(str(path))
+        return True
+
+    # ------------------------------------------------------------------------------------------ projects
+    def _on_open_project_triggered(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", self._last_dir(), PROJECT_FILTER)
+        if path:
+            self.open_project(path)
+
+    def open_project(self, path: str | Path) -> bool:
+        try:
+            cfg = RunConfig.load(path)
+        except NNStudioError as exc:
+            self.show_error("Cannot open project", str(exc))
+            return False
+        self.modelBuilder.set_layers(cfg.layers, undoable=True)
+        self.trainingPanel.set_train_config(cfg.training)
+        self.logdir = cfg.logdir
+        self.data_seed = cfg.data.seed
+        self.checkpoint_path = cfg.checkpoint_path
+        if cfg.data.path:
+            self._pending_project = cfg
+            self.open_dataset(cfg.data_path)
+        self._add_recent(path)
+        self._remember_dir(path)
+        self.project_loaded.emit(str(path))
+        return True
+
+    def _on_save_project_triggered(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", str(Path(self._last_dir()) / "project.toml"),
+                                              PROJECT_FILTER)
+        if path:
+            if not Path(path).suffix:
+                path += ".toml"
+            self.save_project(path)
+
+    def save_project(self, path: str | Path) -> bool:
+        try:
+            self.run_config().save(path)
+        except (NNStudioError, OSError) as exc:
+            self.show_error("Cannot save project", str(exc))
+            return False
+        self._add_recent(path)
+        self.statusBar().showMessage(f"saved project {path}", 8000)
+        self.project_saved.emit(str(path))
+        return True
+
+    # ------------------------------------------------------------------------------------------ view
+    def _export_plot(self, plot, name: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(Path(self._last_dir()) / f"{name}.png"),
+                                              "PNG images (*.png)")
+        if not path:
+            return
+        try:
+            plot.export_png(path)
+        except OSError as exc:
+            self.show_error("Cannot export plot", str(exc))
+            return
+        self.statusBar().showMessage(f"exported {path}", 5000)
+
+    def _on_smoothing_toggled(self, checked: bool) -> None:
+        self.lossPlot.set_smoothing(0.05 if checked else None)
+
+    def _on_log_scale_toggled(self, checked: bool) -> None:
+        self.lossPlot.set_log_y(checked)
+
+    def _on_clear_history(self) -> None:
+        self.lossPlot.clear_history()
+        self.metricsPlot.clear_history()
+
+    def _on_tensorboard_triggered(self) -> None:
+        self.statusBar().showMessage("starting TensorBoard…")
+        self.tensorboard.start(self.logdir)
+
+    def _on_tensorboard_ready(self, url: str) -> None:
+        self.statusBar().showMessage(f"TensorBoard at {url}", 15000)
+
+    def _on_tensorboard_failed(self, message: str) -> None:
+        self.show_error("TensorBoard", message)
+
+    def _on_about_triggered(self) -> None:
+        QMessageBox.about(self, "About nnstudio", about_text())
+
+    # ------------------------------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = [u for u in event.mimeData().urls()]
+        paths = [u.toLocalFile() for u in urls if u.isLocalFile()]
+        event.acceptProposedAction()
+        if not paths:
+            self.show_error("Cannot open", "Only local files can be opened.")
+        elif len(paths) > 1:
+            self.show_error("One file at a time", f"{len(paths)} files were dropped; drop one dataset, "
+                            "checkpoint or project at a time.")
+        elif self.controller.is_running():
+            self.show_error("Training in progress", "Stop the run before opening another file.")
+        else:
+            self.open_path(paths[0])
+
+    # ------------------------------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        self._save_settings()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop and join every thread and child process; safe to call twice."""
+        self.controller.shutdown()
+        shutdown = getattr(self.datasetPanel, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        self.tensorboard.stop()
+        self.lossPlot.set_live(False)
+        self.metricsPlot.set_live(False)
+
+
+def about_text() -> str:
+    import torch
+    from PySide6 import QtCore, __version__ as pyside_version
+
+    from nnstudio.core.devices import list_devices
+
+    devices = "<br>".join(d.label for d in list_devices())
+    return (f"<h3>nnstudio {__version__}</h3>"
+            "<p>Build, train, inspect and save PyTorch networks.</p>"
+            f"<p>torch {torch.__version__}<br>PySide6 {pyside_version}, Qt {QtCore.qVersion()}</p>"
+            f"<p><b>Devices</b><br>{devices}</p>")

@@ -1,0 +1,247 @@
+"""The real window, driven headless: open data, build a model, train, stop, close, save and reopen."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QPushButton
+
+from nnstudio.core.checkpoint import load_checkpoint
+from nnstudio.gui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, logdir=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.shutdown()
+
+
+def load(qtbot, window, path):
+    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+        window.open_path(path)
+
+
+def train(qtbot, window, epochs=3, timeout=60000):
+    window.trainingPanel.epochsSpin.setValue(epochs)
+    with qtbot.waitSignal(window.training_finished, timeout=timeout) as blocker:
+        qtbot.mouseClick(window.trainingPanel.trainButton, Qt.MouseButton.LeftButton)
+    return blocker.args[0]
+
+
+def drop(window, *paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def test_required_object_names(window):
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QWidget
+
+    for name in ("datasetPanel", "datasetTable", "targetCombo", "layerList", "addLayerButton", "deviceCombo",
+                 "epochsSpin", "batchSizeSpin", "learningRateSpin", "trainButton", "pauseButton", "stopButton",
+                 "progressBar", "lossPlot", "metricsPlot"):
+        assert window.findChild(QWidget, name) is not None, name
+    for name in ("actionOpenDataset", "actionOpenCheckpoint", "actionSaveCheckpoint", "actionOpenProject",
+                 "actionSaveProject"):
+        assert window.findChild(QAction, name) is not None, name
+    assert window.actionTrain.shortcut().toString() == "F5"
+    assert window.actionStop.shortcut().toString() == "Shift+F5"
+    assert window.actionOpenDataset.shortcut().toString() == "Ctrl+O"
+    assert window.actionSaveCheckpoint.shortcut().toString() == "Ctrl+S"
+    assert window.findChild(QWidget, "deviceCombo").currentData() == "auto"
+
+
+def test_open_by_dialog_and_train_plots_hold_points(qtbot, window, flowers_csv, monkeypatch):
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(flowers_csv), ""))
+    assert not window.trainingPanel.trainButton.isEnabled()
+    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+        window.actionOpenDataset.trigger()
+    assert window.datasetPanel.datasetTable.model().rowCount() == 600
+    assert window.datasetPanel.targetCombo.currentText() == "species"
+    qtbot.waitUntil(window.trainingPanel.trainButton.isEnabled)
+    info = train(qtbot, window, epochs=3)
+    assert info["status"] == "completed"
+    bar = window.trainingPanel.progressBar
+    assert bar.value() == bar.maximum() > 0
+    run = window.last_run
+    steps = run.trainer.global_step
+    window.lossPlot.redraw()
+    xs, ys = window.lossPlot.step_curve.getData()
+    assert len(xs) == steps and list(xs[:3]) == [1, 2, 3]
+    epoch_x, epoch_y = window.lossPlot.train_curve.getData()
+    assert len(epoch_x) == 3
+    assert epoch_y[-1] == pytest.approx(run.trainer.history[-1].train_loss)
+    window.metricsPlot.redraw()
+    assert len(window.metricsPlot.curves["accuracy"].getData()[0]) == 3
+    assert list(Path(window.logdir).glob("*/events.out.tfevents.*"))
+
+
+def test_drop_dataset_then_build_model_and_train_regression(qtbot, window, houses_csv):
+    drop(window, houses_csv)
+    qtbot.waitUntil(lambda: window.datasetPanel.dataframe() is not None, timeout=20000)
+    assert window.datasetPanel.task() == "regression"
+    builder = window.modelBuilder
+    builder.set_layers([{"type": "Linear", "out_features": 16}, {"type": "Tanh"},
+                        {"type": "Linear", "out_features": "auto"}])
+    assert builder.is_valid()
+    info = train(qtbot, window, epochs=2)
+    assert set(info["validation"]) == {"rmse", "mae", "r2"}
+    assert window.model.spec[0]["out_features"] == 16
+
+
+def test_invalid_model_disables_train(qtbot, window, flowers_csv):
+    load(qtbot, window, flowers_csv)
+    qtbot.waitUntil(window.trainingPanel.trainButton.isEnabled)
+    window.modelBuilder.set_layers([{"type": "ReLU"}])
+    assert not window.modelBuilder.is_valid()
+    assert not window.trainingPanel.trainButton.isEnabled()
+    assert not window.actionTrain.isEnabled()
+    window.modelBuilder.undo_stack.undo()
+    qtbot.waitUntil(window.trainingPanel.trainButton.isEnabled)
+
+
+def test_stop_mid_run(qtbot, window, flowers_csv):
+    load(qtbot, window, flowers_csv)
+    window.trainingPanel.epochsSpin.setValue(5000)
+    window.trainingPanel.batchSizeSpin.setValue(8)
+    with qtbot.waitSignal(window.controller.epoch_finished, timeout=30000):
+        qtbot.mouseClick(window.trainingPanel.trainButton, Qt.MouseButton.LeftButton)
+    assert window.controller.is_running()
+    with qtbot.waitSignal(window.training_finished, timeout=30000) as blocker:
+        qtbot.mouseClick(window.trainingPanel.stopButton, Qt.MouseButton.LeftButton)
+    assert blocker.args[0]["status"] == "stopped"
+    assert len(window.last_run.trainer.history) < 5000
+    qtbot.waitUntil(lambda: not window.controller.is_running())
+    assert window.trainingPanel.trainButton.isEnabled()
+
+
+def test_close_mid_run_joins_worker(qtbot, tmp_path, flowers_csv):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, logdir=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    load(qtbot, w, flowers_csv)
+    w.trainingPanel.epochsSpin.setValue(5000)
+    with qtbot.waitSignal(w.controller.epoch_finished, timeout=30000):
+        w.actionTrain.trigger()
+    assert w.controller.is_running()
+    w.close()
+    assert not w.controller.is_running()
+    assert w.last_run.trainer.epoch < 5000
+    # geometry and recent files persisted
+    settings.sync()
+    assert settings.value("window/geometry") is not None
+    assert str(flowers_csv.resolve()) in MainWindow(settings=settings, logdir=tmp_path / "r2").recent_files()
+
+
+def test_save_and_reopen_checkpoint_identical_predictions(qtbot, window, churn_csv, tmp_path, monkeypatch):
+    load(qtbot, window, churn_csv)
+    train(qtbot, window, epochs=2)
+    target = tmp_path / "saved.pt"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    with qtbot.waitSignal(window.checkpoint_saved):
+        window.actionSaveCheckpoint.trigger()
+    X = window.last_run.data.test.X.cpu()
+    window.model.eval()
+    with torch.no_grad():
+        before = window.model(X)
+    raw = torch.load(target, weights_only=True)
+    assert raw["format"] == "nnstudio" and raw["preprocessing"]["classes"] == ["no", "yes"]
+
+    settings = QSettings(str(tmp_path / "s2.ini"), QSettings.Format.IniFormat)
+    other = MainWindow(settings=settings, logdir=tmp_path / "runs2")
+    qtbot.addWidget(other)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(target), ""))
+    with qtbot.waitSignal(other.checkpoint_loaded):
+        other.actionOpenCheckpoint.trigger()
+    with torch.no_grad():
+        after = other.model(X)
+    assert torch.equal(before, after)
+    assert other.modelBuilder.layers() == load_checkpoint(target).layers
+    df = pd.read_csv(churn_csv).head(20)
+    assert load_checkpoint(target).predict(df) == other.loaded_checkpoint.predict(df)
+    other.shutdown()
+
+
+def test_bad_file_keeps_previous_dataset(qtbot, window, flowers_csv, tmp_path):
+    load(qtbot, window, flowers_csv)
+    before = window.datasetPanel.dataframe()
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(os.urandom(300))
+    with qtbot.waitSignal(window.error_shown, timeout=20000) as blocker:
+        drop(window, bad)
+    assert "broken.parquet" in blocker.args[0]
+    assert window.datasetPanel.dataframe() is before
+    assert window.findChild(QMessageBox, "errorDialog") is not None
+    with qtbot.waitSignal(window.error_shown):
+        drop(window, flowers_csv, flowers_csv)
+    assert "one" in window.last_error.lower()
+    with qtbot.waitSignal(window.error_shown):
+        drop(window, tmp_path)
+    assert "folder" in window.last_error
+    info = train(qtbot, window, epochs=1)
+    assert info["status"] == "completed"
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_hostile_checkpoint_is_refused_and_window_keeps_working(qtbot, window, flowers_csv, tmp_path):
+    load(qtbot, window, flowers_csv)
+    layers_before = window.modelBuilder.layers()
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "nnstudio", "state_dict": _Evil(marker)}, evil)
+    with qtbot.waitSignal(window.error_shown, timeout=10000) as blocker:
+        drop(window, evil)
+    assert "refused" in blocker.args[0]
+    assert not marker.exists()
+    assert window.model is None
+    assert window.modelBuilder.layers() == layers_before
+    assert train(qtbot, window, epochs=1)["status"] == "completed"
+
+
+def test_project_round_trip(qtbot, window, houses_csv, tmp_path):
+    load(qtbot, window, houses_csv)
+    window.trainingPanel.epochsSpin.setValue(7)
+    window.modelBuilder.set_layers([{"type": "Linear", "out_features": 8}, {"type": "GELU"},
+                                    {"type": "Linear", "out_features": "auto"}])
+    project = tmp_path / "proj" / "houses.toml"
+    project.parent.mkdir()
+    assert window.save_project(project)
+    settings = QSettings(str(tmp_path / "s3.ini"), QSettings.Format.IniFormat)
+    other = MainWindow(settings=settings, logdir=tmp_path / "other")
+    qtbot.addWidget(other)
+    with qtbot.waitSignal(other.datasetPanel.dataset_loaded, timeout=20000):
+        other.open_path(project)
+    assert other.trainingPanel.epochsSpin.value() == 7
+    assert [l["type"] for l in other.modelBuilder.layers()] == ["Linear", "GELU", "Linear"]
+    assert Path(other.datasetPanel.path()).resolve() == houses_csv.resolve()
+    assert other.datasetPanel.target() == "price"
+    other.shutdown()
+
+
+def test_about_text_names_versions():
+    from nnstudio.gui.main_window import about_text
+    from PySide6 import QtCore
+
+    text = about_text()
+    assert torch.__version__ in text and QtCore.qVersion() in text and "CPU" in text
