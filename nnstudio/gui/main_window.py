@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QWidget)
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget)
 
 from nnstudio import __version__
 from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint
@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_settings()
         self.modelBuilder.set_layers(default_layers(), undoable=False)
+        self._on_smoothing_toggled(self.actionSmoothing.isChecked())
         self._update_can_train()
 
     # ------------------------------------------------------------------------------------------ layout
@@ -118,13 +119,16 @@ class MainWindow(QMainWindow):
         self.modelBuilder.setObjectName("modelBuilder")
         self.trainingPanel = TrainingPanel()
         self.trainingPanel.setObjectName("trainingPanel")
+        # Data and model share the left column as tabs (the order people work in); training controls sit
+        # on the right, so the plots keep the middle of the window.
         self.datasetDock = self._dock("Dataset", "datasetDock", self.datasetPanel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.modelDock = self._dock("Model", "modelDock", self.modelBuilder, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.modelDock = self._dock("Model", "modelDock", self.modelBuilder, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.datasetDock, self.modelDock)
+        self.datasetDock.raise_()
         self.trainingDock = self._dock("Training", "trainingDock", self.trainingPanel,
                                        Qt.DockWidgetArea.RightDockWidgetArea)
-        self.splitDockWidget(self.modelDock, self.trainingDock, Qt.Orientation.Horizontal)
-        self.resizeDocks([self.datasetDock, self.modelDock, self.trainingDock], [430, 360, 330],
-                         Qt.Orientation.Horizontal)
+        self.setTabPosition(Qt.DockWidgetArea.LeftDockWidgetArea, QTabWidget.TabPosition.North)
+        self.resizeDocks([self.datasetDock, self.trainingDock], [470, 330], Qt.Orientation.Horizontal)
         self._default_state = None
 
     def _action(self, name: str, text: str, slot, shortcut: QKeySequence | str | None = None,

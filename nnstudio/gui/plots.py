@@ -824,6 +824,7 @@ class MetricsPlot(_RunPlotWidget):
     def __init__(self, parent=None, objectName: str | None = None):
         super().__init__(parent, objectName, x_label="epoch", y_label="metric")
         self._colors: dict[str, str] = {}
+        self._lr_max = 0.0
         plot_item = self.getPlotItem()
         self._lr_view = pg.ViewBox(enableMenu=False)
         plot_item.showAxis("right")
@@ -874,6 +875,11 @@ class MetricsPlot(_RunPlotWidget):
     def add_lr(self, epoch: float, lr: float) -> None:
         """Learning rate at ``epoch`` (fractional epochs plot per-step rates)."""
         self._extend("lr", [epoch], [lr])
+        if np.isfinite(lr) and lr > self._lr_max:
+            # From zero up: a constant rate reads as a flat line at its value, not as noise around it.
+            self._lr_max = float(lr)
+            self._lr_view.enableAutoRange(y=False)
+            self._lr_view.setYRange(0.0, self._lr_max * 1.15, padding=0)
 
     @QtCore.Slot()
     def _on_view_resized(self) -> None:
