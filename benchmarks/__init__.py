@@ -1,0 +1,1 @@
+"""nnstudio's speed suite: `python -m benchmarks.run` (see benchmarks/README.md)."""
