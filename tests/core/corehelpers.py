@@ -12,11 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+import nnstudio
 from nnstudio.core.data import PreparedData
 from nnstudio.core.engine import Callback, TrainConfig, Trainer
 from nnstudio.core.model import build_model
-
-REPO = Path(__file__).resolve().parents[2]
 
 #: A small MLP: fast on 2 cores, still learns the sample tables.
 SMALL = [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Linear", "out_features": "auto"}]
@@ -80,7 +79,8 @@ def write_toml(path: Path, data_path: Path | str, target: str = "", epochs: int 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    # the child imports the very nnstudio this test process imported (source tree or installed wheel)
+    env["PYTHONPATH"] = str(Path(nnstudio.__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
     env["QT_QPA_PLATFORM"] = "offscreen"
     env["OMP_NUM_THREADS"] = "1"
     return env
