@@ -23,7 +23,7 @@ from torch import nn
 
 from nnstudio import __version__
 from nnstudio.core.data import Preprocessor
-from nnstudio.core.errors import CheckpointError, ModelSpecError
+from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, ModelSpecError
 from nnstudio.core.model import SpecModel, count_parameters
 
 FORMAT = "nnstudio"
@@ -215,7 +215,8 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         raise CheckpointError(f"{path.name}: not an nnstudio checkpoint (holds a {type(obj).__name__}, not a dict)")
     if obj.get("format") != FORMAT:
         if "X" in obj and "state_dict" not in obj:
-            raise CheckpointError(f"{path.name}: this holds a dataset (tensors X, y), not a model; open it as a dataset")
+            raise DatasetNotCheckpoint(f"{path.name}: this holds a dataset (tensors X, y), not a model; "
+                                       "open it as a dataset")
         state = obj.get("state_dict", obj) if isinstance(obj.get("state_dict", obj), dict) else obj
         if state and all(isinstance(v, torch.Tensor) for v in state.values()):
             return load_bare_state_dict(state, path)

@@ -241,6 +241,7 @@ class Trainer:
         self.best_epoch: int | None = None
         self.best_val_loss: float | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
+        self._initial_state: dict[str, torch.Tensor] | None = None
         self.result: FitFinished | None = None
         self.should_stop = False
         self._seen = 0
@@ -290,6 +291,7 @@ class Trainer:
             if self.optimizer is None:
                 self.optimizer = make_optimizer(self.model.parameters(), cfg, self.device)
                 self.scheduler = make_scheduler(self.optimizer, cfg, steps_per_epoch)
+            self._initial_state = _snapshot(self.model) if self.best_state is None else None
             self._call("on_fit_start", FitStarted(cfg.epochs, steps_per_epoch, len(train), len(val), str(self.device),
                                                   self.task, threads))
             result = self._run_epochs(train, val, generator)
@@ -373,8 +375,8 @@ class Trainer:
                 improved = True
             if improved:
                 self.best_epoch, self.best_val_loss = epoch, val_loss
-                if cfg.early_stopping:
-                    self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                # Kept always (not only for early stopping): a diverging run falls back to these finite weights.
+                self.best_state = _snapshot(model)
             if scheduler is not None and not per_batch_scheduler:
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     scheduler.step(val_loss if val_loss is not None else train_loss)
@@ -419,8 +421,9 @@ class Trainer:
         return weighted
 
     def _diverged(self, epoch: int, value: float, step: int | None = None) -> None:
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+        fallback = self.best_state if self.best_state is not None else self._initial_state
+        if fallback is not None:
+            self.model.load_state_dict(fallback)  # never leave NaN weights behind
         where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
         raise TrainingDiverged(f"the loss became {value} at {where}: training diverged; "
                                f"try a lower learning rate (now {self.config.lr:g})")
@@ -453,6 +456,10 @@ def predict_batches(model: nn.Module, X: torch.Tensor, batch_size: int = 8192) -
         if len(X) <= batch_size:
             return model(X)
         return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _has_batchnorm(model: nn.Module) -> bool:

@@ -21,6 +21,10 @@ class CheckpointError(NNStudioError):
     pass
 
 
+class DatasetNotCheckpoint(CheckpointError):
+    """A `.pt` that holds tensors X and y: open it as a dataset instead."""
+
+
 class TrainingError(NNStudioError):
     pass
 

@@ -20,7 +20,7 @@ from nnstudio import __version__
 from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, model_io_size, prepare
-from nnstudio.core.errors import CheckpointError, NNStudioError
+from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudioError
 from nnstudio.core.model import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun, evaluate_model
 from nnstudio.gui.dataset_panel import DatasetPanel
@@ -319,18 +319,10 @@ class MainWindow(QMainWindow):
         suffix = path.suffix.lower()
         if suffix == ".toml":
             self.open_project(path)
-        elif suffix in (".pt", ".pth") and not self._holds_dataset(path):
+        elif suffix in (".pt", ".pth"):
             self.open_checkpoint(path)
         else:
             self.open_dataset(path)
-
-    @staticmethod
-    def _holds_dataset(path: Path) -> bool:
-        try:
-            load_checkpoint(path)
-        except CheckpointError as exc:
-            return "holds a dataset" in str(exc)
-        return False
 
     def open_sample(self) -> None:
         self.open_dataset(sample_dataset())
@@ -553,8 +545,8 @@ class MainWindow(QMainWindow):
 
     def _on_training_fit_failed(self, message: str) -> None:
         run = self.last_run
-        if run is not None and run.trainer.history:
-            self.model = run.model  # the engine restored finite weights; NaN weights are never kept
+        if run is not None:
+            self.model = run.model  # the engine restored the best finite weights; NaN weights are never kept
         self._reset_after_run()
         self.trainingPanel.on_failed(message)
         self.show_error("Training stopped", message)
@@ -609,6 +601,9 @@ class MainWindow(QMainWindow):
         """Load safely; on any problem show why and change nothing."""
         try:
             ckpt = load_checkpoint(path)
+        except DatasetNotCheckpoint:
+            self.open_dataset(path)
+            return False
         except CheckpointError as exc:
             self.show_error("Cannot open checkpoint", str(exc))
             return False

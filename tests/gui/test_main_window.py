@@ -245,3 +245,31 @@ def test_about_text_names_versions():
 
     text = about_text()
     assert torch.__version__ in text and QtCore.qVersion() in text and "CPU" in text
+
+
+def test_dropped_tensor_file_opens_as_dataset(qtbot, window, tmp_path):
+    path = tmp_path / "tensors.pt"
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 5, generator=g)
+    torch.save({"X": X, "y": (X[:, 0] > 0).long()}, path)
+    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+        drop(window, path)
+    assert window.datasetPanel.dataframe().shape == (200, 6)
+    assert window.datasetPanel.task() == "binary"
+    assert window.model is None
+
+
+def test_diverging_run_shows_dialog_and_resets_controls(qtbot, window, houses_csv):
+    load(qtbot, window, houses_csv)
+    panel = window.trainingPanel
+    panel.optimizerCombo.setCurrentText("SGD")
+    panel.learningRateSpin.setValue(10.0)
+    panel.epochsSpin.setValue(50)
+    with qtbot.waitSignal(window.error_shown, timeout=60000) as blocker:
+        qtbot.mouseClick(panel.trainButton, Qt.MouseButton.LeftButton)
+    assert "learning rate" in blocker.args[0]
+    qtbot.waitUntil(lambda: not window.controller.is_running())
+    qtbot.waitUntil(panel.trainButton.isEnabled)
+    assert not panel.stopButton.isEnabled()
+    assert window.model is not None  # the best finite weights come back, never NaN ones
+    assert all(torch.isfinite(p).all() for p in window.model.parameters())
