@@ -276,3 +276,18 @@ def test_save_refuses_objects_a_safe_load_could_not_open(trained, tmp_path):
     with pytest.raises(TypeError, match="cannot go into a checkpoint"):
         save_checkpoint(tmp_path / "m.pt", trainer.model, None, config={"when": object()})
     assert not list(tmp_path.iterdir())
+
+
+def test_regression_round_trip_predicts_in_target_units(houses_data, tmp_path):
+    trainer = make_trainer(houses_data, epochs=2)
+    trainer.fit()
+    save_checkpoint(tmp_path / "houses.pt", trainer.model, houses_data.preprocessor, epoch=trainer.epoch)
+    loaded = load_checkpoint(tmp_path / "houses.pt")
+    df = read_table(sample_dataset("houses.csv")).iloc[:40]
+    values = loaded.predict(df.drop(columns=["price"]))
+    trainer.model.eval()
+    with torch.no_grad():
+        out = trainer.model(torch.from_numpy(houses_data.preprocessor.transform_features(df)))
+    assert values == houses_data.preprocessor.decode(out)
+    assert np.corrcoef(values, df["price"])[0, 1] > 0.5  # in the target's units, and related to it
+    assert abs(np.mean(values) - df["price"].mean()) < df["price"].std()
