@@ -158,6 +158,40 @@ def make_loss(task: str, name: str = "auto") -> nn.Module:
             "cross_entropy": nn.CrossEntropyLoss}[name]()
 
 
+def _cpu_vector_floats() -> int:
+    capability = torch.backends.cpu.get_cpu_capability()
+    return 16 if capability.startswith("AVX512") else 8 if capability.startswith("AVX2") else 4
+
+
+def fast_loss(loss_fn: nn.Module, device: torch.device):
+    """The same loss, computed where torch's CPU kernels are fastest for it.
+
+    torch's CPU log-softmax over a last dimension narrower than a vector register (under 16 classes with
+    AVX-512) runs a per-row scalar path: at 4096 rows × 10 classes it took ~1 ms of a ~4 ms training
+    step of a small MLP. Laid out class-major, (1, C, N), the same reduction runs vectorised over rows
+    with the same per-row arithmetic, ~4× faster forward and backward: the loss and its gradient match
+    torch's bit for bit; the gradient reaches the last layer transposed, so that layer's matrix product may
+    round differently (tests/core/test_fast_loss.py). Runs stay deterministic. Anything but a plain,
+    hook-free CrossEntropyLoss on 2-D CPU logits is left to torch.
+    """
+    if (device.type != "cpu" or type(loss_fn) is not nn.CrossEntropyLoss or loss_fn.weight is not None
+            or loss_fn.label_smoothing != 0.0 or loss_fn.reduction not in ("mean", "sum")
+            or loss_fn._forward_hooks or loss_fn._forward_pre_hooks):
+        return loss_fn
+    width = _cpu_vector_floats()
+    ignore_index, reduction = loss_fn.ignore_index, loss_fn.reduction
+    cross_entropy = nn.functional.cross_entropy
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.dim() == 2 and target.dim() == 1 and 1 < logits.shape[1] < width \
+                and logits.shape[0] * logits.shape[1] >= 1024 and not target.is_floating_point():
+            return cross_entropy(logits.t().unsqueeze(0), target.unsqueeze(0), ignore_index=ignore_index,
+                                 reduction=reduction)
+        return loss_fn(logits, target)
+
+    return loss
+
+
 def _fused_ok(params: list[torch.Tensor], device: torch.device) -> bool:
     return device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
 
@@ -316,7 +350,8 @@ class Trainer:
 
     def _run_epochs(self, train: TensorSplit, val: TensorSplit, generator: torch.Generator | None) -> FitFinished:
         cfg = self.config
-        model, loss_fn, optimizer, scheduler = self.model, self.loss_fn, self.optimizer, self.scheduler
+        model, optimizer, scheduler = self.model, self.optimizer, self.scheduler
+        loss_fn = fast_loss(self.loss_fn, self.device)
         per_batch_scheduler = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
         want_steps = any(type(cb).on_train_batch_end is not Callback.on_train_batch_end for cb in self.callbacks)
         clip = cfg.grad_clip
@@ -445,7 +480,8 @@ class Trainer:
             split = split.to(self.device)
             outputs = predict_batches(model, split.X, 8192)
             target = split.y
-            loss = float(self.loss_fn(outputs.squeeze(-1) if self.task != "multiclass" else outputs, target))
+            loss_fn = fast_loss(self.loss_fn, self.device)
+            loss = float(loss_fn(outputs.squeeze(-1) if self.task != "multiclass" else outputs, target))
             return loss, metrics_mod.compute(self.task, outputs, target, self.data.preprocessor)
         finally:
             model.train(was_training)
