@@ -273,3 +273,59 @@ def test_diverging_run_shows_dialog_and_resets_controls(qtbot, window, houses_cs
     assert not panel.stopButton.isEnabled()
     assert window.model is not None  # the best finite weights come back, never NaN ones
     assert all(torch.isfinite(p).all() for p in window.model.parameters())
+
+
+def test_evaluate_after_loading_checkpoint_uses_its_preprocessing(qtbot, window, flowers_csv, tmp_path):
+    load(qtbot, window, flowers_csv)
+    train(qtbot, window, epochs=3)
+    path = tmp_path / "flowers.pt"
+    assert window.save_checkpoint(path)
+    expected = window.last_run.trainer.evaluate(window.last_run.data.test)
+    settings = QSettings(str(tmp_path / "s4.ini"), QSettings.Format.IniFormat)
+    other = MainWindow(settings=settings, logdir=tmp_path / "runs4")
+    qtbot.addWidget(other)
+    assert other.open_checkpoint(path)
+    assert not other.actionEvaluate.isEnabled()  # no dataset yet
+    load(qtbot, other, flowers_csv)
+    assert other.actionEvaluate.isEnabled()
+    other.actionEvaluate.trigger()
+    assert other.last_evaluation["loss"] == pytest.approx(expected[0], rel=1e-5)
+    assert other.last_evaluation["accuracy"] == pytest.approx(expected[1]["accuracy"])
+    assert other.findChild(QMessageBox, "evaluationDialog") is not None
+    # training after opening a checkpoint starts from its weights, not from new ones
+    loaded_model = other.model
+    fresh_first_epoch = window.last_run.trainer.history[0].train_loss
+    with qtbot.waitSignal(other.training_finished, timeout=60000):
+        other.trainingPanel.epochsSpin.setValue(1)
+        other.actionTrain.trigger()
+    assert other.last_run.model is loaded_model
+    assert other.last_run.trainer.history[0].train_loss < fresh_first_epoch
+    other.shutdown()
+
+
+def test_recent_files_menu_reopens(qtbot, window, flowers_csv, houses_csv):
+    load(qtbot, window, flowers_csv)
+    load(qtbot, window, houses_csv)
+    actions = window.recentMenu.actions()
+    assert [a.data() for a in actions[:2]] == [str(houses_csv.resolve()), str(flowers_csv.resolve())]
+    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+        actions[1].trigger()
+    assert window.datasetPanel.target() == "species"
+
+
+def test_tensorboard_child_starts_and_ends(qtbot, tmp_path):
+    from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
+
+    launcher = TensorBoardLauncher(open_browser=False)
+    with qtbot.waitSignal(launcher.ready, timeout=90000) as blocker:
+        launcher.start(tmp_path / "runs")
+    url = blocker.args[0]
+    assert url.startswith("http://127.0.0.1:")
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+    process = launcher.process
+    launcher.stop()
+    assert process is not None and launcher.process is None
+    assert not launcher.is_running()
