@@ -224,17 +224,29 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
     return None
 
 
-def choose_threads(model: nn.Module, batch_size: int, device: torch.device) -> int:
-    """Intra-op threads for this work, set in the thread that trains.
+#: torch splits an element-wise op or a reduction across threads only above this many elements
+#: (at::internal::GRAIN_SIZE); below it a second thread only adds hand-off at every parallel region.
+PARALLEL_GRAIN = 32768
 
-    Measured on 2 cores: small matrix work loses to thread hand-off (one thread is 1.1-1.4× faster),
-    large batches of wide layers gain from every core.
+
+def choose_threads(model: nn.Module, batch_size: int, device: torch.device) -> int:
+    """Intra-op threads for this work, set in the thread that trains: 1, or every core.
+
+    All cores when some op of a step is big enough for torch to split: an activation (batch × features)
+    or a parameter tensor (the optimizer step, the gradient) above PARALLEL_GRAIN elements. Otherwise one
+    thread, which is faster on small work. Measured with `python -m benchmarks.threads` on 2 cores (one
+    thread's speed over two's): 32-16-10 at 1024 rows 1.05, at 4096 0.90; 32-64-10 at 512 1.07, at 1024
+    0.95; 32-128-128-10 at 256 1.11, at 512 0.88; 32-256-256-10 at 32 0.92; 32-1024-1024-10 at 32 0.70.
+    Work alone (batch × multiply-adds) does not separate these: 32-128-128-10 at 256 does twice the
+    multiply-adds of 32-16-10 at 4096, yet prefers one thread. Deterministic, so a seeded run repeats.
     """
-    cores = max(1, torch.get_num_threads() if device.type != "cpu" else _cores())
     if device.type != "cpu":
         return 1
-    flops = batch_size * sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
-    return 1 if flops < 2_000_000 else cores
+    cores = _cores()
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    widest = max([linears[0].in_features] + [m.out_features for m in linears]) if linears else 0
+    largest_param = max((p.numel() for p in model.parameters()), default=0)
+    return cores if max(batch_size * widest, largest_param) > PARALLEL_GRAIN else 1
 
 
 def _cores() -> int:
