@@ -160,6 +160,11 @@ def report(results: dict) -> str:
              f"({m['torch_threads_default']} threads by default) · Python {m['python']} · PySide6 {m['pyside6']} · "
              f"load average at start {m['loadavg_at_start']}, at end {results.get('loadavg_at_end')} · "
              f"{results.get('seconds', 0) / 60:.1f} min", ""]
+    busy = [x for x in (m.get("loadavg_at_start"), results.get("loadavg_at_end")) if x]
+    if busy and max(x[0] for x in busy) > m["cores"] - 0.5:
+        parts += [f"> The machine was busy (1-minute load average up to {max(x[0] for x in busy):.1f} on {m['cores']} "
+                  "cores, this suite included): cases with two torch threads (the raw loop's default) suffer most "
+                  "from other processes; see benchmarks/README.md.", ""]
     s = results["sections"]
     tr = s.get("training")
     if tr and "cells" in tr:
