@@ -75,6 +75,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
         )
         df = table.to_pandas(split_blocks=True, self_destruct=True)
+        del table
+        _release_arrow_memory()
         if encoding == "utf-8-sig" and len(df.columns) and str(df.columns[0]).startswith("\ufeff"):
             df = df.rename(columns={df.columns[0]: str(df.columns[0])[1:]})
         return df
@@ -85,6 +87,17 @@ def _read_csv(path: Path) -> pd.DataFrame:
             raise DataError(f"{path.name}: could not parse as a table ({_first_line(exc)})") from exc
         except (UnicodeDecodeError, ValueError) as exc:
             raise DataError(f"{path.name}: could not read ({_first_line(exc) or _first_line(arrow_exc)})") from exc
+
+
+def _release_arrow_memory() -> None:
+    """Give arrow's freed parse buffers back to the system: its allocator keeps them (~2× the table for a
+    large CSV), and numpy cannot reuse them, so preparing tensors would otherwise stack on top of them."""
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except Exception:  # an older pyarrow or a pool without the call: only memory is at stake
+        pass
 
 
 def _first_line(exc: BaseException) -> str:
