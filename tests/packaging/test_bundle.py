@@ -13,9 +13,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -176,6 +178,40 @@ def test_installed_launcher_self_test_from_another_folder(installed: Path, tmp_p
     assert summary.get("ok") is True, f"self-test failed: {json.dumps(summary)}\nstderr:\n{proc.stderr[-3000:]}"
     assert proc.returncode == 0, proc.stderr
     assert not list(elsewhere.iterdir()), "the self-test left files in the working folder"
+
+
+def test_installed_launcher_serves_tensorboard(installed: Path, tmp_path: Path):
+    """The window's "Open TensorBoard" runs `<frozen app> tensorboard ...`: the bundled server must start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logdir = tmp_path / "runs"
+    logdir.mkdir()
+    proc = subprocess.Popen([str(installed / "usr" / "bin" / "nnstudio"), "tensorboard", "--logdir", str(logdir),
+                             "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path, env=_app_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugins_listing", timeout=5) as reply:
+                    assert "scalars" in json.loads(reply.read())
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    except BaseException:
+        proc.kill()
+        pytest.fail(f"the bundled TensorBoard did not answer on port {port}:\n{proc.communicate()[0][-3000:]}")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def test_desktop_file_is_valid(installed: Path):
