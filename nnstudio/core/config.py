@@ -218,28 +218,10 @@ def _training(raw: Any, source: str) -> TrainConfig:
         raise ConfigError(f"{source}: unknown key(s) in [training]: {', '.join(sorted(unknown))}; "
                           f"allowed: {', '.join(sorted(_TRAINING_KEYS))}")
     flat: dict[str, Any] = {k: v for k, v in raw.items() if k not in ("optimizer", "scheduler")}
-    opt = raw.get("optimizer", {})
-    if isinstance(opt, str):
-        opt = {"name": opt}
-    _expect_table(opt, "training.optimizer", source)
-    opt_keys = {"name": "optimizer", "lr": "lr", "weight_decay": "weight_decay", "momentum": "momentum",
-                "nesterov": "nesterov"}
-    bad = set(opt) - set(opt_keys)
-    if bad:
-        raise ConfigError(f"{source}: unknown key(s) in [training] optimizer: {', '.join(sorted(bad))}; "
-                          f"allowed: {', '.join(opt_keys)}")
-    flat.update({opt_keys[k]: v for k, v in opt.items()})
-    sched = raw.get("scheduler", {})
-    if isinstance(sched, str):
-        sched = {"name": sched}
-    _expect_table(sched, "training.scheduler", source)
-    sched_keys = {"name": "scheduler", "step_size": "step_size", "gamma": "gamma", "factor": "plateau_factor",
-                  "patience": "plateau_patience"}
-    bad = set(sched) - set(sched_keys)
-    if bad:
-        raise ConfigError(f"{source}: unknown key(s) in [training] scheduler: {', '.join(sorted(bad))}; "
-                          f"allowed: {', '.join(sched_keys)}")
-    flat.update({sched_keys[k]: v for k, v in sched.items()})
+    flat.update(_subtable(raw, "optimizer", {"name": "optimizer", "lr": "lr", "weight_decay": "weight_decay",
+                                             "momentum": "momentum", "nesterov": "nesterov"}, source))
+    flat.update(_subtable(raw, "scheduler", {"name": "scheduler", "step_size": "step_size", "gamma": "gamma",
+                                             "factor": "plateau_factor", "patience": "plateau_patience"}, source))
     cfg = TrainConfig()
     defaults = TrainConfig()
     for key, value in flat.items():
@@ -255,6 +237,19 @@ def _training(raw: Any, source: str) -> TrainConfig:
         return cfg.validate()
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+
+
+def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str) -> dict[str, Any]:
+    """`optimizer = "Adam"` or `optimizer = {name = "Adam", lr = 0.01}`, as TrainConfig field names."""
+    table = raw.get(name, {})
+    if isinstance(table, str):
+        table = {"name": table}
+    _expect_table(table, f"training.{name}", source)
+    bad = set(table) - set(keys)
+    if bad:
+        raise ConfigError(f"{source}: unknown key(s) in [training] {name}: {', '.join(sorted(bad))}; "
+                          f"allowed: {', '.join(keys)}")
+    return {keys[k]: v for k, v in table.items()}
 
 
 def _toml_key(key: str) -> str:
