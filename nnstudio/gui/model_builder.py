@@ -38,7 +38,6 @@ from PySide6.QtGui import (
     QPixmap,
     QUndoCommand,
     QUndoStack,
-    QValidator,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -71,6 +70,7 @@ from nnstudio.core.model import (
     analyze,
     default_layers,
 )
+from nnstudio.gui.widgets import LogSpinBox
 
 __all__ = ["LayerStackModel", "ModelBuilderPanel", "describe_settings"]
 
@@ -699,40 +699,6 @@ class _LayerDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-class _ScientificSpinBox(QDoubleSpinBox):
-    """A spin box for tiny positive values like eps: shows ``1e-05`` and steps by factors of ten."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setDecimals(15)
-        self.setRange(1e-12, 1.0)
-
-    def textFromValue(self, value: float) -> str:
-        return f"{value:g}"
-
-    def valueFromText(self, text: str) -> float:
-        try:
-            return float(text.strip())
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        stripped = text.strip()
-        try:
-            value = float(stripped)
-        except ValueError:
-            allowed = set("0123456789.eE-+")
-            state = QValidator.State.Intermediate if set(stripped) <= allowed else QValidator.State.Invalid
-            return state, text, pos
-        if self.minimum() <= value <= self.maximum():
-            return QValidator.State.Acceptable, text, pos
-        return QValidator.State.Intermediate, text, pos
-
-    def stepBy(self, steps: int) -> None:
-        value = self.value() * (10.0 ** steps)
-        self.setValue(min(max(float(f"{value:.3g}"), self.minimum()), self.maximum()))
-
-
 def _no_wheel_focus(widget: QWidget) -> QWidget:
     """Spin boxes in a scrolling dock should not change when the wheel merely passes over them."""
     widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -986,7 +952,7 @@ class ModelBuilderPanel(QWidget):
         self.featuresAutoCheck = QCheckBox("auto")
         self.featuresAutoCheck.setObjectName("featuresAutoCheck")
         self.featuresAutoCheck.setToolTip("Use the previous layer's output width")
-        self.epsSpin = _no_wheel_focus(_ScientificSpinBox())
+        self.epsSpin = _no_wheel_focus(LogSpinBox(1e-12, 1.0, mantissas=(1,)))
         self.epsSpin.setObjectName("epsSpin")
         self.epsSpin.setToolTip("Added to the variance for numerical stability; arrows step by ×10")
         self.momentumSpin = _no_wheel_focus(QDoubleSpinBox())
