@@ -283,9 +283,17 @@ class _Stepper:
                 beta1, beta2 = g["betas"]
                 torch._foreach_add_(steps, 1)
                 kernel = torch._fused_adamw_ if g["decoupled_weight_decay"] else torch._fused_adam_
-                kernel(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, amsgrad=g["amsgrad"], lr=g["lr"],
-                       beta1=beta1, beta2=beta2, weight_decay=g["weight_decay"], eps=g["eps"],
-                       maximize=g["maximize"], grad_scale=None, found_inf=None)
+                try:
+                    kernel(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, amsgrad=g["amsgrad"],
+                           lr=g["lr"], beta1=beta1, beta2=beta2, weight_decay=g["weight_decay"], eps=g["eps"],
+                           maximize=g["maximize"], grad_scale=None, found_inf=None)
+                except (TypeError, RuntimeError):
+                    # A torch release whose private fused kernel takes other arguments: the schema check
+                    # fails before anything is written, so undo the counters and use torch.optim from now on.
+                    torch._foreach_sub_(steps, 1)
+                    self.fast, self.groups = False, None
+                    self.optimizer.step()
+                    return
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
