@@ -371,6 +371,8 @@ class TrainingPanel(QWidget):
         self._can_train = ok
         self._cannot_train_reason = "" if ok else reason
         self._update_buttons()
+        if not self._running and self._last_progress is None:  # before any run, say what blocks Train
+            self.progressLabel.setText("Ready to train" if ok else (reason or "Training is not possible yet"))
 
     def is_running(self) -> bool:
         return self._running

@@ -329,3 +329,13 @@ def test_tensorboard_child_starts_and_ends(qtbot, tmp_path):
     launcher.stop()
     assert process is not None and launcher.process is None
     assert not launcher.is_running()
+
+
+def test_export_plots_as_png(qtbot, window, flowers_csv, tmp_path, monkeypatch):
+    load(qtbot, window, flowers_csv)
+    train(qtbot, window, epochs=2)
+    for action, name in ((window.actionExportLoss, "loss.png"), (window.actionExportMetrics, "metrics.png")):
+        target = tmp_path / name
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, _t=target, **k: (str(_t), ""))
+        action.trigger()
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
