@@ -40,11 +40,16 @@ class TensorBoardLogger(Callback):
     """Writes `<logdir>/<timestamp>-<name>` with step and epoch scalars, hparams and the model as text."""
 
     def __init__(self, logdir: str | Path, name: str = "run", hparams: dict[str, Any] | None = None,
-                 model_text: str | None = None, step_every: int = 1):
+                 model_text: str | None = None, step_every: int = 1, max_step_rate: float | None = None):
         self.run_dir = unique_run_dir(logdir, name)
         self.hparams = {k: v for k, v in (hparams or {}).items() if isinstance(v, (int, float, str, bool))}
         self.model_text = model_text
         self.step_every = max(1, step_every)
+        # Steps logged per second at most (None: every step). TensorBoard shows 1,000 points per tag by
+        # default, so a tiny model at thousands of steps a second gains nothing from each one, and each
+        # event costs ~30 µs of the training thread's time.
+        self.min_step_interval = 1.0 / max_step_rate if max_step_rate else 0.0
+        self._last_step_time = float("-inf")
         self.writer = None
         self.final: dict[str, float] = {}
 
@@ -57,8 +62,14 @@ class TensorBoardLogger(Callback):
         self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
 
     def on_train_batch_end(self, trainer, event: StepFinished) -> None:
-        if event.step % self.step_every == 0:
-            self.writer.add_scalar(TAG_STEP_LOSS, event.loss, event.step)
+        if event.step % self.step_every:
+            return
+        if self.min_step_interval:
+            now = time.perf_counter()
+            if now - self._last_step_time < self.min_step_interval:
+                return
+            self._last_step_time = now
+        self.writer.add_scalar(TAG_STEP_LOSS, event.loss, event.step)
 
     def on_epoch_end(self, trainer, event: EpochFinished) -> None:
         w = self.writer

@@ -41,7 +41,8 @@ class TrainingRun:
     """Owns one Trainer; `trainer.request_stop()`/`pause()`/`resume()` may be called from any thread."""
 
     def __init__(self, cfg: RunConfig, data: PreparedData | None = None, model: SpecModel | None = None,
-                 callbacks: Sequence[Callback] = (), tensorboard: bool = True, checkpoint: bool = True):
+                 callbacks: Sequence[Callback] = (), tensorboard: bool = True, checkpoint: bool = True,
+                 max_step_log_rate: float | None = None):
         self.cfg = cfg
         self.data = data if data is not None else load_data(cfg)
         self.model = model if model is not None else build_model(cfg.layers, self.data.n_features, self.data.n_outputs)
@@ -52,7 +53,7 @@ class TrainingRun:
                        "batch_size": cfg.training.batch_size, "epochs": cfg.training.epochs,
                        "weight_decay": cfg.training.weight_decay, "scheduler": cfg.training.scheduler,
                        "layers": " → ".join(_layer_text(l) for l in self.model.spec)}
-            self.tb = TensorBoardLogger(cfg.logdir, cfg.output.name, hparams)
+            self.tb = TensorBoardLogger(cfg.logdir, cfg.output.name, hparams, max_step_rate=max_step_log_rate)
             all_callbacks.append(self.tb)
         self.save = checkpoint
         self.trainer = Trainer(self.model, self.data, cfg.training, all_callbacks)

@@ -24,7 +24,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 __all__ = ["CurveBuffer", "LossPlot", "MetricsPlot", "smooth_ema"]
 
 MAX_EARLIER_RUNS = 5
-LIVE_INTERVAL_MS = 100
+LIVE_INTERVAL_MS = 250  # 4 redraws a second: painting holds the GIL the training thread needs
 # Draw pyramid blocks rather than raw points while at least this many blocks per pixel
 # of plot width are in view: the peak envelope is then pixel-identical.
 MIN_BLOCKS_PER_PIXEL = 4

@@ -104,3 +104,16 @@ def test_logger_closes_even_when_fit_fails(tmp_path, houses_data):
     content = acc.PluginTagToContent("hparams")["_hparams_/experiment"]
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
     assert [m.name.tag for m in experiment.metric_infos] == ["hparam/failed"]
+
+
+def test_step_rate_cap_keeps_epoch_scalars(tmp_path, houses_data):
+    from corehelpers import make_trainer
+
+    tb = TensorBoardLogger(tmp_path, "capped", max_step_rate=1e-3)  # one step event per 1000 s at most
+    trainer = make_trainer(houses_data, callbacks=[tb], epochs=2)
+    trainer.fit()
+    acc = EventAccumulator(str(tb.run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars(TAG_STEP_LOSS)]
+    assert steps == [1] and trainer.global_step > 1
+    assert len(acc.Scalars(TAG_TRAIN_LOSS)) == 2
