@@ -495,7 +495,7 @@ class MainWindow(QMainWindow):
         self.controller.start(run)
 
     def _on_pause_triggered(self) -> None:
-        if self.trainingPanel.pauseButton.text().lower().startswith("resume"):
+        if self.controller.is_paused():
             self._on_resume_requested()
         else:
             self._on_pause_requested()

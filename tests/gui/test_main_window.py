@@ -339,3 +339,20 @@ def test_export_plots_as_png(qtbot, window, flowers_csv, tmp_path, monkeypatch):
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, _t=target, **k: (str(_t), ""))
         action.trigger()
         assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pause_and_resume_from_the_run_menu(qtbot, window, flowers_csv):
+    load(qtbot, window, flowers_csv)
+    window.trainingPanel.epochsSpin.setValue(5000)
+    with qtbot.waitSignal(window.controller.epoch_finished, timeout=30000):
+        window.actionTrain.trigger()
+    window.actionPause.trigger()  # F6
+    qtbot.waitUntil(window.controller.is_paused)
+    assert window.actionPause.text() == "&Resume"
+    step = window.last_run.trainer.global_step
+    window.actionPause.trigger()
+    qtbot.waitUntil(lambda: window.last_run.trainer.global_step > step + 1, timeout=20000)
+    assert not window.controller.is_paused()
+    with qtbot.waitSignal(window.training_finished, timeout=30000) as blocker:
+        window.actionStop.trigger()
+    assert blocker.args[0]["status"] == "stopped"
