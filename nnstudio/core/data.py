@@ -271,6 +271,29 @@ def _label_key(value: Any) -> str:
     return str(value)
 
 
+def _label_keys(series: pd.Series) -> np.ndarray:
+    """`_label_key` of every value at once (an object array of str): per-row Python took ~2 µs a row."""
+    dtype = series.dtype
+    if len(series) == 0:
+        return np.array([], dtype=object)
+    if pd.api.types.is_bool_dtype(dtype) and not series.isna().any():
+        return np.where(series.to_numpy(dtype=bool), "True", "False").astype(object)
+    if pd.api.types.is_integer_dtype(dtype) and not series.isna().any():
+        return series.to_numpy(dtype=np.int64).astype(str).astype(object)
+    if pd.api.types.is_float_dtype(dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(values) & (np.mod(values, 1) == 0) & (np.abs(values) < 2**53)
+        out = np.empty(len(values), dtype=object)
+        out[whole] = values[whole].astype(np.int64).astype(str)
+        rest = np.flatnonzero(~whole)  # fractions, NaN, inf, huge values: as _label_key writes them
+        out[rest] = [_label_key(float(v)) for v in values[rest]]
+        return out
+    if not series.isna().any() and pd.api.types.infer_dtype(series, skipna=False) == "string":
+        return series.astype(str).to_numpy(dtype=object)
+    return np.array([_label_key(v) for v in series.tolist()], dtype=object)
+
+
 class Preprocessor:
     """Standardise numeric features, one-hot encode categoricals, map class labels to 0..K-1.
 
@@ -313,7 +336,7 @@ class Preprocessor:
         classes = None
         target_mean, target_std = 0.0, 1.0
         if task in ("binary", "multiclass"):
-            classes = sorted({_label_key(v) for v in df[target].dropna().tolist()}, key=_natural_key)
+            classes = sorted(set(_label_keys(df[target].dropna()).tolist()), key=_natural_key)
             if task == "binary" and len(classes) != 2:
                 raise DataError(f"target '{target}' has {len(classes)} classes in the training split; binary needs 2")
             if len(classes) < 2:
@@ -386,8 +409,7 @@ class Preprocessor:
         if self.task == "regression":
             y = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
             return ((y - self.target_mean) / self.target_std).astype(np.float32)
-        index = {c: i for i, c in enumerate(self.classes or [])}
-        codes = np.array([index.get(_label_key(v), -1) for v in series.tolist()], dtype=np.int64)
+        codes = pd.Categorical(_label_keys(series), categories=self.classes or []).codes.astype(np.int64)
         unknown = int((codes < 0).sum())
         if unknown:
             bad = next(v for v, c in zip(series.tolist(), codes) if c < 0)
@@ -557,7 +579,7 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
         raise DataError(f"only {len(df)} usable row(s) after dropping rows with missing values; need at least 3")
     strat = None
     if task != "regression":
-        strat = np.array([_label_key(v) for v in df[target].tolist()])
+        strat = _label_keys(df[target]).astype(str)
         counts = pd.Series(strat).value_counts()
         if counts.min() < 2:
             strat = None  # a class with one row cannot be stratified; fall back to a plain split
@@ -575,7 +597,7 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
                    "n_features": pre.n_features, "classes": pre.classes})
     if task != "regression":
         report["class_counts"] = {str(k): int(v) for k, v in pd.Series(strat if strat is not None else
-                                  [_label_key(v) for v in df[target].tolist()]).value_counts().sort_index().items()}
+                                  _label_keys(df[target])).value_counts().sort_index().items()}
     return PreparedData(tensors(tr), tensors(va), tensors(te), pre, report)
 
 
@@ -596,7 +618,7 @@ def summarize(df: pd.DataFrame, target: str | None = None, task: str = "auto") -
     out = {"rows": int(len(df)), "columns": len(cols), "features": len(cols) - 1, "target": target, "task": task,
            "missing": {c.name: c.missing for c in cols if c.missing}}
     if task != "regression":
-        counts = df[target].dropna().map(_label_key).value_counts().sort_index()
+        counts = pd.Series(_label_keys(df[target].dropna())).value_counts().sort_index()
         out["classes"] = {str(k): int(v) for k, v in counts.items()}
     return out
 
@@ -657,5 +679,5 @@ def model_io_size(df: pd.DataFrame, target: str, task: str = "auto",
     for name in feature_names:
         kind = column_kind(df[name])
         n_in += df[name].nunique(dropna=True) if kind == "categorical" else 1
-    n_out = df[target].dropna().map(_label_key).nunique() if task == "multiclass" else 1
+    n_out = len(set(_label_keys(df[target].dropna()).tolist())) if task == "multiclass" else 1
     return int(n_in), int(n_out)

@@ -383,3 +383,13 @@ def test_lazy_table_dataset_refuses_object_arrays(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([[{"a": 1}, 2]], dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match="obj.npy"):
         LazyTableDataset(tmp_path / "obj.npy")
+
+
+@pytest.mark.parametrize("values", [
+    [1.0, 2.5, 3.0, float("nan"), 1e20, -0.0, float("inf")], [1, 2, 3], [True, False], ["a", "b"], ["a", None],
+    pd.Series([1, "x", 2.0], dtype=object), pd.Series([1, None], dtype="Int64"), pd.Series([], dtype=float)])
+def test_vectorised_label_keys_equal_per_value_keys(values):
+    from nnstudio.core.data import _label_key, _label_keys
+
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    assert list(_label_keys(series)) == [_label_key(v) for v in series.tolist()]
