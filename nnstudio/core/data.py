@@ -210,8 +210,10 @@ def column_kind(series: pd.Series) -> str:
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
     if pd.api.types.is_numeric_dtype(dtype):
+        if not pd.api.types.is_integer_dtype(dtype):  # cheap test first: floats are never 0/1 flags here
+            return "numeric"
         values = series.dropna()
-        if len(values) and values.isin([0, 1]).all() and values.nunique() == 2 and pd.api.types.is_integer_dtype(dtype):
+        if len(values) and values.isin([0, 1]).all() and values.nunique() == 2:
             return "boolean"
         return "numeric"
     values = series.dropna()
