@@ -38,7 +38,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "training": {"rows": 200_000, "epochs": 1, "repeats": 3,
                      "models": ["32-16-10", "32-128-128-10", "32-1024-1024-10"], "batches": [32, 256, 4096],
                      "cases": ["raw", "raw_fused", "raw_1thread", "textbook", "engine", "engine_cli", "lightning"]},
-        "window": {"rows": 200_000, "epochs": 1, "repeats": 3,
+        "window": {"rows": 200_000, "epochs": 1, "repeats": 3, "min_fit_seconds": 3.0,
                    "models": ["32-16-10", "32-128-128-10", "32-1024-1024-10"], "batches": [32, 256, 4096]},
         "csv": {"rows": 1_000_000, "repeats": 3},
         "startup": {"repeats": 5},
@@ -47,7 +47,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "training": {"rows": 20_000, "epochs": 1, "repeats": 3, "models": ["32-16-10", "32-128-128-10"],
                      "batches": [32, 256, 4096], "cases": ["raw", "raw_fused", "textbook", "engine", "engine_cli"]},
-        "window": {"rows": 20_000, "epochs": 1, "repeats": 2, "models": ["32-16-10"], "batches": [256]},
+        "window": {"rows": 20_000, "epochs": 1, "repeats": 2, "min_fit_seconds": 1.0, "models": ["32-16-10"],
+                   "batches": [256]},
         "csv": {"rows": 100_000, "repeats": 3},
         "startup": {"repeats": 3},
         "plot": {"sizes": [1_000_000], "repeats": 3},
@@ -55,7 +56,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {
         "training": {"rows": 2048, "epochs": 1, "repeats": 1, "models": ["32-16-10"], "batches": [256],
                      "cases": ["raw", "raw_fused", "raw_1thread", "textbook", "engine", "engine_cli", "lightning"]},
-        "window": {"rows": 4096, "epochs": 1, "repeats": 1, "models": ["32-16-10"], "batches": [512]},
+        "window": {"rows": 4096, "epochs": 1, "repeats": 1, "min_fit_seconds": 0.0, "models": ["32-16-10"],
+                   "batches": [512]},
         "csv": {"rows": 5_000, "repeats": 1},
         "startup": {"repeats": 1},
         "plot": {"sizes": [10_000], "repeats": 1},
@@ -74,7 +76,8 @@ def run_training(p: dict, log) -> dict:
 def run_window(p: dict, log) -> dict:
     from benchmarks import window
 
-    return window.measure(p["models"], p["batches"], p["rows"], p["epochs"], p["repeats"], log)
+    return window.measure(p["models"], p["batches"], p["rows"], p["epochs"], p["repeats"], log,
+                          min_fit_seconds=p.get("min_fit_seconds", 0.0))
 
 
 def run_csv(p: dict, log) -> dict:
@@ -193,13 +196,13 @@ def report(results: dict) -> str:
         if "skipped" in win:
             parts += [f"skipped: {win['skipped']}", ""]
         elif "cells" in win:
-            rows = [[c["model"], c["batch"], fmt_rate(c["samples_per_s"]["window"]["median"]),
+            rows = [[c["model"], c["batch"], c["epochs"], fmt_rate(c["samples_per_s"]["window"]["median"]),
                      fmt_rate(c["samples_per_s"]["headless"]["median"]), fmt_ratio(c["window_vs_headless"]),
                      fmt_ratio(c["window_vs_headless_by_wall"]),
                      f"{c['stall_ms']['median']:.0f} ({c['stall_ms']['min']:.0f}–{c['stall_ms']['max']:.0f})",
                      f"{c['stall_fit_ms']['median']:.0f} ({c['stall_fit_ms']['min']:.0f}–{c['stall_fit_ms']['max']:.0f})"]
                     for c in win["cells"]]
-            parts += [markdown_table(["model", "batch", "window (samples/s)", "headless (samples/s)",
+            parts += [markdown_table(["model", "batch", "epochs", "window (samples/s)", "headless (samples/s)",
                                       "window / headless (fit)", "window / headless (click to done)",
                                       "longest stall, click to done (ms)", "longest stall during the fit (ms)"], rows),
                       ""]
