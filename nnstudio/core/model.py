@@ -203,8 +203,13 @@ class SpecModel(nn.Module):
         return self.layers(x)
 
 
-def build_model(layers: list[dict[str, Any]], in_features: int, n_outputs: int) -> SpecModel:
-    return SpecModel(layers, in_features, n_outputs)
+def build_model(layers: list[dict[str, Any]], in_features: int, n_outputs: int, seed: int | None = None) -> SpecModel:
+    """The network for a spec; with a seed its initial weights are the same every time."""
+    if seed is None:
+        return SpecModel(layers, in_features, n_outputs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SpecModel(layers, in_features, n_outputs)
 
 
 def count_parameters(model: nn.Module) -> int:

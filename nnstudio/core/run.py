@@ -45,7 +45,8 @@ class TrainingRun:
                  max_step_log_rate: float | None = None):
         self.cfg = cfg
         self.data = data if data is not None else load_data(cfg)
-        self.model = model if model is not None else build_model(cfg.layers, self.data.n_features, self.data.n_outputs)
+        self.model = model if model is not None else build_model(cfg.layers, self.data.n_features, self.data.n_outputs,
+                                                                  seed=cfg.training.seed)
         self.tb = None
         all_callbacks = list(callbacks)
         if tensorboard:

@@ -478,7 +478,8 @@ class MainWindow(QMainWindow):
             if keep_weights and self.last_run is not None and self.model is self.last_run.model:
                 preprocessor = self.last_run.data.preprocessor
             data = self.prepare_data(preprocessor)
-            model = self.model if keep_weights else build_model(cfg.layers, data.n_features, data.n_outputs)
+            model = self.model if keep_weights else build_model(cfg.layers, data.n_features, data.n_outputs,
+                                                                    seed=cfg.training.seed)
             run = TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False,
                               max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND)
         except NNStudioError as exc:
@@ -733,7 +734,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"exported {path}", 5000)
 
     def _on_smoothing_toggled(self, checked: bool) -> None:
-        self.lossPlot.set_smoothing(0.05 if checked else None)
+        # alpha 0.2 lags ~5 steps: smooth enough to read the trend, close enough to follow a fast drop.
+        self.lossPlot.set_smoothing(0.2 if checked else None)
 
     def _on_log_scale_toggled(self, checked: bool) -> None:
         self.lossPlot.set_log_y(checked)

@@ -823,6 +823,7 @@ class MetricsPlot(_RunPlotWidget):
 
     def __init__(self, parent=None, objectName: str | None = None):
         super().__init__(parent, objectName, x_label="epoch", y_label="metric")
+        self.getPlotItem().getAxis("left").enableAutoSIPrefix(False)  # 0.95, not "950 (x0.001)"
         self._colors: dict[str, str] = {}
         self._lr_max = 0.0
         plot_item = self.getPlotItem()
