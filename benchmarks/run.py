@@ -35,7 +35,7 @@ RESULTS_MD = os.path.join(ROOT, "benchmarks", "RESULTS.md")
 
 PROFILES: dict[str, dict[str, Any]] = {
     "full": {
-        "training": {"rows": 200_000, "epochs": 1, "repeats": 3,
+        "training": {"rows": 200_000, "epochs": 1, "repeats": 5,
                      "models": ["32-16-10", "32-128-128-10", "32-1024-1024-10"], "batches": [32, 256, 4096],
                      "cases": ["raw", "raw_fused", "raw_1thread", "textbook", "engine", "engine_cli", "lightning"]},
         "window": {"rows": 200_000, "epochs": 1, "repeats": 3, "min_fit_seconds": 3.0,
