@@ -163,6 +163,14 @@ def report(results: dict) -> str:
              f"({m['torch_threads_default']} threads by default) · Python {m['python']} · PySide6 {m['pyside6']} · "
              f"load average at start {m['loadavg_at_start']}, at end {results.get('loadavg_at_end')} · "
              f"{results.get('seconds', 0) / 60:.1f} min", ""]
+    for i, run in enumerate(results.get("combined_from", [])):
+        cells = run.get("params") or {}
+        what = ", ".join(f"{name} ({', '.join(cells[name].get('models', []))} × {cells[name].get('batches', '')})"
+                         if name in ("training", "window") and name in cells and i else name for name in run["sections"])
+        parts += [f"- run {i + 1}, {run['started']}, load average {run['loadavg_at_start']} → {run['loadavg_at_end']}: "
+                  f"{what}" + (" (its cells replace run 1's)" if i else "")]
+    if results.get("combined_from"):
+        parts.append("")
     busy = [x for x in (m.get("loadavg_at_start"), results.get("loadavg_at_end")) if x]
     if busy and max(x[0] for x in busy) > m["cores"] - 0.5:
         parts += [f"> The machine was busy (1-minute load average up to {max(x[0] for x in busy):.1f} on {m['cores']} "
@@ -256,6 +264,31 @@ def report(results: dict) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def combine(runs: list[dict]) -> dict:
+    """Later runs' cells (training, window) and other sections replace earlier ones; targets are re-evaluated."""
+    out = json.loads(json.dumps(runs[0]))
+    for run in runs[1:]:
+        for name, sec in run["sections"].items():
+            mine = out["sections"].get(name)
+            if name in ("training", "window") and mine and "cells" in mine and "cells" in sec:
+                keep = {(c["model"], c["batch"]): c for c in mine["cells"]}
+                keep.update({(c["model"], c["batch"]): c for c in sec["cells"]})
+                order = {m: i for i, m in enumerate(["32-16-10", "32-128-128-10", "32-1024-1024-10"])}
+                mine["cells"] = sorted(keep.values(), key=lambda c: (order.get(c["model"], 99), c["model"], c["batch"]))
+                if name == "training":
+                    mine["cases"] = list(dict.fromkeys(mine["cases"] + sec["cases"]))
+            else:
+                out["sections"][name] = sec
+    if len(runs) > 1:
+        out["combined_from"] = [{"started": r["machine"]["started"], "loadavg_at_start": r["machine"]["loadavg_at_start"],
+                                 "loadavg_at_end": r.get("loadavg_at_end"), "sections": list(r["sections"]),
+                                 "params": r.get("params")} for r in runs]
+        out["seconds"] = sum(r.get("seconds", 0) for r in runs)
+        out["loadavg_at_end"] = runs[-1].get("loadavg_at_end")
+    out["targets"] = all_targets(out)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,7 +305,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", default=None, help="training/window: comma-separated batch sizes")
     parser.add_argument("--rows", type=int, default=None, help="training/window/csv: rows of the synthetic tables")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per cell")
+    parser.add_argument("--report", nargs="+", metavar="JSON", default=None,
+                        help="measure nothing: print (and with --markdown write) the tables of earlier JSON results; "
+                             "with several files, a later file's training/window cells and sections replace the "
+                             "earlier ones (re-measure what a busy machine spoiled, keep the rest)")
     args = parser.parse_args(argv)
+    if args.report:
+        results = combine([json.load(open(path)) for path in args.report])
+        text = report(results)
+        print(text)
+        if args.markdown:
+            with open(args.markdown, "w") as fh:
+                fh.write(text)
+            print(f"tables: {args.markdown}")
+        return 0
 
     profile = "tiny" if args.tiny else "quick" if args.quick else "full"
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
