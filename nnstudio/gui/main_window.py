@@ -76,6 +76,8 @@ class MainWindow(QMainWindow):
         self._pending_project: RunConfig | None = None
         self._continue_next = False
         self._finished_info: dict | None = None
+        self._starting = False  # Train pressed; the training thread is still building the run
+        self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
 
         self._build_central()
@@ -237,6 +239,7 @@ class MainWindow(QMainWindow):
         tp.pause_requested.connect(self._on_pause_requested)
         tp.resume_requested.connect(self._on_resume_requested)
         tp.stop_requested.connect(self._on_stop_requested)
+        c.run_created.connect(self._on_training_run_created)
         c.fit_started.connect(self._on_training_fit_started)
         c.steps_arrived.connect(self._on_training_steps_arrived)
         c.epoch_finished.connect(self._on_training_epoch_finished)
@@ -378,10 +381,30 @@ class MainWindow(QMainWindow):
             return None, None
 
     def prepare_data(self, preprocessor=None) -> PreparedData:
-        """The dataset panel's table and choices as tensors (reusing a model's preprocessing when given)."""
+        """The dataset panel's table and choices as tensors (reusing a model's preprocessing when given).
+
+        Safe to call from the training thread with the arguments of :meth:`_data_request` taken in the GUI
+        thread. The last result is kept: training again on the same table with the same choices reuses its
+        tensors instead of converting the table again.
+        """
+        return self._prepare(self._data_request(preprocessor))
+
+    def _data_request(self, preprocessor=None) -> tuple:
         dp = self.datasetPanel
-        return prepare(dp.dataframe(), dp.target(), dp.task_choice(), dp.split(), self.data_seed, dp.missing(),
-                       preprocessor=preprocessor)
+        return (dp.dataframe(), dp.target(), dp.task_choice(), tuple(dp.split()), self.data_seed, dp.missing(),
+                preprocessor)
+
+    def _prepare(self, request: tuple) -> PreparedData:
+        cached = self._prepared
+        if cached is not None:
+            key = cached[0]
+            # The table and the preprocessing by identity (the table is never changed in place), choices by value.
+            if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6]:
+                return cached[1]
+        df, target, task, split, seed, missing, preprocessor = request
+        data = prepare(df, target, task, list(split), seed, missing, preprocessor=preprocessor)
+        self._prepared = (request, data)
+        return data
 
     def _on_dataset_choices_changed(self) -> None:
         if self.datasetPanel.dataframe() is None:
@@ -472,28 +495,41 @@ class MainWindow(QMainWindow):
         cfg = self.run_config()
         try:
             cfg.training.validate()
-            ckpt = self.loaded_checkpoint
-            keep_weights = self.model is not None and (continue_training or (ckpt is not None and self.model is ckpt.model))
-            preprocessor = ckpt.preprocessor if keep_weights and ckpt is not None and ckpt.preprocessor else None
-            if keep_weights and self.last_run is not None and self.model is self.last_run.model:
-                preprocessor = self.last_run.data.preprocessor
-            data = self.prepare_data(preprocessor)
-            model = self.model if keep_weights else build_model(cfg.layers, data.n_features, data.n_outputs,
-                                                                    seed=cfg.training.seed)
-            run = TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False,
-                              max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND)
         except NNStudioError as exc:
             self.show_error("Cannot start training", str(exc))
             return
+        ckpt = self.loaded_checkpoint
+        keep_weights = self.model is not None and (continue_training or (ckpt is not None and self.model is ckpt.model))
+        preprocessor = ckpt.preprocessor if keep_weights and ckpt is not None and ckpt.preprocessor else None
+        if keep_weights and self.last_run is not None and self.model is self.last_run.model:
+            preprocessor = self.last_run.data.preprocessor
+        request = self._data_request(preprocessor)
+        kept_model = self.model if keep_weights else None
+
+        def build_run() -> TrainingRun:
+            """Runs in the training thread: table → tensors, the model, the run (the window stays live)."""
+            data = self._prepare(request)
+            model = kept_model if kept_model is not None else build_model(
+                cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+            return TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False,
+                               max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND)
+
         self.run_count += 1
+        self._starting = True
+        note = " (continuing from the current weights)" if keep_weights else ""
+        self.statusBar().showMessage(f"preparing {cfg.output.name} on {cfg.training.device}{note}…")
+        self.controller.start(build_run)
+
+    def _on_training_run_created(self, run: TrainingRun) -> None:
+        """The training thread has built the run: its curves start now (a run that fails to start leaves
+        the plots as they were)."""
+        self._starting = False
         self.last_run = run
-        self.lossPlot.start_run(cfg.output.name)
-        self.metricsPlot.start_run(cfg.output.name)
+        name = run.cfg.output.name
+        self.lossPlot.start_run(name)
+        self.metricsPlot.start_run(name)
         self.lossPlot.set_live(True)
         self.metricsPlot.set_live(True)
-        note = " (continuing from the current weights)" if keep_weights else ""
-        self.statusBar().showMessage(f"training {cfg.output.name} on {cfg.training.device}{note}…")
-        self.controller.start(run)
 
     def _on_pause_triggered(self) -> None:
         if self.controller.is_paused():
@@ -549,12 +585,13 @@ class MainWindow(QMainWindow):
         self._finished_info = dict(info)
 
     def _on_training_fit_failed(self, message: str) -> None:
+        never_started, self._starting = self._starting, False
         run = self.last_run
-        if run is not None:
+        if run is not None and not never_started:
             self.model = run.model  # the engine restored the best finite weights; NaN weights are never kept
         self._reset_after_run()
         self.trainingPanel.on_failed(message)
-        self.show_error("Training stopped", message)
+        self.show_error("Cannot start training" if never_started else "Training stopped", message)
 
     def _reset_after_run(self) -> None:
         self.lossPlot.set_live(False)

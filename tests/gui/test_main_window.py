@@ -356,3 +356,52 @@ def test_pause_and_resume_from_the_run_menu(qtbot, window, flowers_csv):
     with qtbot.waitSignal(window.training_finished, timeout=30000) as blocker:
         window.actionStop.trigger()
     assert blocker.args[0]["status"] == "stopped"
+
+
+def test_train_prepares_tensors_in_the_training_thread_and_reuses_them(qtbot, window, flowers_csv, monkeypatch):
+    import threading
+
+    import nnstudio.gui.main_window as mw
+
+    threads: list[threading.Thread] = []
+    real_prepare = mw.prepare
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(mw, "prepare", spy)
+    load(qtbot, window, flowers_csv)
+    train(qtbot, window, epochs=1)
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    first = window.last_run.data
+    train(qtbot, window, epochs=1)  # same table, same choices: the same tensors, no second conversion
+    assert len(threads) == 1 and window.last_run.data is first
+    window.datasetPanel.valSplitSpin.setValue(window.datasetPanel.valSplitSpin.value() + 5)
+    train(qtbot, window, epochs=1)
+    assert len(threads) == 2 and window.last_run.data is not first
+    assert len(window.last_run.data.val) > len(first.val)
+
+
+def test_a_run_that_cannot_start_keeps_the_plots_and_the_model(qtbot, window, flowers_csv, monkeypatch):
+    import nnstudio.gui.main_window as mw
+    from nnstudio.core.errors import DataError
+
+    load(qtbot, window, flowers_csv)
+    train(qtbot, window, epochs=2)
+    model, run, curve_points = window.model, window.last_run, len(window.lossPlot.train_curve.xData)
+
+    def refuse(*args, **kwargs):
+        raise DataError("column 'species' has only one class in the training split")
+
+    monkeypatch.setattr(mw, "prepare", refuse)
+    window.datasetPanel.valSplitSpin.setValue(window.datasetPanel.valSplitSpin.value() + 5)  # not the cached tensors
+    with qtbot.waitSignal(window.error_shown, timeout=20000) as blocker:
+        qtbot.mouseClick(window.trainingPanel.trainButton, Qt.MouseButton.LeftButton)
+    assert "only one class" in blocker.args[0]
+    qtbot.waitUntil(lambda: not window.controller.is_running())
+    dialog = window.findChild(QMessageBox, "errorDialog")
+    assert dialog is not None and dialog.windowTitle() == "Cannot start training"
+    assert window.model is model and window.last_run is run
+    assert len(window.lossPlot.train_curve.xData) == curve_points  # the last run's curves are still current
+    assert window.trainingPanel.trainButton.isEnabled()

@@ -429,3 +429,70 @@ def test_worker_is_a_plain_qobject_until_moved(qapp):
     worker.fit_finished.connect(finished.append)
     worker.run()  # runs synchronously here: direct connections, same thread
     assert finished == [{"status": "completed", "steps": 0, "reason": "completed"}]
+
+
+# ---------------------------------------------------------------------------------------------- factories
+
+def test_a_factory_builds_the_run_in_the_training_thread(qtbot, qapp, controller, make_run):
+    rec = Recorder(controller)
+    built_in: list[QThread] = []
+    created: list[Any] = []
+    controller.run_created.connect(created.append)
+
+    def factory() -> TrainingRun:
+        built_in.append(QThread.currentThread())
+        return make_run(epochs=2, tensorboard=False)
+
+    wait_finished(qtbot, controller, lambda: controller.start(factory))
+    assert built_in and built_in[0] is not qapp.thread()
+    assert len(created) == 1 and isinstance(created[0], TrainingRun)
+    assert created[0].trainer.epoch == 2
+    assert rec.of("fit_finished")[0]["reason"] == "completed"
+
+
+def test_stop_and_pause_before_the_factory_returns_still_apply(qtbot, controller, make_run):
+    import threading
+
+    for action in ("stop", "pause"):
+        rec = Recorder(controller)
+        release = threading.Event()
+
+        def factory() -> TrainingRun:
+            assert release.wait(30), "the test never released the factory"
+            return make_run(epochs=1000, batch_size=16, tensorboard=False)
+
+        controller.start(factory)
+        assert controller.training_run is None  # still building
+        if action == "stop":
+            controller.stop()
+            release.set()
+            wait_finished(qtbot, controller)
+            finished = rec.of("fit_finished")[0]
+            assert finished["reason"] == "stopped" and finished["epochs"] == 0
+        else:
+            controller.pause()
+            release.set()
+            qtbot.waitUntil(lambda: controller.training_run is not None, timeout=TIMEOUT_MS)
+            run = controller.training_run
+            qtbot.waitUntil(lambda: run.trainer.paused, timeout=TIMEOUT_MS)
+            assert run.trainer.global_step == 0  # paused before the first batch
+            with qtbot.waitSignal(controller.epoch_finished, timeout=TIMEOUT_MS):
+                controller.resume()
+            wait_finished(qtbot, controller, controller.stop)
+            assert rec.of("fit_finished")[0]["reason"] == "stopped"
+            assert run.trainer.global_step > 0
+
+
+def test_a_failing_factory_reports_and_frees_the_controller(qtbot, controller, make_run):
+    rec = Recorder(controller)
+    created: list[Any] = []
+    controller.run_created.connect(created.append)
+
+    def factory() -> TrainingRun:
+        raise ConfigError("layers: the model has no Linear layer")
+
+    wait_finished(qtbot, controller, lambda: controller.start(factory))
+    assert rec.of("fit_failed") == ["layers: the model has no Linear layer"]
+    assert not created and not rec.of("fit_started")
+    wait_finished(qtbot, controller, lambda: controller.start(make_run(epochs=1, tensorboard=False)))
+    assert rec.of("fit_finished")[0]["reason"] == "completed"
