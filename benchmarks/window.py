@@ -7,7 +7,8 @@ interleaved, it fits the same prepared data and config headless on the main thre
 callbacks). Each cell trains enough epochs for a headless fit to last `min_fit_seconds` (a run's fixed
 costs belong to start-up, which the click-to-done column shows). Throughput is training rows × epochs over
 the fit's own clock (`FitFinished.seconds`: the epoch loop with validation, the same span on both sides);
-the click-to-finished wall time is kept as well.
+the click-to-finished wall time is kept as well. The process starts as the `nnstudio` command does (OpenMP's
+passive wait policy set before torch loads), so the window and the headless fits both run as shipped.
 A 10 ms QTimer runs throughout each window run; its largest gap is the main thread's longest stall, reported
 for the whole click-to-finished span and for the fit alone (preparing tensors on click is outside the fit).
 
@@ -75,6 +76,11 @@ def _wait(signal, timeout_s: float, fail_signal=None):
 
 def child(params: dict) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # As the `nnstudio` command starts (before torch loads): idle OpenMP threads sleep instead of spinning.
+    # The headless reference in this process runs with it too, as `nnstudio train` does.
+    from nnstudio.cli import prefer_passive_openmp
+
+    prefer_passive_openmp()
     import numpy as np
     import torch
     from PySide6.QtCore import QSettings, QTimer
