@@ -1,0 +1,127 @@
+"""The live-plot redraw scheduler: one plot per tick, intervals from each plot's measured paint cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from nnstudio.gui.redraw import RedrawScheduler, scheduler
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakePlot:
+    """Each redraw 'paints' for `paint_s` seconds, reported by the next take_paint_seconds()."""
+
+    def __init__(self, name: str, paint_s: float):
+        self.name = name
+        self.paint_s = paint_s
+        self.pending = 0.0
+        self.redraws: list[float] = []
+
+    def redraw(self) -> None:
+        self.redraws.append(clock.now)
+        self.pending += self.paint_s
+
+    def take_paint_seconds(self) -> float:
+        spent, self.pending = self.pending, 0.0
+        return spent
+
+
+clock = FakeClock()
+
+
+@pytest.fixture
+def sched(qapp):
+    clock.now = 100.0
+    s = RedrawScheduler(tick_ms=50, min_interval_ms=250, max_interval_ms=2000, budget=0.025, clock=clock)
+    yield s
+    s.deleteLater()
+
+
+def run_for(s: RedrawScheduler, seconds: float, tick: float = 0.05) -> list[str]:
+    order = []
+    for _ in range(round(seconds / tick)):
+        clock.now += tick
+        plot = s.tick()
+        if plot is not None:
+            order.append(plot.name)
+    return order
+
+
+def test_one_plot_per_tick_and_never_two_at_once(sched):
+    a, b = FakePlot("a", 0.001), FakePlot("b", 0.001)
+    sched.add(a)
+    sched.add(b)
+    assert sched.is_active()
+    run_for(sched, 10.0)
+    times = sorted(a.redraws + b.redraws)
+    assert len(times) == len(set(times))  # no tick redrew both
+    # cheap plots redraw at the fastest rate: every 250 ms, each
+    assert 35 <= len(a.redraws) <= 41 and 35 <= len(b.redraws) <= 41
+
+
+def test_costly_painting_lengthens_the_interval_to_the_budget(sched):
+    cheap, costly = FakePlot("cheap", 0.002), FakePlot("costly", 0.025)
+    sched.add(cheap)
+    sched.add(costly)
+    run_for(sched, 20.0)
+    # 25 ms of painting per redraw at a 2.5% budget: once a second, not four times
+    assert sched.interval(costly) == pytest.approx(1.0, rel=0.05)
+    assert sched.interval(cheap) == pytest.approx(0.25)
+    assert len(costly.redraws) <= 24 and len(cheap.redraws) >= 70
+    paint_share = sum(costly.paint_s for _ in costly.redraws) / 20.0
+    assert paint_share <= 0.03
+
+
+def test_interval_is_clamped_and_recovers_when_painting_gets_cheap(sched):
+    plot = FakePlot("p", 1.0)  # a second of painting per redraw would mean a 40 s interval
+    sched.add(plot)
+    run_for(sched, 10.0)
+    assert sched.interval(plot) == pytest.approx(2.0)
+    plot.paint_s = 0.0  # nothing new to draw: redraws cost nothing
+    run_for(sched, 20.0)
+    assert sched.interval(plot) == pytest.approx(0.25, abs=0.01)
+
+
+def test_remove_stops_the_timer_and_redraws(sched):
+    plot = FakePlot("p", 0.0)
+    sched.add(plot)
+    sched.add(plot)  # twice is once
+    run_for(sched, 1.0)
+    n = len(plot.redraws)
+    assert n >= 3
+    sched.remove(plot)
+    assert not sched.is_active() and not sched.contains(plot) and sched.interval(plot) is None
+    run_for(sched, 1.0)
+    assert len(plot.redraws) == n
+
+
+def test_a_deleted_widget_is_dropped(sched, qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    class Dying(QWidget):
+        def redraw(self) -> None:
+            self.update()
+
+        def take_paint_seconds(self) -> float:
+            self.objectName()  # raises once the C++ object is gone
+            return 0.0
+
+    w = Dying()
+    sched.add(w)
+    import shiboken6
+
+    shiboken6.delete(w)
+    run_for(sched, 1.0)
+    assert not sched.is_active()
+
+
+def test_application_scheduler_is_shared(qapp):
+    assert scheduler() is scheduler()
+    assert scheduler().parent() is qapp
