@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
+import functools
 import math
+import os
 import pickle
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from nnstudio.core.errors import DataError
+
+if TYPE_CHECKING:  # pandas and pyarrow cost ~0.35 s of start-up: imported where a table is first touched
+    import pandas as pd
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".parquet", ".pq", ".npy", ".npz", ".pt", ".pth"}
 TASKS = ("regression", "binary", "multiclass")
@@ -59,12 +64,18 @@ def _sniff_delimiter(text: str, suffix: str) -> str:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DataError(f"{path.name}: this is a binary file, not a CSV/TSV table")
     encoding = _sniff_encoding(head)
     delimiter = _sniff_delimiter(head.decode(encoding, errors="replace"), path.suffix.lower())
+    if encoding in ("utf-8", "utf-8-sig"):
+        df = _read_csv_streaming(path, delimiter, head)
+        if df is not None:
+            return df
     try:
         import pyarrow.csv as pacsv
 
@@ -76,7 +87,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         )
         df = table.to_pandas(split_blocks=True, self_destruct=True)
         del table
-        _release_arrow_memory()
+        _release_memory()
         if encoding == "utf-8-sig" and len(df.columns) and str(df.columns[0]).startswith("\ufeff"):
             df = df.rename(columns={df.columns[0]: str(df.columns[0])[1:]})
         return df
@@ -89,15 +100,214 @@ def _read_csv(path: Path) -> pd.DataFrame:
             raise DataError(f"{path.name}: could not read ({_first_line(exc) or _first_line(arrow_exc)})") from exc
 
 
-def _release_arrow_memory() -> None:
-    """Give arrow's freed parse buffers back to the system: its allocator keeps them (~2× the table for a
-    large CSV), and numpy cannot reuse them, so preparing tensors would otherwise stack on top of them."""
-    try:
-        import pyarrow as pa
+class _ByteRange:
+    """A file-like view of bytes [start, end) of a file, for one of the readers that share a large CSV."""
 
-        pa.default_memory_pool().release_unused()
-    except Exception:  # an older pyarrow or a pool without the call: only memory is at stake
-        pass
+    def __init__(self, path: Path, start: int, end: int):
+        self._fd = os.open(path, os.O_RDONLY)
+        self._pos, self._end = start, end
+        self.closed = False
+
+    def read(self, n: int | None = -1) -> bytes:
+        n = self._end - self._pos if n is None or n < 0 else min(n, self._end - self._pos)
+        if n <= 0:
+            return b""
+        data = os.pread(self._fd, n, self._pos)
+        self._pos += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+            self.closed = True
+
+
+#: A float column is kept as float32 when float32's resolution is small against the column's spread: then
+#: standardising a float32 value differs from standardising the float64 one by less than ~4e-6 of a std.
+FLOAT32_MAX_SCALE = 64.0
+_STREAM_BLOCK = 1 << 20
+_RANGE_BYTES = 16 << 20  # a file is read by one more reader (up to one per core, 4 at most) per this many bytes
+
+
+def _float_storage(values: np.ndarray) -> type:
+    finite = values[np.isfinite(values)]
+    if len(finite) < 2:
+        return np.float32
+    spread = float(finite.std())
+    return np.float32 if spread > 0 and float(np.abs(finite).max()) <= FLOAT32_MAX_SCALE * spread else np.float64
+
+
+class _RangeColumns:
+    """What one reader collects from its byte range: float columns into preallocated (growable) arrays,
+    every other column as arrow chunks converted once at the end."""
+
+    def __init__(self, storage: dict[int, type], n_columns: int, capacity: int):
+        self.storage = storage
+        self.arrays = {i: np.empty(max(capacity, 1024), dtype=dt) for i, dt in storage.items()}
+        self.chunks: list[list[Any]] = [[] for _ in range(n_columns)]
+        self.rows = 0
+
+    def add(self, batch: Any) -> None:
+        n = batch.num_rows
+        if not n:
+            return
+        end = self.rows + n
+        for i, column in enumerate(batch.columns):
+            if i in self.arrays:
+                arr = self.arrays[i]
+                if end > len(arr):
+                    arr.resize(max(end, int(len(arr) * 1.5)), refcheck=False)  # realloc: remaps, no copy
+                arr[self.rows:end] = column.to_numpy(zero_copy_only=False)
+            else:
+                self.chunks[i].append(column)
+        self.rows = end
+
+
+def _read_csv_streaming(path: Path, delimiter: str, head: bytes) -> pd.DataFrame | None:
+    """A UTF-8 CSV read by arrow's streaming reader: one reader per core over byte ranges cut at line ends,
+    float columns written into float32 arrays (float64 where float32 is too coarse for the column), so the
+    peak stays near the size of the result. None when this path does not apply (types that change after
+    the first block, a column empty there, duplicate names, a parse error): the caller reads it the old way."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    size = path.stat().st_size
+    n_ranges = max(1, min(os.cpu_count() or 1, 4, size // _RANGE_BYTES))
+    cuts = [0]
+    if n_ranges > 1:
+        with open(path, "rb") as fh:
+            for k in range(1, n_ranges):
+                fh.seek(size * k // n_ranges)
+                fh.readline()
+                if fh.tell() > cuts[-1] and fh.tell() < size:
+                    cuts.append(fh.tell())
+    cuts.append(size)
+    n_ranges = len(cuts) - 1
+    rows_per_byte = max(head.count(b"\n"), 1) / max(len(head), 1)
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    opened: list[_ByteRange] = []
+    try:
+        first_file = _ByteRange(path, cuts[0], cuts[1])
+        opened.append(first_file)
+        reader = pacsv.open_csv(first_file, parse_options=parse,
+                                read_options=pacsv.ReadOptions(encoding="utf8", block_size=_STREAM_BLOCK,
+                                                               use_threads=n_ranges == 1))
+        schema = reader.schema
+        names = [str(n) for n in schema.names]
+        if names and names[0].startswith("\ufeff"):
+            names[0] = names[0][1:]
+        if len(set(names)) != len(names) or any(pa.types.is_null(t) for t in schema.types):
+            return None
+        try:
+            first = reader.read_next_batch()
+        except StopIteration:
+            return None
+        storage = {i: _float_storage(first.column(i).to_numpy(zero_copy_only=False))
+                   for i, t in enumerate(schema.types) if pa.types.is_floating(t)}
+        parts = [_RangeColumns(storage, len(names), int((cuts[k + 1] - cuts[k]) * rows_per_byte * 1.25) + 1024)
+                 for k in range(n_ranges)]
+        parts[0].add(first)
+        del first
+        failures: list[BaseException] = []
+
+        def run(k: int, batches: Any) -> None:
+            try:
+                for batch in batches:
+                    parts[k].add(batch)
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller, which reads the old way
+                failures.append(exc)
+
+        readers = [reader]
+        types = {name: t for name, t in zip(schema.names, schema.types)}
+        for k in range(1, n_ranges):
+            rng = _ByteRange(path, cuts[k], cuts[k + 1])
+            opened.append(rng)
+            readers.append(pacsv.open_csv(
+                rng, parse_options=parse,
+                read_options=pacsv.ReadOptions(encoding="utf8", block_size=_STREAM_BLOCK, use_threads=False,
+                                               column_names=schema.names),
+                convert_options=pacsv.ConvertOptions(column_types=types)))
+        threads = [threading.Thread(target=run, args=(k, readers[k]), daemon=True) for k in range(1, n_ranges)]
+        for t in threads:
+            t.start()
+        run(0, reader)
+        for t in threads:
+            t.join()
+        del readers, reader
+        if failures:
+            return None
+        n = sum(p.rows for p in parts)
+        if n == 0:
+            return None
+        columns: dict[int, Any] = {}
+        f32 = [i for i, dt in storage.items() if dt is np.float32]
+        block = np.empty((len(f32), n), dtype=np.float32)
+        for row, i in enumerate(f32):
+            at = 0
+            for p in parts:
+                block[row, at:at + p.rows] = p.arrays.pop(i)[:p.rows]
+                at += p.rows
+        for i in range(len(names)):
+            if i in f32:
+                continue
+            if i in storage:
+                values = np.concatenate([p.arrays[i][:p.rows] for p in parts])
+                for p in parts:
+                    del p.arrays[i]
+            else:
+                chunked = pa.chunked_array([c for p in parts for c in p.chunks[i]], type=schema.types[i])
+                for p in parts:
+                    p.chunks[i] = []
+                values = chunked.to_pandas()
+                del chunked
+            columns[i] = values
+        del parts
+        _release_memory()
+        df = pd.DataFrame(block.T, columns=[names[i] for i in f32], copy=False) if f32 else \
+            pd.DataFrame(index=pd.RangeIndex(n))
+        for i in sorted(columns):
+            df.insert(i, names[i], columns.pop(i), allow_duplicates=True)
+        return df
+    except (pa.ArrowException, ValueError, OSError, UnicodeDecodeError):
+        return None
+    finally:
+        for f in opened:
+            f.close()
+        _release_memory()
+
+
+def _release_memory() -> None:
+    """Give freed buffers back to the system: arrow's allocator keeps its parse buffers (~2× the table for
+    a large CSV), and glibc keeps freed temporaries below its (self-raising) mmap threshold in the heap,
+    where the next large array cannot reuse them; both would stack under the tensors prepared next."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        try:
+            pa.default_memory_pool().release_unused()
+        except Exception:  # an older pyarrow or a pool without the call: only memory is at stake
+            pass
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -105,6 +315,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _frame_from_arrays(x: Any, y: Any, name: str) -> pd.DataFrame:
+    import pandas as pd
+
     x = np.asarray(x)
     if x.ndim == 1:
         x = x[:, None]
@@ -122,6 +334,8 @@ def _frame_from_arrays(x: Any, y: Any, name: str) -> pd.DataFrame:
 
 
 def _read_npy(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as archive:
@@ -168,6 +382,8 @@ def _read_tensors(path: Path) -> pd.DataFrame:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read any supported file into a DataFrame; raise DataError naming the file and the problem."""
+    import pandas as pd
+
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder; open one data file")
@@ -206,6 +422,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def column_kind(series: pd.Series) -> str:
     """numeric, boolean or categorical, by what the values are (not by how they were spelled)."""
+    import pandas as pd
+
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
@@ -237,6 +455,8 @@ def describe_columns(df: pd.DataFrame) -> list[ColumnInfo]:
 
 
 def infer_task(series: pd.Series) -> str:
+    import pandas as pd
+
     values = series.dropna()
     kind = column_kind(series)
     n_unique = values.nunique()
@@ -258,6 +478,8 @@ def default_target(df: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------- preprocessing
 
 def _bool_values(series: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
         return series.astype("float64").to_numpy()
     mapped = series.astype(str).str.strip().str.lower().map({"true": 1.0, "false": 0.0})
@@ -275,6 +497,8 @@ def _label_key(value: Any) -> str:
 
 def _label_keys(series: pd.Series) -> np.ndarray:
     """`_label_key` of every value at once (an object array of str): per-row Python took ~2 µs a row."""
+    import pandas as pd
+
     dtype = series.dtype
     if len(series) == 0:
         return np.array([], dtype=object)
@@ -317,6 +541,8 @@ class Preprocessor:
     @classmethod
     def fit(cls, df: pd.DataFrame, target: str, task: str, feature_names: Sequence[str] | None = None,
             missing: str = "impute", kinds: dict[str, str] | None = None) -> "Preprocessor":
+        import pandas as pd
+
         kinds = kinds or {}
         feature_names = list(feature_names) if feature_names is not None else [c for c in df.columns if c != target]
         features: list[dict[str, Any]] = []
@@ -381,6 +607,8 @@ class Preprocessor:
 
     # -- transforms
     def transform_features(self, df: pd.DataFrame) -> np.ndarray:
+        import pandas as pd
+
         missing_cols = [f["name"] for f in self.features if f["name"] not in df.columns]
         if missing_cols:
             raise DataError(f"missing feature column(s): {', '.join(missing_cols)}")
@@ -408,6 +636,8 @@ class Preprocessor:
         return out
 
     def transform_target(self, series: pd.Series) -> np.ndarray:
+        import pandas as pd
+
         if self.task == "regression":
             y = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
             return ((y - self.target_mean) / self.target_std).astype(np.float32)
@@ -451,7 +681,7 @@ def _natural_key(label: str):
 
 def split_indices(n: int, fractions: Sequence[float], seed: int = 0,
                   labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train/validation/test indices by fractions; stratified by `labels` when given."""
+    """Train/validation/test indices by fractions; stratified by `labels` when given. Each part is sorted."""
     fr = validate_split(fractions)
     rng = np.random.default_rng(seed)
 
@@ -463,14 +693,20 @@ def split_indices(n: int, fractions: Sequence[float], seed: int = 0,
         return [idx[:n_train], idx[n_train:n_train + n_val], idx[n_train + n_val:]]
 
     if labels is None:
-        parts = cut(np.arange(n))
+        return tuple(np.sort(p).astype(np.int64) for p in cut(np.arange(n)))  # type: ignore[return-value]
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "iub":  # one stable sort groups every class (rows ascending within a class)
+        order = np.argsort(labels, kind="stable")
+        bounds = np.flatnonzero(labels[order][1:] != labels[order][:-1]) + 1
+        groups = np.split(order, bounds) if len(order) else []
     else:
-        parts = [[], [], []]
-        for value in np.unique(labels):
-            for k, piece in enumerate(cut(np.flatnonzero(labels == value))):
-                parts[k].append(piece)
-        parts = [np.sort(np.concatenate(p)) if p else np.array([], dtype=np.int64) for p in parts]
-    return tuple(np.sort(p).astype(np.int64) for p in parts)  # type: ignore[return-value]
+        groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for group in groups:
+        for k, piece in enumerate(cut(group)):
+            parts[k].append(piece)
+    return tuple(np.sort(np.concatenate(p)).astype(np.int64) if p else np.array([], dtype=np.int64)  # type: ignore[return-value]
+                 for p in parts)
 
 
 def validate_split(fractions: Sequence[float]) -> tuple[float, float, float]:
@@ -534,6 +770,8 @@ class PreparedData:
 
 
 def resolve_task(df: pd.DataFrame, target: str, task: str = "auto") -> str:
+    import pandas as pd
+
     if target not in df.columns:
         raise DataError(f"target column '{target}' not found; columns are: {', '.join(map(str, df.columns))}")
     if task == "auto":
@@ -545,6 +783,141 @@ def resolve_task(df: pd.DataFrame, target: str, task: str = "auto") -> str:
     return task
 
 
+def _label_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct `_label_key`s of a column, sorted as strings, and each row's index into them (-1: missing).
+
+    Equal to `np.unique(_label_keys(series))` without a Python string per row: the column is factorised
+    first and only its distinct values are turned into keys.
+    """
+    import pandas as pd
+
+    missing = series.isna().to_numpy()
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        raw = series.cat.codes.to_numpy().astype(np.int64)
+        value_keys = _label_keys(pd.Series(series.cat.categories))
+    elif series.dtype == object:  # mixed Python values: factorize could merge True with 1, whose keys differ
+        raw, uniques = pd.factorize(_label_keys(series))
+        value_keys = np.asarray(uniques, dtype=object)
+    else:
+        raw, uniques = pd.factorize(series)
+        value_keys = _label_keys(pd.Series(uniques))
+    raw = np.where(missing, -1, raw)
+    if len(value_keys) == 0:
+        return np.array([], dtype=str), raw
+    keys, lut = np.unique(np.asarray(value_keys, dtype=str), return_inverse=True)
+    codes = np.where(raw >= 0, lut.reshape(-1)[np.maximum(raw, 0)], -1)
+    present = np.bincount(codes[codes >= 0], minlength=len(keys)) > 0
+    if not present.all():
+        remap = np.cumsum(present) - 1
+        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+        keys = keys[present]
+    return keys, codes.astype(np.int64)
+
+
+def _feature_values(col: pd.Series, kind: str) -> np.ndarray:
+    """A numeric or boolean feature as a float array over all rows (float32 columns without a copy)."""
+    import pandas as pd
+
+    if kind == "boolean":
+        return _bool_values(col)
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+        return col.to_numpy()
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _category_codes(col: pd.Series, categories: list[str]) -> np.ndarray:
+    """Each row's index into the fitted categories; -1 for a missing or unseen value."""
+    import pandas as pd
+
+    index = pd.Index(categories, dtype="string")
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        lut = index.get_indexer(pd.Index(col.cat.categories).astype("string"))
+        raw = col.cat.codes.to_numpy()
+        return np.where(raw >= 0, lut[np.maximum(raw, 0)] if len(lut) else -1, -1)
+    return index.get_indexer(col.astype("string"))
+
+
+_CHUNK_ROWS = 1 << 14
+
+
+def _chunk_map(fn: Any, n: int) -> list[Any]:
+    """`fn(a, b)` over row chunks of [0, n), in order; on worker threads for large n (numpy releases the GIL
+    in take, astype, arithmetic and sums, so chunks run in parallel)."""
+    chunks = [(a, min(a + _CHUNK_ROWS, n)) for a in range(0, n, _CHUNK_ROWS)]
+    workers = min(os.cpu_count() or 1, 4, len(chunks) // 4)
+    if workers < 2:
+        return [fn(a, b) for a, b in chunks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda ab: fn(*ab), chunks))
+
+
+def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src: np.ndarray, n_train: int,
+                  stats: list[tuple[float, float]] | None) -> list[tuple[float, float]]:
+    """Write standardised `arrays[k][src]` into `X[:, cols[k]]` for float32 columns, a few thousand rows at a
+    time in float64 (cache-sized; no float64 copy of a whole column). Without `stats`, each column's mean
+    and std are fitted on the first `n_train` rows by the rules of `Preprocessor.fit`: finite values only,
+    std 1 for fewer than two values or no spread. Returns the (mean, std) used."""
+    if not cols:
+        return []
+    m = len(cols)
+    idx = np.asarray(cols)
+    whole = cols == list(range(X.shape[1]))
+
+    def put(a: int, b: int, rows: np.ndarray) -> None:  # rows: (b - a, m)
+        if whole:
+            X[a:b] = rows
+        else:
+            X[a:b, idx] = rows
+
+    def get(a: int, b: int) -> np.ndarray:
+        return (X[a:b] if whole else X[a:b, idx]).astype(np.float64)
+
+    def standardise(rows: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        rows -= mean
+        rows /= std
+        rows[~np.isfinite(rows)] = 0.0  # imputed with the training mean
+        return rows
+
+    def gather(a: int, b: int) -> np.ndarray:
+        part = np.empty((m, b - a), dtype=np.float32)
+        for k, values in enumerate(arrays):
+            np.take(values, src[a:b], out=part[k])
+        return part
+
+    if stats is not None:
+        mean = np.array([s[0] for s in stats])
+        std = np.array([s[1] for s in stats])
+        _chunk_map(lambda a, b: put(a, b, standardise(gather(a, b).T.astype(np.float64), mean, std)), len(X))
+        return list(stats)
+
+    def first(a: int, b: int) -> tuple[np.ndarray, np.ndarray] | None:
+        part = gather(a, b)
+        put(a, b, part.T)
+        t = min(b, n_train) - a
+        if t <= 0:
+            return None
+        rows = part[:, :t].astype(np.float64)
+        finite = np.isfinite(rows)
+        return np.where(finite, rows, 0.0).sum(1), finite.sum(1)
+
+    partial = [p for p in _chunk_map(first, len(X)) if p is not None]
+    total = np.sum([p[0] for p in partial], axis=0) if partial else np.zeros(m)
+    count = np.sum([p[1] for p in partial], axis=0) if partial else np.zeros(m)
+    mean = np.divide(total, count, out=np.zeros(m), where=count > 0)
+
+    def second(a: int, b: int) -> np.ndarray:
+        rows = get(a, b) - mean
+        return np.where(np.isfinite(rows), rows * rows, 0.0).sum(0)
+
+    squares = np.sum(_chunk_map(second, n_train), axis=0) if n_train else np.zeros(m)
+    std = np.sqrt(np.divide(squares, count, out=np.ones(m), where=count > 1))
+    std = np.where((count > 1) & (std > 1e-12), std, 1.0)
+    _chunk_map(lambda a, b: put(a, b, standardise(get(a, b), mean, std)), len(X))
+    return [(float(mu), float(sd)) for mu, sd in zip(mean, std)]
+
+
 def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
             split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, missing: str = "impute",
             features: Sequence[str] | None = None, preprocessor: Preprocessor | None = None) -> PreparedData:
@@ -552,7 +925,13 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
 
     With a `preprocessor` (from a checkpoint) nothing is fitted: its target, task and features are used,
     so a loaded model sees data encoded exactly as it was trained on.
+
+    The result is what `Preprocessor.fit` on the training rows and `transform_features`/`transform_target`
+    on each split give, written column by column into one float32 matrix whose rows are laid out
+    train | validation | test: the three splits are views of it, not copies of the table.
     """
+    import pandas as pd
+
     if preprocessor is not None:
         target, task, features = preprocessor.target, preprocessor.task, preprocessor.feature_names
     target = target or default_target(df)
@@ -565,42 +944,144 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
         raise DataError(f"feature column(s) not found: {', '.join(unknown)}")
     if not feature_names:
         raise DataError("no feature columns left besides the target")
+    gaps = {c: int(df[c].isna().sum()) for c in feature_names + [target]}
     report: dict[str, Any] = {"rows_read": int(len(df)), "target": target, "task": task,
-                              "missing_per_column": {c: int(n) for c, n in df[feature_names + [target]].isna().sum().items() if n},
+                              "missing_per_column": {c: n for c, n in gaps.items() if n},
                               "missing_policy": missing}
-    keep = df[target].notna()
+    target_col = df[target]
+    keep = np.array(target_col.notna().to_numpy(dtype=bool))
     if task == "regression":
-        keep &= np.isfinite(pd.to_numeric(df[target], errors="coerce").astype("float64"))
+        keep &= np.isfinite(pd.to_numeric(target_col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
     report["rows_dropped_no_target"] = int((~keep).sum())
     if missing == "drop":
-        complete = df[feature_names].notna().all(axis=1)
+        complete = np.ones(len(df), dtype=bool)
+        for c in feature_names:
+            if gaps[c]:
+                complete &= df[c].notna().to_numpy(dtype=bool)
         report["rows_dropped_missing"] = int((keep & ~complete).sum())
         keep &= complete
-    df = df.loc[keep].reset_index(drop=True)
-    if len(df) < 3:
-        raise DataError(f"only {len(df)} usable row(s) after dropping rows with missing values; need at least 3")
-    strat = None
+    rows = None if keep.all() else np.flatnonzero(keep)
+    n = len(df) if rows is None else len(rows)
+    if n < 3:
+        raise DataError(f"only {n} usable row(s) after dropping rows with missing values; need at least 3")
+    used_target = target_col if rows is None else target_col.iloc[rows].reset_index(drop=True)
+
+    keys = codes = strat = None
     if task != "regression":
-        strat = _label_keys(df[target]).astype(str)
-        counts = pd.Series(strat).value_counts()
-        if counts.min() < 2:
-            strat = None  # a class with one row cannot be stratified; fall back to a plain split
-    tr, va, te = split_indices(len(df), split, seed, strat)
-    pre = preprocessor if preprocessor is not None else Preprocessor.fit(df.iloc[tr], target, task, feature_names, missing)
+        keys, codes = _label_codes(used_target)
+        counts = np.bincount(codes, minlength=len(keys))
+        strat = codes if counts.min() >= 2 else None  # a class with one row cannot be stratified
+    parts = split_indices(n, split, seed, strat)
+    n_tr, n_va, n_te = (len(p) for p in parts)
+    order = np.concatenate(parts)  # matrix rows: train | validation | test, each in table order
+    del parts, strat
+    src = order if rows is None else rows[order]  # table row of each matrix row
+    bounds = ((0, n_tr), (n_tr, n_tr + n_va), (n_tr + n_va, n))
 
-    def tensors(idx: np.ndarray) -> TensorSplit:
-        part = df.iloc[idx]
-        X = torch.from_numpy(pre.transform_features(part))
-        y = pre.transform_target(part[target])
-        y_t = torch.from_numpy(y).float() if task != "multiclass" else torch.from_numpy(y)
-        return TensorSplit(X, y_t)
+    if preprocessor is not None:
+        pre = preprocessor
+    else:
+        train_src = src[:n_tr]
+        fitted: list[dict[str, Any]] = []
+        for name in feature_names:
+            col = df[name]
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+                fitted.append({"name": name, "kind": "numeric"})  # stats below, from the matrix
+                continue
+            part = col.iloc[train_src]
+            kind = column_kind(part)
+            if kind in ("numeric", "boolean"):
+                fitted.append({"name": name, "kind": kind})
+            else:
+                cats = sorted(part.dropna().astype(str).unique().tolist())
+                if len(cats) > MAX_CATEGORIES:
+                    raise DataError(f"column '{name}' has {len(cats)} distinct values, above the one-hot cap of "
+                                    f"{MAX_CATEGORIES}; drop it or use it as the target")
+                fitted.append({"name": name, "kind": "categorical", "categories": cats})
+        classes = None
+        target_mean, target_std = 0.0, 1.0
+        if task in ("binary", "multiclass"):
+            classes = sorted(keys[np.unique(codes[order[:n_tr]])].tolist(), key=_natural_key)
+            if task == "binary" and len(classes) != 2:
+                raise DataError(f"target '{target}' has {len(classes)} classes in the training split; binary needs 2")
+            if len(classes) < 2:
+                raise DataError(f"target '{target}' has a single class in the training split; nothing to learn")
+            if len(classes) > MAX_CLASSES:
+                raise DataError(f"target '{target}' has {len(classes)} classes; above {MAX_CLASSES}, "
+                                "choose regression or another target")
+        else:
+            y = pd.to_numeric(used_target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)[order[:n_tr]]
+            y = y[np.isfinite(y)]
+            if len(y) == 0:
+                raise DataError(f"target '{target}' has no numeric values; regression needs numbers")
+            target_mean = float(y.mean())
+            target_std = float(y.std()) if len(y) > 1 and y.std() > 1e-12 else 1.0
+        pre = Preprocessor(target, task, fitted, classes, target_mean, target_std, missing)
 
-    report.update({"rows_used": int(len(df)), "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
+    missing_cols = [f["name"] for f in pre.features if f["name"] not in df.columns]
+    if missing_cols:
+        raise DataError(f"missing feature column(s): {', '.join(missing_cols)}")
+    if task == "regression":
+        y_all = pd.to_numeric(used_target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)[order]
+        y_t = torch.from_numpy(((y_all - pre.target_mean) / pre.target_std).astype(np.float32))
+    else:
+        position = {c: i for i, c in enumerate(pre.classes or [])}
+        lut = np.array([position.get(k, -1) for k in keys.tolist()], dtype=np.int64)
+        y_all = lut[codes[order]]
+        for a, b in bounds:
+            bad = np.flatnonzero(y_all[a:b] < 0)
+            if len(bad):
+                example = target_col.iloc[int(src[a + bad[0]])]
+                raise DataError(f"target '{target}': {len(bad)} row(s) have a class not seen in training, "
+                                f"e.g. {example!r}")
+        y_t = torch.from_numpy(y_all) if task == "multiclass" else torch.from_numpy(y_all.astype(np.float32))
+    if task != "regression":
+        report["class_counts"] = {str(k): int(v) for k, v in
+                                  zip(keys.tolist(), np.bincount(codes, minlength=len(keys)).tolist())}
+    del codes, y_all, used_target
+    _release_memory()  # the temporaries above, so the matrix does not stack on top of them
+    X = np.empty((n, pre.n_features), dtype=np.float32)
+    fast: list[int] = []  # float32 columns: gathered and standardised together, chunk by chunk
+    fast_arrays: list[np.ndarray] = []
+    fast_features: list[dict[str, Any]] = []
+    j = 0
+    for f in pre.features:
+        col = df[f["name"]]
+        if f["kind"] == "categorical":
+            k = len(f["categories"])
+            c = _category_codes(col, f["categories"])[src]
+            X[:, j:j + k] = 0.0
+            hit = np.flatnonzero(c >= 0)
+            X[hit, j + c[hit]] = 1.0
+            j += k
+            continue
+        values = _feature_values(col, f["kind"])
+        if values.dtype == np.float32:
+            fast.append(j)
+            fast_arrays.append(values)
+            fast_features.append(f)
+        else:
+            v = values[src].astype(np.float64, copy=False)
+            if "mean" not in f:
+                finite = v[:n_tr][np.isfinite(v[:n_tr])]
+                mean = float(finite.mean()) if len(finite) else 0.0
+                std = float(finite.std()) if len(finite) > 1 else 1.0
+                f.update(mean=mean, std=std if std > 1e-12 else 1.0)
+            v = (v - f["mean"]) / f["std"]
+            v[~np.isfinite(v)] = 0.0
+            X[:, j] = v
+        j += 1
+    given = [(f["mean"], f["std"]) for f in fast_features] if all("mean" in f for f in fast_features) else None
+    for f, (mean, std) in zip(fast_features, _fill_float32(X, fast, fast_arrays, src, n_tr, given)):
+        f.update(mean=mean, std=std)
+    X_t = torch.from_numpy(X)
+    train, val, test = (TensorSplit(X_t[a:b], y_t[a:b]) for a, b in bounds)
+
+    del fast_arrays, order, src
+    _release_memory()
+    report.update({"rows_used": int(n), "n_train": int(n_tr), "n_val": int(n_va), "n_test": int(n_te),
                    "n_features": pre.n_features, "classes": pre.classes})
-    if task != "regression":
-        report["class_counts"] = {str(k): int(v) for k, v in pd.Series(strat if strat is not None else
-                                  _label_keys(df[target])).value_counts().sort_index().items()}
-    return PreparedData(tensors(tr), tensors(va), tensors(te), pre, report)
+    return PreparedData(train, val, test, pre, report)
 
 
 def load_dataset(path: str | Path, target: str | None = None, task: str = "auto",
@@ -614,6 +1095,8 @@ def load_dataset(path: str | Path, target: str | None = None, task: str = "auto"
 
 def summarize(df: pd.DataFrame, target: str | None = None, task: str = "auto") -> dict[str, Any]:
     """What the dataset panel and `nnstudio info` show about a raw table."""
+    import pandas as pd
+
     target = target or default_target(df)
     task = resolve_task(df, target, task)
     cols = describe_columns(df)

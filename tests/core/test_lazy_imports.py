@@ -1,0 +1,31 @@
+"""Importing the core costs no pandas or pyarrow (~0.35 s of window start-up): they load when a table is read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("pandas", "pyarrow")
+
+
+@pytest.mark.parametrize("module", ["nnstudio.core.data", "nnstudio.core.run", "nnstudio.core.checkpoint",
+                                    "nnstudio.core.config", "nnstudio.core.engine", "nnstudio.core.callbacks"])
+def test_core_import_leaves_pandas_and_pyarrow_unloaded(module):
+    script = (f"import importlib, json, sys; importlib.import_module({module!r}); "
+              f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_reading_a_table_loads_them_when_needed(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1.5,x\n2.5,y\n3.5,x\n")
+    script = ("import sys; from nnstudio.core.data import read_table, prepare; df = read_table(sys.argv[1]); "
+              "print(type(df).__module__.split('.')[0], 'pandas' in sys.modules, len(prepare(df).train))")
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["pandas", "True", "3"]
