@@ -10,10 +10,9 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex, QSize,
                             Qt, QThread, Signal)
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
@@ -24,6 +23,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
 from nnstudio.core.data import (MISSING_POLICIES, TABLE_SUFFIXES, TASKS, ColumnInfo, PreparedData, default_target,
                                 describe_columns, prepare, read_table, resolve_task, summarize, validate_split)
 from nnstudio.core.errors import DataError
+
+if TYPE_CHECKING:  # pandas loads with the first table (in the loader thread), not with the window
+    import pandas as pd
 
 __all__ = ["DataFrameModel", "DatasetLoader", "DatasetPanel", "TableFacts", "describe_table", "load_table",
            "wait_for_loaders", "DEFAULT_SPLIT"]
@@ -38,6 +40,8 @@ MISSING_LABELS = {"impute": "Impute (training mean)", "drop": "Drop rows with mi
 
 
 def _is_missing(value: Any) -> bool:
+    import pandas as pd
+
     try:
         return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)) \
             or (isinstance(value, np.floating) and np.isnan(value))
@@ -82,6 +86,8 @@ class DataFrameModel(QAbstractTableModel):
         if frame is None:
             self._columns, self._digits, self._numeric = [], [], []
         else:
+            import pandas as pd
+
             self._columns = [frame.iloc[:, j] for j in range(frame.shape[1])]
             self._digits = [_float_digits(col.dtype) for col in self._columns]
             self._numeric = [pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
@@ -199,6 +205,8 @@ class DataFrameModel(QAbstractTableModel):
 
 
 def _float_digits(dtype: Any) -> int | None:
+    import pandas as pd
+
     if not pd.api.types.is_float_dtype(dtype):
         return None
     return 7 if getattr(dtype, "itemsize", 8) <= 4 else 10
@@ -619,6 +627,8 @@ class DatasetPanel(QWidget):
         thread computes them) spares the GUI thread a scan of a large table. Raises DataError for a
         frame that cannot be a dataset (fewer than two columns, no rows, duplicate column names).
         """
+        import pandas as pd
+
         name = Path(str(path)).name if path else "the table"
         if not isinstance(frame, pd.DataFrame):
             raise DataError(f"{name}: expected a table (DataFrame), got {type(frame).__name__}")

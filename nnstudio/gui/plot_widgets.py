@@ -1,0 +1,669 @@
+"""The pyqtgraph side of the live training plots (see `nnstudio.gui.plots`).
+
+Importing this module imports pyqtgraph (about a quarter of a second, most of it PySide6 setting up
+every Qt class pyqtgraph copies), so the window does not: `plots.LossPlot` and `plots.MetricsPlot`
+create these widgets once they are shown, after pyqtgraph has been imported off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from nnstudio.gui.plots import (
+    DOWNSAMPLE_PER_PIXEL, EARLIER_DASHES, FROZEN_MAX_BLOCKS, LEGEND_NAME_CHARS, LIVE_INTERVAL_MS, MAX_EARLIER_RUNS,
+    MIN_BLOCKS_PER_PIXEL, NONFINITE_COLOR, PALETTE, CurveBuffer, PeakPyramid, check_smoothing, smooth_ema)
+
+__all__ = ["LossPlotWidget", "MetricsPlotWidget"]
+
+
+class _Curve(pg.PlotDataItem):
+    """A PlotDataItem that, as an earlier run's backdrop, can leave y autoranging to others."""
+
+    ignore_y_bounds = False
+
+    def set_ignore_y_bounds(self, ignore: bool) -> None:
+        if ignore != self.ignore_y_bounds:
+            self.ignore_y_bounds = ignore
+            self.informViewBoundsChanged()
+
+    def dataBounds(self, ax, frac=1.0, orthoRange=None):
+        if ax == 1 and self.ignore_y_bounds:
+            return None, None
+        return super().dataBounds(ax, frac, orthoRange)
+
+
+class _Series:
+    """One curve of the current run: its buffer, its item, and non-finite stretches seen."""
+
+    def __init__(self, key: str, label: str, item: pg.PlotDataItem, view: pg.ViewBox | None,
+                 track_nonfinite: bool, legend_rank: int, dash_when_faded: bool,
+                 decimate: bool):
+        self.key = key
+        self.label = label
+        self.item = item
+        self.view = view  # None: the PlotItem's own ViewBox
+        self.legend_rank = legend_rank  # lowest ranked curve stands for an earlier run
+        self.dash_when_faded = dash_when_faded
+        self.buffer = CurveBuffer()
+        self.dirty = False
+        self.pyramid = PeakPyramid() if decimate else None
+        self.level = 0  # pyramid level on screen (0: raw points)
+        # Two points per non-finite stretch: (first x, anchor), (last x, anchor).
+        self.marks: CurveBuffer | None = CurveBuffer(16) if track_nonfinite else None
+        self.marks_dirty = False
+        self._open_run = False
+        self._last_finite = math.nan
+        self._first_finite = math.nan
+
+    def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        self.buffer.extend(xs, ys)
+        self.dirty = True
+        if self.marks is not None and ys.size:
+            self._track(xs, ys)
+
+    def _track(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        finite = np.isfinite(ys)
+        if finite.all():
+            self._open_run = False
+            if math.isnan(self._first_finite):
+                self._first_finite = float(ys[0])
+            self._last_finite = float(ys[-1])
+            return
+        bad = (~finite).view(np.int8)
+        edges = np.diff(np.concatenate(([0], bad, [0])))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1) - 1
+        idx = np.where(finite, np.arange(ys.size), -1)
+        last_idx = np.maximum.accumulate(idx)
+        before = np.where(starts > 0, last_idx[np.maximum(starts - 1, 0)], -1)
+        anchors = np.where(before >= 0, ys[np.maximum(before, 0)], self._last_finite)
+        first = 0
+        if self._open_run and starts[0] == 0:
+            self.marks.set_last(xs[ends[0]], self.marks.y[-1])
+            first = 1
+        if starts.size > first:
+            pair_x = np.column_stack((xs[starts[first:]], xs[ends[first:]])).ravel()
+            pair_y = np.repeat(anchors[first:], 2)
+            self.marks.extend(pair_x, pair_y)
+        self.marks_dirty = True
+        self._open_run = bool(not finite[-1])
+        if finite.any():
+            if math.isnan(self._first_finite):
+                self._first_finite = float(ys[np.argmax(finite)])
+            self._last_finite = float(ys[last_idx[-1]])
+
+    def mark_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Marker points; stretches with no finite value before them sit at the first one."""
+        if self.marks is None or not len(self.marks):
+            return np.empty(0), np.empty(0)
+        y = self.marks.y.copy()
+        unknown = np.isnan(y)
+        if unknown.any():
+            y[unknown] = self._first_finite if math.isfinite(self._first_finite) else 1.0
+        return self.marks.x.copy(), y
+
+    def _choose_level(self, x_range: tuple[float, float] | None, width_px: float) -> int:
+        """Pyramid level for the visible x range (None: all points are visible)."""
+        if self.pyramid is None:
+            return 0
+        if self.dirty:
+            self.pyramid.update(self.buffer)
+        n = len(self.buffer)
+        if x_range is not None and n:
+            lo, hi = np.searchsorted(self.buffer.x, x_range)
+            n = int(hi - lo)
+        return self.pyramid.level_for(n, int(max(width_px, 100) * MIN_BLOCKS_PER_PIXEL))
+
+    def push(self, x_range: tuple[float, float] | None = None, width_px: float = 0.0,
+             level_changes_only: bool = False) -> None:
+        """Hand the curve what it should draw, if that changed."""
+        level = self._choose_level(x_range, width_px)
+        if not (level != self.level or (self.dirty and not level_changes_only)):
+            return
+        if self.marks is not None and math.isnan(self._first_finite):
+            return  # nothing drawable yet (the markers show the non-finite values)
+        if self.pyramid is not None:
+            x, y = self.pyramid.data(self.buffer, level)
+        else:
+            x, y = self.buffer.x, self.buffer.y
+        self.item.setData(x, y)
+        self.level = level
+        self.dirty = False
+
+    def freeze(self) -> None:
+        """Give the item trimmed copies so the buffers can go.
+
+        Long curves keep only a coarse pyramid level: an earlier run is a faded backdrop,
+        and millions of raw points in it would slow every redraw of the current run.
+        """
+        if len(self.buffer):
+            if self.pyramid is not None:
+                self.pyramid.update(self.buffer)
+                level = 0
+                while (level < self.pyramid.levels
+                       and len(self.buffer) // self.pyramid.factor**level > FROZEN_MAX_BLOCKS):
+                    level += 1
+                x, y = self.pyramid.data(self.buffer, level)
+            else:
+                x, y = self.buffer.x, self.buffer.y
+            self.item.setData(np.array(x), np.array(y))
+        self.buffer = CurveBuffer(1)
+        self.pyramid = None
+        self.dirty = False
+
+
+@dataclass
+class _EarlierRun:
+    name: str
+    items: list[tuple[pg.GraphicsObject, pg.ViewBox | None]] = field(default_factory=list)
+    legend_item: pg.PlotDataItem | None = None
+
+
+def _faded(color: QtGui.QColor | str, alpha: int) -> QtGui.QColor:
+    c = QtGui.QColor(color)
+    c.setAlpha(alpha)
+    return c
+
+
+class _RunPlotWidget(pg.PlotWidget):
+    """Shared machinery: current-run series, faded earlier runs, live timer, PNG export."""
+
+    def __init__(self, parent=None, objectName: str | None = None, *, x_label: str, y_label: str):
+        super().__init__(parent)
+        if objectName:
+            self.setObjectName(objectName)
+        item = self.getPlotItem()
+        item.setClipToView(True)
+        item.setDownsampling(auto=True, mode="peak")
+        item.setLabel("bottom", x_label)
+        item.setLabel("left", y_label)
+        item.showGrid(x=True, y=True, alpha=0.15)
+        item.setContentsMargins(4, 10, 10, 4)  # room for the top tick label
+        for name in ("left", "bottom", "right"):
+            # Major and minor grid lines only: the third level halves paint speed.
+            item.getAxis(name).setStyle(maxTickLevel=1)
+        # The legend sits right of the plot, not over it: a diverging loss puts its
+        # non-finite markers at the top right, exactly where an inset legend would be.
+        self._legend = pg.LegendItem(offset=None, labelTextSize="8pt", verSpacing=-6,
+                                     frame=False)
+        self._legend.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred,
+                                   QtWidgets.QSizePolicy.Policy.Fixed)
+        item.layout.addItem(self._legend, 2, 3)
+        item.layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignTop)
+        item.layout.setColumnStretchFactor(3, 0)
+        self._series: dict[str, _Series] = {}
+        self._run_name = ""
+        self._runs_started = 1
+        self._earlier: deque[_EarlierRun] = deque()
+        self._backdrop_ignores_y = False
+        self._marks_item = self._new_marks_item()
+        self._marks_in_legend = False
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(LIVE_INTERVAL_MS)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self._relevel_pending = False
+        item.vb.sigXRangeChanged.connect(self._on_view_x_range_changed)
+        item.vb.sigResized.connect(self._on_view_x_range_changed)
+        self._apply_palette()
+
+    # ----- public API -------------------------------------------------------------------
+
+    @property
+    def run_name(self) -> str:
+        return self._run_name
+
+    def is_live(self) -> bool:
+        return self._timer.isActive()
+
+    def set_live(self, live: bool) -> None:
+        """While live, a timer pushes new data to the curves every ~100 ms."""
+        if live:
+            self._timer.start()
+        else:
+            self._timer.stop()
+            self.redraw()
+
+    def start_run(self, name: str) -> None:
+        """Fade the current run's curves into the earlier runs and start an empty one."""
+        if any(len(s.buffer) for s in self._series.values()):
+            self._retire_current_run()
+            self._runs_started += 1
+        self._run_name = name or f"run {self._runs_started}"
+        self._rebuild_legend()
+
+    def earlier_run_names(self) -> list[str]:
+        """Names of the kept earlier runs, newest first."""
+        return [run.name for run in reversed(self._earlier)]
+
+    def clear_history(self, include_current: bool = False) -> None:
+        """Remove the earlier runs; with ``include_current`` the current run's data too."""
+        while self._earlier:
+            self._remove_earlier(self._earlier.popleft())
+        if include_current:
+            for series in list(self._series.values()):
+                self._remove_item(series.item, series.view)
+            self._series.clear()
+            self._remove_item(self._marks_item, None)
+            self._marks_item = self._new_marks_item()
+            self._marks_in_legend = False
+            self._on_current_run_cleared()
+        self._rebuild_legend()
+
+    def curve(self, key: str) -> pg.PlotDataItem | None:
+        series = self._series.get(key)
+        return series.item if series else None
+
+    @property
+    def nonfinite_item(self) -> pg.PlotDataItem:
+        """Red markers spanning the current run's non-finite stretches."""
+        return self._marks_item
+
+    def legend_labels(self) -> list[str]:
+        return [label.text for _, label in self._legend.items]
+
+    def redraw(self) -> None:
+        """Push buffered data to the curves; cheap when nothing changed."""
+        view = self._view_state()
+        if view is None:
+            return
+        marks_changed = False
+        for series in self._series.values():
+            series.push(*view)
+            if series.marks_dirty:
+                marks_changed = True
+                series.marks_dirty = False
+        self._update_backdrop()
+        if marks_changed:
+            xs, ys = zip(*(s.mark_points() for s in self._series.values()))
+            self._marks_item.setData(np.concatenate(xs), np.concatenate(ys))
+            if not self._marks_in_legend:
+                self._marks_in_legend = True
+                self._rebuild_legend()
+
+    def _update_backdrop(self) -> None:
+        """Earlier runs count for the y range only until the current run draws something,
+        so a diverged earlier run does not squash the current one."""
+        current_drawn = any(s.item.getOriginalDataset()[0] is not None
+                            for s in self._series.values())
+        if current_drawn != self._backdrop_ignores_y:
+            self._backdrop_ignores_y = current_drawn
+            for run in self._earlier:
+                for item, _view in run.items:
+                    item.set_ignore_y_bounds(current_drawn)
+
+    def _view_state(self) -> tuple[tuple[float, float] | None, float] | None:
+        """(visible x range or None when autoranging, width in pixels); None once closed."""
+        plot_item = self.getPlotItem()
+        if plot_item is None:  # PlotWidget.close() drops it
+            self._timer.stop()
+            return None
+        view = plot_item.vb
+        x_range = None if view.autoRangeEnabled()[0] else tuple(view.viewRange()[0])
+        return x_range, view.width()
+
+    def export_png(self, path: str | os.PathLike) -> None:
+        """Save the plot as a PNG image at its on-screen size."""
+        path = os.fspath(path)
+        self.redraw()
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise OSError(f"Cannot save the plot to {path}: the folder {folder} does not exist.")
+        import pyqtgraph.exporters  # noqa: F401  (registers ImageExporter; only exporting needs it)
+
+        try:
+            ok = pg.exporters.ImageExporter(self.getPlotItem()).export(path)
+        except Exception as exc:  # pyqtgraph raises bare Exception for a zero-size plot
+            raise OSError(f"Cannot save the plot to {path}: {exc}") from exc
+        if not ok:
+            raise OSError(
+                f"Cannot save the plot to {path}: writing the image failed. "
+                "Check that the folder is writable and the name ends in .png."
+            )
+
+    # ----- for subclasses ---------------------------------------------------------------
+
+    def _on_current_run_cleared(self) -> None:
+        """Recreate the fixed series of an empty run (subclasses)."""
+
+    def _add_series(self, key: str, label: str, *, color: str, width: float = 1.5,
+                    alpha: int = 255, symbol: str | None = None, view: pg.ViewBox | None = None,
+                    track_nonfinite: bool = True, z: float = 0.0, antialias: bool = True,
+                    legend_rank: int = 0, dash_when_faded: bool = True,
+                    decimate: bool = False) -> _Series:
+        """Add a curve to the current run.
+
+        Step-rate curves pass ``decimate=True`` (draw from a min/max pyramid when zoomed
+        out) and ``antialias=False``, both for speed.
+        """
+        pen = pg.mkPen(_faded(color, alpha), width=width)
+        kwargs = {}
+        if symbol is not None:
+            kwargs = dict(symbol=symbol, symbolSize=6, symbolPen=pg.mkPen(color),
+                          symbolBrush=pg.mkBrush(color))
+        if decimate:
+            # Peak downsampling keeps each pixel column's min and max, so ~1.5 samples per
+            # pixel look the same as pyqtgraph's default 5 and draw several times faster.
+            kwargs["autoDownsampleFactor"] = DOWNSAMPLE_PER_PIXEL
+        item = _Curve(pen=pen, connect="finite", antialias=antialias, **kwargs)
+        item.setZValue(z)
+        if view is None:
+            self.getPlotItem().addItem(item)
+        else:
+            view.addItem(item)
+            # No clipToView here: a linked view's own x range lags behind the main one.
+            item.setDownsampling(auto=True, method="peak")
+        series = _Series(key, label, item, view, track_nonfinite, legend_rank, dash_when_faded,
+                         decimate)
+        self._series[key] = series
+        self._rebuild_legend()
+        return series
+
+    def _remove_series(self, key: str) -> None:
+        series = self._series.pop(key, None)
+        if series is not None:
+            self._remove_item(series.item, series.view)
+            self._rebuild_legend()
+
+    def _extend(self, key: str, xs, ys) -> None:
+        self._series[key].extend(np.asarray(xs, dtype=np.float64).ravel(),
+                                 np.asarray(ys, dtype=np.float64).ravel())
+
+    # ----- internals --------------------------------------------------------------------
+
+    def _new_marks_item(self) -> _Curve:
+        item = _Curve(
+            pen=pg.mkPen(NONFINITE_COLOR, width=2, style=QtCore.Qt.PenStyle.DotLine),
+            connect="pairs", symbol="x", symbolSize=11,
+            symbolPen=pg.mkPen(NONFINITE_COLOR, width=2), symbolBrush=pg.mkBrush(NONFINITE_COLOR),
+        )
+        item.setZValue(10)
+        self.getPlotItem().addItem(item)
+        return item
+
+    def _retire_current_run(self) -> None:
+        self.redraw()
+        dash = EARLIER_DASHES[(self._runs_started - 1) % len(EARLIER_DASHES)]
+        run = _EarlierRun(self._run_name or f"run {self._runs_started}")
+        kept = []
+        for series in self._series.values():
+            has_data = len(series.buffer) > 0
+            series.freeze()
+            if has_data:
+                self._fade(series.item, dash if series.dash_when_faded else None)
+                run.items.append((series.item, series.view))
+                kept.append(series)
+            else:
+                self._remove_item(series.item, series.view)
+        if kept:
+            run.legend_item = min(kept, key=lambda s: s.legend_rank).item
+        if self._marks_in_legend:
+            self._fade(self._marks_item, dash, alpha=110)
+            run.items.append((self._marks_item, None))
+        else:
+            self._remove_item(self._marks_item, None)
+        self._marks_item = self._new_marks_item()
+        self._marks_in_legend = False
+        self._series.clear()
+        for item, _view in run.items:
+            item.set_ignore_y_bounds(False)
+        self._backdrop_ignores_y = False
+        for earlier in self._earlier:
+            for item, _view in earlier.items:
+                item.set_ignore_y_bounds(False)
+        self._earlier.append(run)
+        while len(self._earlier) > MAX_EARLIER_RUNS:
+            self._remove_earlier(self._earlier.popleft())
+        self._on_current_run_cleared()
+
+    def _fade(self, item: pg.PlotDataItem, dash: list[int] | None, alpha: int = 80) -> None:
+        pen = pg.mkPen(item.opts["pen"])
+        color = pen.color()
+        color.setAlpha(min(alpha, color.alpha() // 2))
+        pen = pg.mkPen(color, width=max(1.0, pen.widthF() * 0.75))
+        if dash is not None:
+            pen.setDashPattern(dash)
+        item.setPen(pen)
+        if item.opts["symbol"] is not None:
+            sym = pg.mkPen(item.opts["symbolPen"]).color()
+            item.setSymbolPen(_faded(sym, alpha))
+            item.setSymbolBrush(_faded(sym, alpha // 2))
+            item.setSymbolSize(max(4, int(item.opts["symbolSize"]) - 2))
+        item.setZValue(-10)
+
+    def _remove_item(self, item, view: pg.ViewBox | None) -> None:
+        self._legend.removeItem(item)
+        if view is None:
+            self.getPlotItem().removeItem(item)
+        else:
+            view.removeItem(item)
+
+    def _remove_earlier(self, run: _EarlierRun) -> None:
+        for item, view in run.items:
+            self._remove_item(item, view)
+
+    def _rebuild_legend(self) -> None:
+        self._legend.clear()
+        # Curves of the main axis first, those of a second axis (learning rate) after.
+        for series in sorted(self._series.values(), key=lambda s: s.view is not None):
+            self._legend.addItem(series.item, series.label)
+        if self._marks_in_legend:
+            self._legend.addItem(self._marks_item, "non-finite (NaN/inf)")
+        for run in reversed(self._earlier):
+            if run.legend_item is not None:
+                self._legend.addItem(run.legend_item, _elide(run.name, LEGEND_NAME_CHARS))
+
+    def _apply_palette(self) -> None:
+        palette = self.palette()
+        base = palette.color(QtGui.QPalette.ColorRole.Base)
+        text = palette.color(QtGui.QPalette.ColorRole.Text)
+        self.setBackground(base)
+        plot_item = self.getPlotItem()
+        for name in ("left", "bottom", "right"):
+            axis = plot_item.getAxis(name)
+            axis.setPen(text)
+            axis.setTextPen(text)
+        self._legend.setLabelTextColor(text)
+
+    def changeEvent(self, event: QtCore.QEvent) -> None:
+        if event.type() == QtCore.QEvent.Type.PaletteChange and hasattr(self, "_legend"):
+            self._apply_palette()
+        super().changeEvent(event)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self._timer.stop()
+        super().closeEvent(event)
+
+    @QtCore.Slot()
+    def _on_timer_timeout(self) -> None:
+        self.redraw()
+
+    def _on_view_x_range_changed(self, *_args) -> None:
+        # Zooming changes which pyramid level fits; re-level once the view has settled.
+        if not self._relevel_pending:
+            self._relevel_pending = True
+            QtCore.QTimer.singleShot(0, self, self._on_relevel_timeout)
+
+    @QtCore.Slot()
+    def _on_relevel_timeout(self) -> None:
+        self._relevel_pending = False
+        view = self._view_state()
+        if view is not None:
+            for series in self._series.values():
+                series.push(*view, level_changes_only=True)
+
+
+class LossPlotWidget(_RunPlotWidget):
+    """Step loss (raw and optionally smoothed) and per-epoch train/validation loss."""
+
+    def __init__(self, parent=None, objectName: str | None = None):
+        super().__init__(parent, objectName, x_label="step", y_label="loss")
+        self._alpha: float | None = None
+        self._ema_state: float | None = None
+        self._on_current_run_cleared()
+
+    def _on_current_run_cleared(self) -> None:
+        self._ema_state = None
+        self._add_series("steps", "step loss", color=PALETTE[0], width=1, alpha=90, z=-1,
+                         antialias=False, legend_rank=2, dash_when_faded=False, decimate=True)
+        if self._alpha is not None:
+            self._add_smoothed()
+        self._add_series("train", "train loss (epoch)", color=PALETTE[1], width=2,
+                         symbol="o", z=2, legend_rank=1)
+        self._add_series("val", "val loss (epoch)", color=PALETTE[2], width=2,
+                         symbol="s", z=2, legend_rank=3)
+        self._order_series()
+
+    def _add_smoothed(self) -> None:
+        self._add_series("smoothed", "step loss (smoothed)", color=PALETTE[0], width=2,
+                         track_nonfinite=False, z=1, antialias=False, legend_rank=0,
+                         decimate=True)
+        raw = self._series["steps"].buffer
+        if len(raw):
+            smoothed = smooth_ema(raw.y, self._alpha)
+            self._series["smoothed"].extend(raw.x, smoothed)
+            self._ema_state = _last_finite(smoothed, None)
+
+    def _order_series(self) -> None:
+        order = ("steps", "smoothed", "train", "val")
+        self._series = {k: self._series[k] for k in order if k in self._series}
+        self._rebuild_legend()
+
+    @property
+    def step_curve(self) -> pg.PlotDataItem:
+        return self._series["steps"].item
+
+    @property
+    def smoothed_curve(self) -> pg.PlotDataItem | None:
+        return self.curve("smoothed")
+
+    @property
+    def train_curve(self) -> pg.PlotDataItem:
+        return self._series["train"].item
+
+    @property
+    def val_curve(self) -> pg.PlotDataItem:
+        return self._series["val"].item
+
+    @property
+    def smoothing(self) -> float | None:
+        return self._alpha
+
+    def set_smoothing(self, alpha: float | None) -> None:
+        """EMA weight of each new step (0 < alpha <= 1), or None for no smoothed curve."""
+        check_smoothing(alpha)
+        self._remove_series("smoothed")
+        self._alpha = alpha
+        self._ema_state = None
+        if alpha is not None:
+            self._add_smoothed()
+            self._order_series()
+        self.redraw()
+
+    def set_log_y(self, on: bool) -> None:
+        self.getPlotItem().setLogMode(y=bool(on))
+
+    def add_steps(self, steps: Sequence[int], losses: Sequence[float]) -> None:
+        steps = np.asarray(steps, dtype=np.float64).ravel()
+        losses = np.asarray(losses, dtype=np.float64).ravel()
+        if steps.shape != losses.shape:
+            raise ValueError(
+                f"add_steps needs one loss per step, got {steps.size} steps and {losses.size} losses"
+            )
+        self._extend("steps", steps, losses)
+        if self._alpha is not None:
+            smoothed = smooth_ema(losses, self._alpha, self._ema_state)
+            self._extend("smoothed", steps, smoothed)
+            self._ema_state = _last_finite(smoothed, self._ema_state)
+
+    def add_epoch(self, step: int, train_loss: float, val_loss: float | None = None) -> None:
+        self._extend("train", [step], [train_loss])
+        if val_loss is not None:
+            self._extend("val", [step], [val_loss])
+
+
+class MetricsPlotWidget(_RunPlotWidget):
+    """Per-epoch metric curves, one per metric name, and the learning rate on a right axis."""
+
+    def __init__(self, parent=None, objectName: str | None = None):
+        super().__init__(parent, objectName, x_label="epoch", y_label="metric")
+        self.getPlotItem().getAxis("left").enableAutoSIPrefix(False)  # 0.95, not "950 (x0.001)"
+        self._colors: dict[str, str] = {}
+        self._lr_max = 0.0
+        plot_item = self.getPlotItem()
+        self._lr_view = pg.ViewBox(enableMenu=False)
+        plot_item.showAxis("right")
+        plot_item.scene().addItem(self._lr_view)
+        right = plot_item.getAxis("right")
+        right.linkToView(self._lr_view)
+        right.setLabel("learning rate")
+        self._lr_view.setXLink(plot_item)
+        plot_item.vb.sigResized.connect(self._on_view_resized)
+        self._on_current_run_cleared()
+        self._on_view_resized()
+
+    @property
+    def lr_view(self) -> pg.ViewBox:
+        return self._lr_view
+
+    @property
+    def lr_axis(self) -> pg.AxisItem:
+        return self.getPlotItem().getAxis("right")
+
+    def metric_names(self) -> list[str]:
+        return [k.removeprefix("metric:") for k in self._series if k.startswith("metric:")]
+
+    def metric_curve(self, name: str) -> pg.PlotDataItem | None:
+        return self.curve(f"metric:{name}")
+
+    @property
+    def curves(self) -> dict[str, pg.PlotDataItem]:
+        """The current run's metric curves by metric name."""
+        return {name: self.metric_curve(name) for name in self.metric_names()}
+
+    @property
+    def lr_curve(self) -> pg.PlotDataItem:
+        return self._series["lr"].item
+
+    def _on_current_run_cleared(self) -> None:
+        self._add_series("lr", "learning rate", color="#7a7a7a", width=1.5, view=self._lr_view,
+                         track_nonfinite=False, z=-1, legend_rank=1, decimate=True)
+
+    def add_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        for name, value in metrics.items():
+            key = f"metric:{name}"
+            if key not in self._series:
+                color = self._colors.setdefault(name, PALETTE[len(self._colors) % len(PALETTE)])
+                self._add_series(key, name, color=color, width=2, symbol="o", z=2)
+            self._extend(key, [epoch], [value])
+
+    def add_lr(self, epoch: float, lr: float) -> None:
+        """Learning rate at ``epoch`` (fractional epochs plot per-step rates)."""
+        self._extend("lr", [epoch], [lr])
+        if np.isfinite(lr) and lr > self._lr_max:
+            # From zero up: a constant rate reads as a flat line at its value, not as noise around it.
+            self._lr_max = float(lr)
+            self._lr_view.enableAutoRange(y=False)
+            self._lr_view.setYRange(0.0, self._lr_max * 1.15, padding=0)
+
+    @QtCore.Slot()
+    def _on_view_resized(self) -> None:
+        main = self.getPlotItem().vb
+        self._lr_view.setGeometry(main.sceneBoundingRect())
+        self._lr_view.linkedViewChanged(main, self._lr_view.XAxis)
+
+
+def _elide(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _last_finite(values: np.ndarray, default: float | None) -> float | None:
+    finite = np.flatnonzero(np.isfinite(values))
+    return float(values[finite[-1]]) if finite.size else default
