@@ -194,27 +194,38 @@ def _read_csv_streaming(path: Path, delimiter: str, head: bytes) -> pd.DataFrame
     parse = pacsv.ParseOptions(delimiter=delimiter)
     opened: list[_ByteRange] = []
     try:
-        first_file = _ByteRange(path, cuts[0], cuts[1])
-        opened.append(first_file)
-        reader = pacsv.open_csv(first_file, parse_options=parse,
-                                read_options=pacsv.ReadOptions(encoding="utf8", block_size=_STREAM_BLOCK,
-                                                               use_threads=n_ranges == 1))
-        schema = reader.schema
+        probe_file = _ByteRange(path, cuts[0], cuts[1])
+        opened.append(probe_file)
+        probe = pacsv.open_csv(probe_file, parse_options=parse,
+                               read_options=pacsv.ReadOptions(encoding="utf8", block_size=_STREAM_BLOCK))
+        schema = probe.schema
         names = [str(n) for n in schema.names]
         if names and names[0].startswith("\ufeff"):
             names[0] = names[0][1:]
         if len(set(names)) != len(names) or any(pa.types.is_null(t) for t in schema.types):
             return None
         try:
-            first = reader.read_next_batch()
+            first = probe.read_next_batch()
         except StopIteration:
             return None
+        # The first block decides each column's type; a float column is parsed straight to float32 (which is
+        # also much faster than arrow's float64 parsing) unless float32 is too coarse for it.
         storage = {i: _float_storage(first.column(i).to_numpy(zero_copy_only=False))
                    for i, t in enumerate(schema.types) if pa.types.is_floating(t)}
+        del first, probe
+        types = {name: (pa.float32() if storage.get(i) is np.float32 else pa.float64()) if i in storage else t
+                 for i, (name, t) in enumerate(zip(schema.names, schema.types))}
         parts = [_RangeColumns(storage, len(names), int((cuts[k + 1] - cuts[k]) * rows_per_byte * 1.25) + 1024)
                  for k in range(n_ranges)]
-        parts[0].add(first)
-        del first
+        readers = []
+        for k in range(n_ranges):
+            rng = _ByteRange(path, cuts[k], cuts[k + 1])
+            opened.append(rng)
+            readers.append(pacsv.open_csv(
+                rng, parse_options=parse,
+                read_options=pacsv.ReadOptions(encoding="utf8", block_size=_STREAM_BLOCK, use_threads=n_ranges == 1,
+                                               column_names=None if k == 0 else schema.names),
+                convert_options=pacsv.ConvertOptions(column_types=types)))
         failures: list[BaseException] = []
 
         def run(k: int, batches: Any) -> None:
@@ -224,23 +235,13 @@ def _read_csv_streaming(path: Path, delimiter: str, head: bytes) -> pd.DataFrame
             except BaseException as exc:  # noqa: BLE001 - reported to the caller, which reads the old way
                 failures.append(exc)
 
-        readers = [reader]
-        types = {name: t for name, t in zip(schema.names, schema.types)}
-        for k in range(1, n_ranges):
-            rng = _ByteRange(path, cuts[k], cuts[k + 1])
-            opened.append(rng)
-            readers.append(pacsv.open_csv(
-                rng, parse_options=parse,
-                read_options=pacsv.ReadOptions(encoding="utf8", block_size=_STREAM_BLOCK, use_threads=False,
-                                               column_names=schema.names),
-                convert_options=pacsv.ConvertOptions(column_types=types)))
         threads = [threading.Thread(target=run, args=(k, readers[k]), daemon=True) for k in range(1, n_ranges)]
         for t in threads:
             t.start()
-        run(0, reader)
+        run(0, readers[0])
         for t in threads:
             t.join()
-        del readers, reader
+        del readers
         if failures:
             return None
         n = sum(p.rows for p in parts)
@@ -693,20 +694,26 @@ def split_indices(n: int, fractions: Sequence[float], seed: int = 0,
         return [idx[:n_train], idx[n_train:n_train + n_val], idx[n_train + n_val:]]
 
     if labels is None:
-        return tuple(np.sort(p).astype(np.int64) for p in cut(np.arange(n)))  # type: ignore[return-value]
-    labels = np.asarray(labels)
-    if labels.dtype.kind in "iub":  # one stable sort groups every class (rows ascending within a class)
-        order = np.argsort(labels, kind="stable")
-        bounds = np.flatnonzero(labels[order][1:] != labels[order][:-1]) + 1
-        groups = np.split(order, bounds) if len(order) else []
+        groups = [np.arange(n)]
     else:
-        groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
-    parts: list[list[np.ndarray]] = [[], [], []]
+        labels = np.asarray(labels)
+        if labels.dtype.kind in "iub" and len(labels):  # one stable sort groups every class (rows ascending)
+            lo, hi = int(labels.min()), int(labels.max())
+            if -128 <= lo and hi < 128:
+                labels = labels.astype(np.int8)  # small integers sort by radix
+            elif -32768 <= lo and hi < 32768:
+                labels = labels.astype(np.int16)
+            order = np.argsort(labels, kind="stable")
+            ordered = labels[order]
+            groups = np.split(order, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1)
+        else:
+            groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
+    where = np.zeros(n, dtype=np.int8)  # which part each row went to: the parts come out sorted, no sort
     for group in groups:
         for k, piece in enumerate(cut(group)):
-            parts[k].append(piece)
-    return tuple(np.sort(np.concatenate(p)).astype(np.int64) if p else np.array([], dtype=np.int64)  # type: ignore[return-value]
-                 for p in parts)
+            if k:
+                where[piece] = k
+    return tuple(np.flatnonzero(where == k).astype(np.int64) for k in range(3))  # type: ignore[return-value]
 
 
 def validate_split(fractions: Sequence[float]) -> tuple[float, float, float]:
@@ -791,27 +798,27 @@ def _label_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """
     import pandas as pd
 
-    missing = series.isna().to_numpy()
     if isinstance(series.dtype, pd.CategoricalDtype):
         raw = series.cat.codes.to_numpy().astype(np.int64)
         value_keys = _label_keys(pd.Series(series.cat.categories))
     elif series.dtype == object:  # mixed Python values: factorize could merge True with 1, whose keys differ
         raw, uniques = pd.factorize(_label_keys(series))
+        raw[series.isna().to_numpy()] = -1
         value_keys = np.asarray(uniques, dtype=object)
     else:
-        raw, uniques = pd.factorize(series)
+        raw, uniques = pd.factorize(series)  # missing values: -1
         value_keys = _label_keys(pd.Series(uniques))
-    raw = np.where(missing, -1, raw)
     if len(value_keys) == 0:
-        return np.array([], dtype=str), raw
+        return np.array([], dtype=str), raw.astype(np.int64)
     keys, lut = np.unique(np.asarray(value_keys, dtype=str), return_inverse=True)
-    codes = np.where(raw >= 0, lut.reshape(-1)[np.maximum(raw, 0)], -1)
-    present = np.bincount(codes[codes >= 0], minlength=len(keys)) > 0
+    lut = np.append(lut.reshape(-1), -1)  # raw -1 (missing) picks the last entry
+    codes = raw if np.array_equal(lut[:-1], np.arange(len(lut) - 1)) else lut[raw]
+    present = np.bincount(codes[codes >= 0] if (codes < 0).any() else codes, minlength=len(keys)) > 0
     if not present.all():
-        remap = np.cumsum(present) - 1
-        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+        remap = np.append(np.cumsum(present) - 1, -1)
+        codes = remap[codes]
         keys = keys[present]
-    return keys, codes.astype(np.int64)
+    return keys, codes.astype(np.int64, copy=False)
 
 
 def _feature_values(col: pd.Series, kind: str) -> np.ndarray:
@@ -856,9 +863,9 @@ def _chunk_map(fn: Any, n: int) -> list[Any]:
 def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src: np.ndarray, n_train: int,
                   stats: list[tuple[float, float]] | None) -> list[tuple[float, float]]:
     """Write standardised `arrays[k][src]` into `X[:, cols[k]]` for float32 columns, a few thousand rows at a
-    time in float64 (cache-sized; no float64 copy of a whole column). Without `stats`, each column's mean
-    and std are fitted on the first `n_train` rows by the rules of `Preprocessor.fit`: finite values only,
-    std 1 for fewer than two values or no spread. Returns the (mean, std) used."""
+    time (cache-sized; arithmetic in float64, no float64 copy of a whole column). Without `stats`, each
+    column's mean and std are fitted on the first `n_train` rows by the rules of `Preprocessor.fit`: finite
+    values only, std 1 for fewer than two values or no spread. Returns the (mean, std) used."""
     if not cols:
         return []
     m = len(cols)
@@ -874,47 +881,64 @@ def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src:
     def get(a: int, b: int) -> np.ndarray:
         return (X[a:b] if whole else X[a:b, idx]).astype(np.float64)
 
-    def standardise(rows: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        rows -= mean
-        rows /= std
-        rows[~np.isfinite(rows)] = 0.0  # imputed with the training mean
-        return rows
-
     def gather(a: int, b: int) -> np.ndarray:
         part = np.empty((m, b - a), dtype=np.float32)
         for k, values in enumerate(arrays):
             np.take(values, src[a:b], out=part[k])
         return part
 
+    def standardise(a: int, b: int, rows: np.ndarray) -> None:
+        rows -= mean
+        rows /= std
+        if not finite_only:
+            rows[~np.isfinite(rows)] = 0.0  # imputed with the training mean
+        put(a, b, rows)
+
     if stats is not None:
         mean = np.array([s[0] for s in stats])
         std = np.array([s[1] for s in stats])
-        _chunk_map(lambda a, b: put(a, b, standardise(gather(a, b).T.astype(np.float64), mean, std)), len(X))
+        finite_only = False
+        _chunk_map(lambda a, b: standardise(a, b, gather(a, b).T.astype(np.float64)), len(X))
         return list(stats)
 
-    def first(a: int, b: int) -> tuple[np.ndarray, np.ndarray] | None:
+    # One pass gathers, and sums (x - shift) and its square over the training rows, shift being the first
+    # training rows' mean (so the sums do not cancel); a second, exact pass only if they could have.
+    head = gather(0, min(n_train, 256)).astype(np.float64)
+    shift = np.array([float(np.mean(r[np.isfinite(r)])) if np.isfinite(r).any() else 0.0 for r in head])
+
+    def first(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         part = gather(a, b)
         put(a, b, part.T)
+        finite = bool(np.isfinite(part).all())
         t = min(b, n_train) - a
         if t <= 0:
-            return None
+            return np.zeros(m), np.zeros(m), np.zeros(m), finite
         rows = part[:, :t].astype(np.float64)
-        finite = np.isfinite(rows)
-        return np.where(finite, rows, 0.0).sum(1), finite.sum(1)
+        rows -= shift[:, None]
+        if finite:
+            return rows.sum(1), np.einsum("ij,ij->i", rows, rows), np.full(m, float(t)), True
+        ok = np.isfinite(rows)
+        rows[~ok] = 0.0
+        return rows.sum(1), np.einsum("ij,ij->i", rows, rows), ok.sum(1).astype(np.float64), False
 
-    partial = [p for p in _chunk_map(first, len(X)) if p is not None]
-    total = np.sum([p[0] for p in partial], axis=0) if partial else np.zeros(m)
-    count = np.sum([p[1] for p in partial], axis=0) if partial else np.zeros(m)
-    mean = np.divide(total, count, out=np.zeros(m), where=count > 0)
+    partial = _chunk_map(first, len(X))
+    total = np.sum([p[0] for p in partial], axis=0)
+    squares = np.sum([p[1] for p in partial], axis=0)
+    count = np.sum([p[2] for p in partial], axis=0)
+    finite_only = all(p[3] for p in partial)
+    offset = np.divide(total, count, out=np.zeros(m), where=count > 0)
+    mean = shift + offset
+    var = np.divide(squares, count, out=np.ones(m), where=count > 0) - offset * offset
+    if np.any(offset * offset > 1e6 * np.maximum(var, 1e-300)):  # the shift was far off: sum exactly
+        def second(a: int, b: int) -> np.ndarray:
+            rows = get(a, b) - mean
+            return np.where(np.isfinite(rows), rows * rows, 0.0).sum(0)
 
-    def second(a: int, b: int) -> np.ndarray:
-        rows = get(a, b) - mean
-        return np.where(np.isfinite(rows), rows * rows, 0.0).sum(0)
-
-    squares = np.sum(_chunk_map(second, n_train), axis=0) if n_train else np.zeros(m)
-    std = np.sqrt(np.divide(squares, count, out=np.ones(m), where=count > 1))
+        var = np.divide(np.sum(_chunk_map(second, n_train), axis=0), count, out=np.ones(m), where=count > 0)
+    std = np.sqrt(np.maximum(var, 0.0))
+    mean = np.where(count > 0, mean, 0.0)
     std = np.where((count > 1) & (std > 1e-12), std, 1.0)
-    _chunk_map(lambda a, b: put(a, b, standardise(get(a, b), mean, std)), len(X))
+    _chunk_map(lambda a, b: standardise(a, b, get(a, b)), len(X))
     return [(float(mu), float(sd)) for mu, sd in zip(mean, std)]
 
 
@@ -1001,7 +1025,8 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
         classes = None
         target_mean, target_std = 0.0, 1.0
         if task in ("binary", "multiclass"):
-            classes = sorted(keys[np.unique(codes[order[:n_tr]])].tolist(), key=_natural_key)
+            seen = np.bincount(codes[order[:n_tr]], minlength=len(keys)) > 0
+            classes = sorted(keys[seen].tolist(), key=_natural_key)
             if task == "binary" and len(classes) != 2:
                 raise DataError(f"target '{target}' has {len(classes)} classes in the training split; binary needs 2")
             if len(classes) < 2:

@@ -261,3 +261,52 @@ def test_bom_and_crlf_with_ranges(tmp_path, small_ranges):
     got = read_table(path)
     assert list(got.columns) == ["idé", "val"] and len(got) == n
     np.testing.assert_allclose(got["val"].to_numpy(dtype=float), np.round(np.arange(n) / 3, 4), rtol=1e-7)
+
+
+def reference_split(n, fractions, seed=0, labels=None):
+    """split_indices as first written: per class in np.unique order, each part sorted."""
+    fr = list(fractions) + [0.0] * (3 - len(fractions))
+    rng = np.random.default_rng(seed)
+
+    def cut(idx):
+        idx = rng.permutation(idx)
+        n_val = int(round(fr[1] * len(idx)))
+        n_test = int(round(fr[2] * len(idx)))
+        n_train = len(idx) - n_val - n_test
+        return [idx[:n_train], idx[n_train:n_train + n_val], idx[n_train + n_val:]]
+
+    if labels is None:
+        parts = cut(np.arange(n))
+    else:
+        parts = [[], [], []]
+        for value in np.unique(labels):
+            for k, piece in enumerate(cut(np.flatnonzero(labels == value))):
+                parts[k].append(piece)
+        parts = [np.sort(np.concatenate(p)) for p in parts]
+    return [np.sort(p) for p in parts]
+
+
+@pytest.mark.parametrize("labels", [None, "str", "small_int", "big_int", "bool"])
+@pytest.mark.parametrize("fractions", [(0.7, 0.15, 0.15), (0.5, 0.5), (1.0, 0.0, 0.0)])
+def test_split_indices_equal_the_first_implementation(labels, fractions):
+    rng = np.random.default_rng(1)
+    n = 1001
+    values = {None: None, "str": rng.choice(["b", "a", "c10", "c9"], n), "small_int": rng.integers(-3, 4, n),
+              "big_int": rng.choice([-70000, 5, 10**9], n), "bool": rng.choice([True, False], n)}[labels]
+    for seed in (0, 5):
+        got = split_indices(n, fractions, seed, values)
+        want = reference_split(n, fractions, seed, values)
+        assert all(g.dtype == np.int64 and np.array_equal(g, w) for g, w in zip(got, want))
+
+
+def test_rows_beyond_the_estimate_grow_the_arrays(tmp_path, small_ranges):
+    """The row count is estimated from the first 64 KiB; a file whose later rows are much shorter holds more."""
+    long = "x" * 200
+    lines = ["a,s,b"] + [f"{i / 7:.3f},{long},{i}" for i in range(400)] + [f"{i / 7:.3f},s,{i}" for i in range(400, 30000)]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    got = read_table(path)
+    assert len(got) == 29999 + 1 and got["a"].dtype == np.float32
+    np.testing.assert_allclose(got["a"].to_numpy(dtype=float), np.round(np.arange(30000) / 7, 3), rtol=1e-7)
+    assert got["b"].tolist() == list(range(30000))
+    assert_frames_match(got, arrow_frame(path))
