@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from nnstudio.gui.redraw import scheduler
 from nnstudio.gui.plots import (
-    DOWNSAMPLE_PER_PIXEL, EARLIER_DASHES, FROZEN_MAX_BLOCKS, LEGEND_NAME_CHARS, LIVE_INTERVAL_MS, MAX_EARLIER_RUNS,
+    DOWNSAMPLE_PER_PIXEL, EARLIER_DASHES, FROZEN_MAX_BLOCKS, LEGEND_NAME_CHARS, MAX_EARLIER_RUNS,
     MIN_BLOCKS_PER_PIXEL, NONFINITE_COLOR, PALETTE, CurveBuffer, PeakPyramid, check_smoothing, smooth_ema)
 
 __all__ = ["LossPlotWidget", "MetricsPlotWidget"]
@@ -206,9 +208,8 @@ class _RunPlotWidget(pg.PlotWidget):
         self._backdrop_ignores_y = False
         self._marks_item = self._new_marks_item()
         self._marks_in_legend = False
-        self._timer = QtCore.QTimer(self)
-        self._timer.setInterval(LIVE_INTERVAL_MS)
-        self._timer.timeout.connect(self._on_timer_timeout)
+        self._live = False
+        self._paint_seconds = 0.0  # painting since the redraw scheduler last asked (see redraw.py)
         self._relevel_pending = False
         item.vb.sigXRangeChanged.connect(self._on_view_x_range_changed)
         item.vb.sigResized.connect(self._on_view_x_range_changed)
@@ -221,15 +222,29 @@ class _RunPlotWidget(pg.PlotWidget):
         return self._run_name
 
     def is_live(self) -> bool:
-        return self._timer.isActive()
+        return self._live
 
     def set_live(self, live: bool) -> None:
-        """While live, a timer pushes new data to the curves every ~100 ms."""
+        """While live, the application's RedrawScheduler pushes new data to the curves: every 250 ms, or
+        less often when painting this plot is slow (it may take 2.5% of the time; see redraw.py)."""
+        self._live = live
         if live:
-            self._timer.start()
+            scheduler().add(self)
         else:
-            self._timer.stop()
+            scheduler().remove(self)
             self.redraw()
+
+    def take_paint_seconds(self) -> float:
+        """Seconds spent painting since the last call (what the redraw scheduler budgets)."""
+        spent, self._paint_seconds = self._paint_seconds, 0.0
+        return spent
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
+        start = time.perf_counter()
+        try:
+            super().paintEvent(event)
+        finally:
+            self._paint_seconds += time.perf_counter() - start
 
     def start_run(self, name: str) -> None:
         """Fade the current run's curves into the earlier runs and start an empty one."""
@@ -303,7 +318,7 @@ class _RunPlotWidget(pg.PlotWidget):
         """(visible x range or None when autoranging, width in pixels); None once closed."""
         plot_item = self.getPlotItem()
         if plot_item is None:  # PlotWidget.close() drops it
-            self._timer.stop()
+            self._stop_live()
             return None
         view = plot_item.vb
         x_range = None if view.autoRangeEnabled()[0] else tuple(view.viewRange()[0])
@@ -478,12 +493,12 @@ class _RunPlotWidget(pg.PlotWidget):
         super().changeEvent(event)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        self._timer.stop()
+        self._stop_live()
         super().closeEvent(event)
 
-    @QtCore.Slot()
-    def _on_timer_timeout(self) -> None:
-        self.redraw()
+    def _stop_live(self) -> None:
+        self._live = False
+        scheduler().remove(self)
 
     def _on_view_x_range_changed(self, *_args) -> None:
         # Zooming changes which pyramid level fits; re-level once the view has settled.

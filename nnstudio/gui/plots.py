@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["CurveBuffer", "LossPlot", "MetricsPlot", "smooth_ema"]
 
 MAX_EARLIER_RUNS = 5
-LIVE_INTERVAL_MS = 250  # 4 redraws a second: painting holds the GIL the training thread needs
 # Draw pyramid blocks rather than raw points while at least this many blocks per pixel
 # of plot width are in view: the peak envelope is then pixel-identical.
 MIN_BLOCKS_PER_PIXEL = 4
@@ -435,7 +434,7 @@ class _LazyPlot(QtWidgets.QWidget):
         return self._plot is not None and self._plot.is_live()
 
     def set_live(self, live: bool) -> None:
-        """While live, a timer pushes new data to the curves (see LIVE_INTERVAL_MS)."""
+        """While live, the application's RedrawScheduler pushes new data to the curves (see redraw.py)."""
         if live or self._plot is not None:
             self.plot_widget.set_live(live)
 

@@ -125,3 +125,30 @@ def test_a_deleted_widget_is_dropped(sched, qtbot):
 def test_application_scheduler_is_shared(qapp):
     assert scheduler() is scheduler()
     assert scheduler().parent() is qapp
+
+
+def test_live_plots_in_the_window_are_scheduled_and_measure_their_paints(qtbot, qapp):
+    from nnstudio.gui.plots import LossPlot, MetricsPlot
+
+    loss, metrics = LossPlot(), MetricsPlot()
+    for w in (loss, metrics):
+        qtbot.addWidget(w)
+        w.resize(600, 300)
+        w.show()
+    loss.start_run("run")
+    metrics.start_run("run")
+    loss.set_live(True)
+    metrics.set_live(True)
+    sched = scheduler()
+    assert sched.contains(loss.plot_widget) and sched.contains(metrics.plot_widget) and sched.is_active()
+    loss.plot_widget.take_paint_seconds()
+    loss.add_steps(list(range(1, 201)), [1.0 / i for i in range(1, 201)])
+    metrics.add_epoch(1, {"accuracy": 0.5})
+    qtbot.waitUntil(lambda: loss.step_curve.xData is not None and len(loss.step_curve.xData) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: loss.plot_widget._paint_seconds > 0, timeout=5000)
+    assert loss.plot_widget.take_paint_seconds() > 0
+    assert loss.plot_widget.take_paint_seconds() == 0.0  # taken
+    loss.set_live(False)
+    metrics.set_live(False)
+    assert not sched.contains(loss.plot_widget) and not sched.contains(metrics.plot_widget)
+    assert not loss.is_live()
