@@ -37,19 +37,29 @@ def unique_run_dir(logdir: str | Path, name: str) -> Path:
 
 
 class TensorBoardLogger(Callback):
-    """Writes `<logdir>/<timestamp>-<name>` with step and epoch scalars, hparams and the model as text."""
+    """Writes `<logdir>/<timestamp>-<name>` with step and epoch scalars, hparams and the model as text.
+
+    Step losses are written in bursts (every `burst_s` seconds, at each epoch end and when the fit ends),
+    each with the wall time of its own step. TensorBoard's writer hands every event to its own thread and
+    checksums it in pure Python; one event at a time, that thread and the training loop trade the GIL
+    for each one, which measured ~0.3 ms of the training thread per event (6% of a tiny model's speed at
+    200 events/s); a burst wakes that thread once.
+    """
 
     def __init__(self, logdir: str | Path, name: str = "run", hparams: dict[str, Any] | None = None,
-                 model_text: str | None = None, step_every: int = 1, max_step_rate: float | None = None):
+                 model_text: str | None = None, step_every: int = 1, max_step_rate: float | None = None,
+                 burst_s: float = 1.0):
         self.run_dir = unique_run_dir(logdir, name)
         self.hparams = {k: v for k, v in (hparams or {}).items() if isinstance(v, (int, float, str, bool))}
         self.model_text = model_text
         self.step_every = max(1, step_every)
         # Steps logged per second at most (None: every step). TensorBoard shows 1,000 points per tag by
-        # default, so a tiny model at thousands of steps a second gains nothing from each one, and each
-        # event costs ~30 µs of the training thread's time.
+        # default, so a tiny model at thousands of steps a second gains nothing from each one.
         self.min_step_interval = 1.0 / max_step_rate if max_step_rate else 0.0
+        self.burst_s = burst_s
         self._last_step_time = float("-inf")
+        self._last_burst = 0.0
+        self._pending: list[tuple[float, int, float]] = []  # (wall time, step, loss) not yet written
         self.writer = None
         self.final: dict[str, float] = {}
 
@@ -60,18 +70,29 @@ class TensorBoardLogger(Callback):
         self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=10)
         text = self.model_text if self.model_text is not None else str(trainer.model)
         self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
+        self._last_burst = time.perf_counter()
 
     def on_train_batch_end(self, trainer, event: StepFinished) -> None:
         if event.step % self.step_every:
             return
+        now = time.perf_counter()
         if self.min_step_interval:
-            now = time.perf_counter()
             if now - self._last_step_time < self.min_step_interval:
                 return
             self._last_step_time = now
-        self.writer.add_scalar(TAG_STEP_LOSS, event.loss, event.step)
+        self._pending.append((time.time(), event.step, event.loss))
+        if now - self._last_burst >= self.burst_s:
+            self._write_steps()
+
+    def _write_steps(self) -> None:
+        self._last_burst = time.perf_counter()
+        pending, self._pending = self._pending, []
+        if self.writer is not None:
+            for wall, step, loss in pending:
+                self.writer.add_scalar(TAG_STEP_LOSS, loss, step, walltime=wall)
 
     def on_epoch_end(self, trainer, event: EpochFinished) -> None:
+        self._write_steps()
         w = self.writer
         w.add_scalar(TAG_TRAIN_LOSS, event.train_loss, event.epoch)
         if event.val_loss is not None:
@@ -88,6 +109,7 @@ class TensorBoardLogger(Callback):
     def teardown(self, trainer) -> None:
         if self.writer is None:
             return
+        self._write_steps()  # the steps since the last epoch (a stopped or failed fit, too)
         if self.hparams:
             from torch.utils.tensorboard.summary import hparams
 

@@ -117,3 +117,39 @@ def test_step_rate_cap_keeps_epoch_scalars(tmp_path, houses_data):
     steps = [e.step for e in acc.Scalars(TAG_STEP_LOSS)]
     assert steps == [1] and trainer.global_step > 1
     assert len(acc.Scalars(TAG_TRAIN_LOSS)) == 2
+
+
+def test_step_losses_are_written_in_bursts_with_their_own_wall_times(tmp_path, houses_data, monkeypatch):
+    import time as time_mod
+
+    from corehelpers import make_trainer
+
+    tb = TensorBoardLogger(tmp_path, "bursts", burst_s=3600.0)  # no timed burst: epoch ends only
+    calls: list[int] = []
+
+    trainer = make_trainer(houses_data, callbacks=[tb], epochs=2)
+    walls: list[float] = []
+    real_time = time_mod.time
+
+    def stamped() -> float:
+        walls.append(real_time())
+        return walls[-1]
+
+    from types import SimpleNamespace
+
+    monkeypatch.setattr("nnstudio.core.callbacks.time", SimpleNamespace(time=stamped, perf_counter=time_mod.perf_counter))
+    original = tb._write_steps
+
+    def counting():
+        calls.append(len(tb._pending))
+        original()
+
+    monkeypatch.setattr(tb, "_write_steps", counting)
+    trainer.fit()
+    steps_per_epoch = trainer.global_step // 2
+    assert calls[:2] == [steps_per_epoch, steps_per_epoch]  # one burst per epoch, not one write per step
+    acc = EventAccumulator(str(tb.run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    events = acc.Scalars(TAG_STEP_LOSS)
+    assert [e.step for e in events] == list(range(1, trainer.global_step + 1))
+    assert [e.wall_time for e in events] == pytest.approx(walls[:len(events)], abs=1e-3)  # each step's own time
