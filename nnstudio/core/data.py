@@ -589,7 +589,10 @@ def _label_keys(series: pd.Series) -> np.ndarray:
         out = np.empty(len(values), dtype=object)
         out[whole] = values[whole].astype(np.int64).astype(str)
         rest = np.flatnonzero(~whole)  # fractions, NaN, inf, huge values: as _label_key writes them
-        out[rest] = [_label_key(float(v)) for v in values[rest]]
+        if dtype == np.float32:  # as the file spelled them (0.1, not float64's 0.10000000149011612)
+            out[rest] = [_label_key(float(str(v))) for v in series.to_numpy()[rest]]
+        else:
+            out[rest] = [_label_key(float(v)) for v in values[rest]]
         return out
     if not series.isna().any() and pd.api.types.infer_dtype(series, skipna=False) == "string":
         return series.astype(str).to_numpy(dtype=object)
@@ -1202,16 +1205,15 @@ def load_dataset(path: str | Path, target: str | None = None, task: str = "auto"
 
 def summarize(df: pd.DataFrame, target: str | None = None, task: str = "auto") -> dict[str, Any]:
     """What the dataset panel and `nnstudio info` show about a raw table."""
-    import pandas as pd
-
     target = target or default_target(df)
     task = resolve_task(df, target, task)
     cols = describe_columns(df)
     out = {"rows": int(len(df)), "columns": len(cols), "features": len(cols) - 1, "target": target, "task": task,
            "missing": {c.name: c.missing for c in cols if c.missing}}
     if task != "regression":
-        counts = pd.Series(_label_keys(df[target].dropna())).value_counts().sort_index()
-        out["classes"] = {str(k): int(v) for k, v in counts.items()}
+        keys, codes = _label_codes(df[target])
+        counts = np.bincount(codes[codes >= 0], minlength=len(keys))
+        out["classes"] = {str(k): int(v) for k, v in zip(keys.tolist(), counts.tolist())}
     return out
 
 
@@ -1271,5 +1273,5 @@ def model_io_size(df: pd.DataFrame, target: str, task: str = "auto",
     for name in feature_names:
         kind = column_kind(df[name])
         n_in += df[name].nunique(dropna=True) if kind == "categorical" else 1
-    n_out = len(set(_label_keys(df[target].dropna()).tolist())) if task == "multiclass" else 1
+    n_out = len(_label_codes(df[target])[0]) if task == "multiclass" else 1
     return int(n_in), int(n_out)

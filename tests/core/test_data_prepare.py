@@ -302,7 +302,8 @@ def test_split_indices_equal_the_first_implementation(labels, fractions):
 def test_rows_beyond_the_estimate_grow_the_arrays(tmp_path, small_ranges):
     """The row count is estimated from the first 64 KiB; a file whose later rows are much shorter holds more."""
     long = "x" * 200
-    lines = ["a,s,b"] + [f"{i / 7:.3f},{long},{i}" for i in range(400)] + [f"{i / 7:.3f},s,{i}" for i in range(400, 30000)]
+    lines = (["a,s,b"] + [f"{i / 7:.3f},{long},{i}" for i in range(400)]
+             + [f"{i / 7:.3f},s,{i}" for i in range(400, 30000)])
     path = tmp_path / "t.csv"
     path.write_text("\n".join(lines) + "\n")
     got = read_table(path)
@@ -310,3 +311,44 @@ def test_rows_beyond_the_estimate_grow_the_arrays(tmp_path, small_ranges):
     np.testing.assert_allclose(got["a"].to_numpy(dtype=float), np.round(np.arange(30000) / 7, 3), rtol=1e-7)
     assert got["b"].tolist() == list(range(30000))
     assert_frames_match(got, arrow_frame(path))
+
+
+@pytest.mark.parametrize("values", [["b", "a", None, "b", "10", "9"], [3.0, 1.0, np.nan, 3.0], [True, False, True],
+                                    [2, 7, 2], pd.Series([1, "x", 2.0, None], dtype=object),
+                                    pd.Categorical(["u", None, "v", "u"], categories=["v", "u", "never"])])
+def test_label_codes_equal_the_sorted_keys_of_every_row(values):
+    from nnstudio.core.data import _label_codes
+
+    series = pd.Series(values)
+    keys, codes = _label_codes(series)
+    present = series.notna().to_numpy()
+    want = np.unique(_label_keys(series[present]).astype(str))
+    assert keys.tolist() == want.tolist()
+    assert (codes[~present] == -1).all()
+    assert keys[codes[present]].tolist() == _label_keys(series[present]).astype(str).tolist()
+
+
+def test_summary_classes_and_model_outputs_count_label_keys():
+    from nnstudio.core.data import model_io_size, summarize
+
+    df = gappy_frame()
+    counts = pd.Series(_label_keys(df["label"].dropna())).value_counts().sort_index()
+    assert summarize(df, "label")["classes"] == {str(k): int(v) for k, v in counts.items()}
+    assert model_io_size(df, "label")[1] == len(counts) == 5
+    df["num"] = np.random.default_rng(0).choice([1.0, 2.0, 30.0], len(df))
+    assert summarize(df, "num", "multiclass")["classes"] == {"1": int((df.num == 1).sum()), "2": int((df.num == 2).sum()),
+                                                             "30": int((df.num == 30).sum())}
+
+
+def test_fractional_class_labels_read_as_float32_keep_their_spelling(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 300
+    df = pd.DataFrame({"x": rng.normal(size=n), "rating": rng.choice([0.1, 0.7], n)})
+    path = tmp_path / "r.csv"
+    df.to_csv(path, index=False)
+    table = read_table(path)
+    assert table["rating"].dtype == np.float32
+    data = prepare(table, target="rating")
+    assert data.task == "binary" and data.preprocessor.classes == ["0.1", "0.7"]
+    assert _label_keys(pd.Series([0.1, np.nan, 2.0, 2.5e-7], dtype=np.float32)).tolist() == ["0.1", "nan", "2", "2.5e-07"]
+    assert_same(data, *reference(arrow_frame(path), "rating"), rel=1e-6)
