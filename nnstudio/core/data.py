@@ -336,7 +336,9 @@ def _read_csv_streaming(path: Path, delimiter: str, head: bytes) -> pd.DataFrame
         for i in sorted(columns):
             df.insert(i, names[i], columns.pop(i), allow_duplicates=True)
         return df
-    except (pa.ArrowException, ValueError, OSError, UnicodeDecodeError):
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - arrow's errors, and anything unforeseen: the whole-file reader decides
         return None
     finally:
         for f in opened:
