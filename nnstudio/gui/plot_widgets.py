@@ -209,6 +209,7 @@ class _RunPlotWidget(pg.PlotWidget):
         self._marks_item = self._new_marks_item()
         self._marks_in_legend = False
         self._live = False
+        self._legend_pending = False
         self._paint_seconds = 0.0  # painting since the redraw scheduler last asked (see redraw.py)
         self._relevel_pending = False
         item.vb.sigXRangeChanged.connect(self._on_view_x_range_changed)
@@ -282,6 +283,7 @@ class _RunPlotWidget(pg.PlotWidget):
         return self._marks_item
 
     def legend_labels(self) -> list[str]:
+        self._flush_legend()
         return [label.text for _, label in self._legend.items]
 
     def redraw(self) -> None:
@@ -328,6 +330,7 @@ class _RunPlotWidget(pg.PlotWidget):
         """Save the plot as a PNG image at its on-screen size."""
         path = os.fspath(path)
         self.redraw()
+        self._flush_legend()
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise OSError(f"Cannot save the plot to {path}: the folder {folder} does not exist.")
@@ -465,6 +468,17 @@ class _RunPlotWidget(pg.PlotWidget):
             self._remove_item(item, view)
 
     def _rebuild_legend(self) -> None:
+        """Rebuild the legend once the current burst of changes is over (a new run adds and retires
+        several curves; rebuilding per curve cost ~30 ms of the GUI thread per run)."""
+        if not self._legend_pending:
+            self._legend_pending = True
+            QtCore.QTimer.singleShot(0, self, self._flush_legend)
+
+    @QtCore.Slot()
+    def _flush_legend(self) -> None:
+        if not self._legend_pending:
+            return
+        self._legend_pending = False
         self._legend.clear()
         # Curves of the main axis first, those of a second axis (learning rate) after.
         for series in sorted(self._series.values(), key=lambda s: s.view is not None):

@@ -12,8 +12,9 @@ So :class:`RedrawScheduler`:
   plots paint in the same pass;
 - gives each plot an interval from what its own painting cost the last time (an exponential average
   of the paint seconds that followed a redraw): ``cost / PAINT_BUDGET``, kept between
-  :data:`MIN_INTERVAL_MS` and :data:`MAX_INTERVAL_MS`. A plot whose paints take 25 ms redraws about
-  once a second (2.5% of the time); a cheap or unchanged plot, every 250 ms.
+  :data:`MIN_INTERVAL_MS` and :data:`MAX_INTERVAL_MS`. A plot whose paints take 20 ms redraws about
+  once a second (2% of the time); a cheap or unchanged plot, every 250 ms. The cost is remembered from
+  one live period (run) to the next.
 
 A plot is anything with ``redraw()`` and ``take_paint_seconds()`` (seconds spent painting since the
 last call); :class:`~nnstudio.gui.plot_widgets._RunPlotWidget` measures its own ``paintEvent``.
@@ -32,7 +33,7 @@ TICK_MS = 50
 MIN_INTERVAL_MS = 250
 MAX_INTERVAL_MS = 2000
 #: Share of the wall time one plot may spend painting while live.
-PAINT_BUDGET = 0.025
+PAINT_BUDGET = 0.02
 #: Weight of the newest paint cost in the running average.
 COST_WEIGHT = 0.5
 
@@ -65,6 +66,9 @@ class RedrawScheduler(QtCore.QObject):
         self.clock = clock
         self._slack = tick_ms / 2000.0  # due within half a tick counts as due now (timers jitter)
         self._entries: list[_Entry] = []
+        # A plot's last paint cost outlives its live period: the next run starts from it, not from zero
+        # (which would paint 4 times a second until the average caught up).
+        self._last_cost: dict[int, float] = {}
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(tick_ms)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -77,11 +81,16 @@ class RedrawScheduler(QtCore.QObject):
         now = self.clock()
         # Spread plots that go live together over the interval, so they never come due in the same tick.
         offset = len(self._entries) * self.min_interval / 2
-        self._entries.append(_Entry(plot, now + self.min_interval + offset))
+        entry = _Entry(plot, now + self.min_interval + offset)
+        entry.cost = self._last_cost.get(id(plot), 0.0)
+        self._entries.append(entry)
         if not self._timer.isActive():
             self._timer.start()
 
     def remove(self, plot: Redrawable) -> None:
+        for e in self._entries:
+            if e.plot is plot:
+                self._last_cost[id(plot)] = e.cost
         self._entries = [e for e in self._entries if e.plot is not plot]
         if not self._entries:
             self._timer.stop()
@@ -121,7 +130,10 @@ class RedrawScheduler(QtCore.QObject):
             entry.due = now + self._interval_for(entry.cost)
             entry.plot.redraw()
         except RuntimeError:  # the widget was deleted while live
-            self.remove(entry.plot)
+            self._entries.remove(entry)
+            self._last_cost.pop(id(entry.plot), None)
+            if not self._entries:
+                self._timer.stop()
             return None
         return entry.plot
 

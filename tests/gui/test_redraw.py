@@ -89,6 +89,18 @@ def test_interval_is_clamped_and_recovers_when_painting_gets_cheap(sched):
     assert sched.interval(plot) == pytest.approx(0.25, abs=0.01)
 
 
+def test_the_paint_cost_carries_over_to_the_next_live_period(sched):
+    plot = FakePlot("p", 0.025)
+    sched.add(plot)
+    run_for(sched, 10.0)
+    sched.remove(plot)
+    plot.redraws.clear()
+    sched.add(plot)  # the next run: no burst of 4 redraws a second while the average catches up
+    assert sched.interval(plot) == pytest.approx(1.0, rel=0.05)
+    run_for(sched, 5.0)
+    assert len(plot.redraws) <= 6
+
+
 def test_remove_stops_the_timer_and_redraws(sched):
     plot = FakePlot("p", 0.0)
     sched.add(plot)
