@@ -26,10 +26,65 @@ from nnstudio.gui.plots import (
 __all__ = ["LossPlotWidget", "MetricsPlotWidget"]
 
 
+_NICE = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def _nice_ceil(v: float) -> float:
+    """The smallest of ..., 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, ... (× a power of ten) that is ≥ v."""
+    if v <= 0 or not math.isfinite(v):
+        return -_nice_floor(-v) if v < 0 else v
+    scale = 10.0 ** math.floor(math.log10(v))
+    for m in _NICE:
+        if m * scale >= v * (1 - 1e-12):
+            return m * scale
+    return 10.0 * scale
+
+
+def _nice_floor(v: float) -> float:
+    if v <= 0 or not math.isfinite(v):
+        return -_nice_ceil(-v) if v < 0 else v
+    scale = 10.0 ** math.floor(math.log10(v))
+    for m in reversed(_NICE):
+        if m * scale <= v * (1 + 1e-12):
+            return m * scale
+    return scale
+
+
+def stable_bounds(lo: float | None, hi: float | None, ax: int) -> tuple[float | None, float | None]:
+    """Data bounds widened to round values, so autoranging moves the view (and makes pyqtgraph
+    regenerate its axes, the costliest part of a paint) only when the data crosses one, not each time a
+    point arrives. x (steps, epochs: growing from the left): the next of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8
+    × 10^k, at most 25% of extra room. y: outward to a tenth of the span, rounded to 1, 2 or 5 × 10^k."""
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return lo, hi
+    if ax == 0:
+        return _nice_floor(lo), _nice_ceil(hi)
+    span = hi - lo
+    if span <= 0:
+        return lo, hi
+    raw = span / 10.0
+    scale = 10.0 ** math.floor(math.log10(raw))
+    unit = next(m * scale for m in (1.0, 2.0, 5.0, 10.0) if m * scale >= raw)
+    return math.floor(lo / unit) * unit, math.ceil(hi / unit) * unit
+
+
+class _LiveFlag:
+    """Shared by a plot and its curves: while live, curves report rounded bounds (see stable_bounds);
+    once the run is over, exact ones, so a finished plot fits its data."""
+
+    __slots__ = ("live",)
+
+    def __init__(self) -> None:
+        self.live = False
+
+
 class _Curve(pg.PlotDataItem):
-    """A PlotDataItem that, as an earlier run's backdrop, can leave y autoranging to others."""
+    """A PlotDataItem that, as an earlier run's backdrop, can leave y autoranging to others, and whose
+    bounds are rounded while its plot is live, so autoranging does not repaint the axes at every redraw
+    (painting the loss plot: median 11 -> 3.3 ms)."""
 
     ignore_y_bounds = False
+    live_flag: _LiveFlag | None = None
 
     def set_ignore_y_bounds(self, ignore: bool) -> None:
         if ignore != self.ignore_y_bounds:
@@ -39,7 +94,10 @@ class _Curve(pg.PlotDataItem):
     def dataBounds(self, ax, frac=1.0, orthoRange=None):
         if ax == 1 and self.ignore_y_bounds:
             return None, None
-        return super().dataBounds(ax, frac, orthoRange)
+        lo, hi = super().dataBounds(ax, frac, orthoRange)
+        if self.live_flag is not None and self.live_flag.live:
+            return stable_bounds(lo, hi, ax)
+        return lo, hi
 
 
 class _Series:
@@ -180,6 +238,7 @@ class _RunPlotWidget(pg.PlotWidget):
 
     def __init__(self, parent=None, objectName: str | None = None, *, x_label: str, y_label: str):
         super().__init__(parent)
+        self._live_flag = _LiveFlag()
         if objectName:
             self.setObjectName(objectName)
         item = self.getPlotItem()
@@ -229,11 +288,20 @@ class _RunPlotWidget(pg.PlotWidget):
         """While live, the application's RedrawScheduler pushes new data to the curves: every 250 ms, or
         less often when painting this plot is slow (it may take 2.5% of the time; see redraw.py)."""
         self._live = live
+        if live != self._live_flag.live:
+            self._live_flag.live = live
+            for item in self._curves():
+                item.informViewBoundsChanged()
         if live:
             scheduler().add(self)
         else:
             scheduler().remove(self)
             self.redraw()
+
+    def _curves(self) -> list[_Curve]:
+        items = [s.item for s in self._series.values()] + [self._marks_item]
+        items += [item for run in self._earlier for item, _view in run.items]
+        return [item for item in items if isinstance(item, _Curve)]
 
     def take_paint_seconds(self) -> float:
         """Seconds spent painting since the last call (what the redraw scheduler budgets)."""
@@ -371,6 +439,7 @@ class _RunPlotWidget(pg.PlotWidget):
             # pixel look the same as pyqtgraph's default 5 and draw several times faster.
             kwargs["autoDownsampleFactor"] = DOWNSAMPLE_PER_PIXEL
         item = _Curve(pen=pen, connect="finite", antialias=antialias, **kwargs)
+        item.live_flag = self._live_flag
         item.setZValue(z)
         if view is None:
             self.getPlotItem().addItem(item)
@@ -403,6 +472,7 @@ class _RunPlotWidget(pg.PlotWidget):
             symbolPen=pg.mkPen(NONFINITE_COLOR, width=2), symbolBrush=pg.mkBrush(NONFINITE_COLOR),
         )
         item.setZValue(10)
+        item.live_flag = self._live_flag
         self.getPlotItem().addItem(item)
         return item
 

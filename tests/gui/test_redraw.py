@@ -164,3 +164,51 @@ def test_live_plots_in_the_window_are_scheduled_and_measure_their_paints(qtbot, 
     metrics.set_live(False)
     assert not sched.contains(loss.plot_widget) and not sched.contains(metrics.plot_widget)
     assert not loss.is_live()
+
+
+def test_stable_bounds_round_outward_to_few_values():
+    from nnstudio.gui.plot_widgets import stable_bounds
+
+    assert stable_bounds(1, 4123, 0) == (1, 5000)
+    assert stable_bounds(1, 1201, 0) == (1, 1500)
+    assert stable_bounds(None, None, 0) == (None, None)
+    lo, hi = stable_bounds(0.43, 2.31, 1)
+    assert lo == pytest.approx(0.4) and hi == pytest.approx(2.4)
+    lo, hi = stable_bounds(-0.37, 0.36, 1)  # log-scale values are negative below 1
+    assert lo == pytest.approx(-0.4) and hi == pytest.approx(0.4)
+    # x: every value from 1 to 10^6 lands on one of 11 per decade, never more than 25% above it
+    for v in (1.01, 7.7, 99.9, 101, 3333, 999_999):
+        _, hi = stable_bounds(1, v, 0)
+        assert v <= hi <= 1.25 * v
+
+
+def test_a_live_plot_keeps_its_view_while_points_arrive_and_fits_them_when_done(qtbot):
+    import numpy as np
+
+    from nnstudio.gui.plots import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(700, 300)
+    plot.show()
+    plot.start_run("run")
+    plot.set_live(True)
+    vb = plot.plot_widget.getPlotItem().vb
+    ranges = []
+    plot.add_steps(list(range(1, 1001)), list(2.0 - 0.0005 * np.arange(1, 1001)))
+    step = 1001
+    for _ in range(12):
+        xs = list(range(step, step + 50))
+        plot.add_steps(xs, list(2.0 - 0.0005 * np.array(xs)))
+        step += 50
+        plot.redraw()
+        plot.grab()
+        ranges.append(tuple(map(tuple, vb.viewRange())))
+    # steps 1,001..1,600 arrive in 12 bursts: the x range changes only at the round 1,200, 1,500 and 2,000
+    # (and once more when the y axis's labels change its width), where exact bounds changed it 12 times
+    assert len(set(r[0] for r in ranges)) <= 4
+    assert ranges[-1][0][1] >= 1600
+    plot.set_live(False)
+    plot.grab()
+    (x0, x1), _ = vb.viewRange()
+    assert x1 < 1700  # exact bounds (plus pyqtgraph's padding) once the run is over, not the round 2,000
