@@ -965,17 +965,17 @@ def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src:
             X[a:b, idx] = rows
 
     def get(a: int, b: int) -> np.ndarray:
-        return (X[a:b] if whole else X[a:b, idx]).astype(np.float64)
+        return X[a:b] if whole else X[a:b, idx]
 
     def gather(a: int, b: int) -> np.ndarray:
         part = np.empty((m, b - a), dtype=np.float32)
         for k, values in enumerate(arrays):
-            np.take(values, src[a:b], out=part[k])
+            np.take(values, src[a:b], out=part[k], mode="clip")  # "raise" would buffer `out`
         return part
 
-    def standardise(a: int, b: int, rows: np.ndarray) -> None:
-        rows -= mean
-        rows /= std
+    def standardise(a: int, b: int, rows: np.ndarray) -> None:  # rows: float32, (b - a, m)
+        rows = np.multiply(rows, 1.0 / std, dtype=np.float64)  # (x - mean) / std, to within an ulp of float64
+        rows -= mean / std
         if not finite_only:
             rows[~np.isfinite(rows)] = 0.0  # imputed with the training mean
         put(a, b, rows)
@@ -984,7 +984,7 @@ def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src:
         mean = np.array([s[0] for s in stats])
         std = np.array([s[1] for s in stats])
         finite_only = False
-        _chunk_map(lambda a, b: standardise(a, b, gather(a, b).T.astype(np.float64)), len(X))
+        _chunk_map(lambda a, b: standardise(a, b, gather(a, b).T), len(X))
         return list(stats)
 
     # One pass gathers, and sums (x - shift) and its square over the training rows, shift being the first
@@ -999,8 +999,7 @@ def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src:
         t = min(b, n_train) - a
         if t <= 0:
             return np.zeros(m), np.zeros(m), np.zeros(m), finite
-        rows = part[:, :t].astype(np.float64)
-        rows -= shift[:, None]
+        rows = np.subtract(part[:, :t], shift[:, None], dtype=np.float64)
         if finite:
             return rows.sum(1), np.einsum("ij,ij->i", rows, rows), np.full(m, float(t)), True
         ok = np.isfinite(rows)
@@ -1017,7 +1016,7 @@ def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src:
     var = np.divide(squares, count, out=np.ones(m), where=count > 0) - offset * offset
     if np.any(offset * offset > 1e6 * np.maximum(var, 1e-300)):  # the shift was far off: sum exactly
         def second(a: int, b: int) -> np.ndarray:
-            rows = get(a, b) - mean
+            rows = np.subtract(get(a, b), mean, dtype=np.float64)
             return np.where(np.isfinite(rows), rows * rows, 0.0).sum(0)
 
         var = np.divide(np.sum(_chunk_map(second, n_train), axis=0), count, out=np.ones(m), where=count > 0)

@@ -352,3 +352,17 @@ def test_fractional_class_labels_read_as_float32_keep_their_spelling(tmp_path):
     assert data.task == "binary" and data.preprocessor.classes == ["0.1", "0.7"]
     assert _label_keys(pd.Series([0.1, np.nan, 2.0, 2.5e-7], dtype=np.float32)).tolist() == ["0.1", "nan", "2", "2.5e-07"]
     assert_same(data, *reference(arrow_frame(path), "rating"), rel=1e-6)
+
+
+def test_statistics_stay_exact_when_the_first_training_rows_are_missing():
+    """The one-pass sums are shifted by the first training rows' mean; none there (all missing) means no
+    shift, and a column far from zero then takes the exact second pass."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    far = (5000 + rng.normal(0, 1, n)).astype(np.float32)
+    far[:400] = np.nan
+    df = pd.DataFrame({"far": far, "near": rng.normal(size=n).astype(np.float32), "y": rng.normal(size=n)})
+    data = prepare(df, target="y")
+    assert_same(data, *reference(df, "y"))
+    train = far[split_indices(n, (0.7, 0.15, 0.15))[0]].astype(np.float64)
+    assert data.preprocessor.features[0]["std"] == pytest.approx(float(np.nanstd(train)), rel=1e-9)
