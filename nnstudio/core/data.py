@@ -104,16 +104,20 @@ class _ByteRange:
     """A file-like view of bytes [start, end) of a file, for one of the readers that share a large CSV."""
 
     def __init__(self, path: Path, start: int, end: int):
-        self._fd = os.open(path, os.O_RDONLY)
-        self._pos, self._end = start, end
-        self.closed = False
+        self._fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._fh.seek(start)
+        self._left = end - start
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
 
     def read(self, n: int | None = -1) -> bytes:
-        n = self._end - self._pos if n is None or n < 0 else min(n, self._end - self._pos)
+        n = self._left if n is None or n < 0 else min(n, self._left)
         if n <= 0:
             return b""
-        data = os.pread(self._fd, n, self._pos)
-        self._pos += len(data)
+        data = self._fh.read(n)
+        self._left -= len(data)
         return data
 
     def readable(self) -> bool:
@@ -123,9 +127,7 @@ class _ByteRange:
         return False
 
     def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-            self.closed = True
+        self._fh.close()
 
 
 #: A float column is kept as float32 when float32's resolution is small against the column's spread: then
