@@ -322,6 +322,7 @@ class _RunPlotWidget(pg.PlotWidget):
             self._runs_started += 1
         self._run_name = name or f"run {self._runs_started}"
         self._rebuild_legend()
+        self._flush_legend()  # once, now: the next paint shows the new legend (no second paint for it)
 
     def earlier_run_names(self) -> list[str]:
         """Names of the kept earlier runs, newest first."""

@@ -81,8 +81,9 @@ class RedrawScheduler(QtCore.QObject):
         now = self.clock()
         # Spread plots that go live together over the interval, so they never come due in the same tick.
         offset = len(self._entries) * self.min_interval / 2
-        entry = _Entry(plot, now + self.min_interval + offset)
-        entry.cost = self._last_cost.get(id(plot), 0.0)
+        cost = self._last_cost.get(id(plot), 0.0)
+        entry = _Entry(plot, now + self._interval_for(cost) + offset)
+        entry.cost = cost
         self._entries.append(entry)
         if not self._timer.isActive():
             self._timer.start()
