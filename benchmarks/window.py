@@ -7,8 +7,10 @@ interleaved, it fits the same prepared data and config headless on the main thre
 callbacks). Each cell trains enough epochs for a headless fit to last `min_fit_seconds` (a run's fixed
 costs belong to start-up, which the click-to-done column shows). Throughput is training rows × epochs over
 the fit's own clock (`FitFinished.seconds`: the epoch loop with validation, the same span on both sides);
-the click-to-finished wall time is kept as well. The process starts as the `nnstudio` command does (OpenMP's
-passive wait policy set before torch loads), so the window and the headless fits both run as shipped.
+the click-to-finished wall time is kept as well. The process is set up as the app sets itself up (the GUI
+thread computes with one torch thread, `nnstudio.gui.app.openmp_in_training_thread_only`), and the headless
+fit runs in a fresh thread of its own, as the engine runs in the window and as fast as `nnstudio train` runs
+it on the main thread (one OpenMP team either way; measured equal).
 A 10 ms QTimer runs throughout each window run; its largest gap is the main thread's longest stall, reported
 for the whole click-to-finished span and for the fit alone (preparing tensors on click is outside the fit).
 
@@ -74,15 +76,38 @@ def _wait(signal, timeout_s: float, fail_signal=None):
     return got[0]
 
 
+def _in_thread(work: Callable):
+    """Run `work` in a fresh thread (as the window trains: in a thread of its own, whose OpenMP team goes
+    when it ends); the GUI thread waits. Returns its result, re-raises its error."""
+    import threading
+
+    out: list = []
+    err: list = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            err.append(exc)
+
+    t = threading.Thread(target=run, name="nnstudio-bench-headless")
+    t.start()
+    t.join()
+    if err:
+        raise err[0]
+    return out[0]
+
+
 def child(params: dict) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    # As the `nnstudio` command starts (before torch loads): idle OpenMP threads sleep instead of spinning.
-    # The headless reference in this process runs with it too, as `nnstudio train` does.
-    from nnstudio.cli import prefer_passive_openmp
-
-    prefer_passive_openmp()
     import numpy as np
     import torch
+
+    # As the app does (nnstudio.gui.app.run_app), before anything computes: the GUI thread builds no OpenMP
+    # team; only the thread that trains does (a second team would slow both; see that function).
+    from nnstudio.gui.app import openmp_in_training_thread_only
+
+    openmp_in_training_thread_only()
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -94,7 +119,6 @@ def child(params: dict) -> dict:
     from nnstudio.gui import MainWindow
 
     rows, repeats = params["rows"], params["repeats"]
-    default_threads = torch.get_num_threads()
     tmp = tempfile.TemporaryDirectory(prefix="nnstudio-bench-window-")
     X, y = make_data(rows)
     path = os.path.join(tmp.name, "synthetic.npy")
@@ -136,8 +160,8 @@ def child(params: dict) -> dict:
             n_train = len(data.train)
             # Enough epochs that a fit lasts min_fit_seconds headless: a run's fixed costs (TensorBoard
             # writer, thread start) are start-up, reported by the click-to-done column, not throughput.
-            torch.set_num_threads(default_threads)
-            one = Trainer(build_model(layers, data.n_features, data.n_outputs), data, window.run_config().training).fit()
+            one = _in_thread(lambda: Trainer(build_model(layers, data.n_features, data.n_outputs), data,
+                                             window.run_config().training).fit())
             epochs = max(params["epochs"], min(100, math.ceil(params.get("min_fit_seconds", 0.0) / max(one.seconds, 1e-6))))
             cfg.epochs = epochs
             window.trainingPanel.set_train_config(cfg)
@@ -145,7 +169,6 @@ def child(params: dict) -> dict:
             runs: dict[str, list[dict]] = {c: [] for c in CASES}
             for r in range(repeats + 1):  # round 0 warms both paths up and is not kept
                 for case in rotate(CASES, r):
-                    torch.set_num_threads(default_threads)
                     if case == "window":
                         ticks.clear()
                         fit_marks.clear()
@@ -163,7 +186,7 @@ def child(params: dict) -> dict:
                     else:
                         model = build_model(layers, data.n_features, data.n_outputs)
                         t_start = time.perf_counter()
-                        result = Trainer(model, data, window.run_config().training).fit()
+                        result = _in_thread(lambda: Trainer(model, data, window.run_config().training).fit())
                         run = {"fit_seconds": result.seconds, "wall_seconds": time.perf_counter() - t_start,
                                "steps": result.steps}
                     run["samples_per_s"] = n_train * epochs / run["fit_seconds"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -142,20 +141,8 @@ def build_gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prefer_passive_openmp() -> None:
-    """Idle OpenMP threads sleep instead of spinning, unless the user chose otherwise.
-
-    libgomp reads this once, when torch loads it, so it must be set before `import torch`. Measured on
-    2 cores with another process busy: a 2-thread training loop ran at 25-35k samples/s with the default
-    spinning wait and 0.65-1.5M with PASSIVE; the window's own GUI thread is such a competitor.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    prefer_passive_openmp()
     from nnstudio.core.errors import NNStudioError
 
     if argv and argv[0] == "tensorboard":  # lets the frozen app start TensorBoard with its own interpreter

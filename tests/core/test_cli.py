@@ -135,16 +135,3 @@ def test_info_json(info_runs):
     assert info["classes"] == ["setosa", "versicolor", "virginica"]
 
 
-def test_cli_asks_openmp_to_sleep_not_spin_unless_told_otherwise(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    code = ("import os, sys; from nnstudio.cli import main; main(['--version']); "
-            "import torch; print(os.environ.get('OMP_WAIT_POLICY'))")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert out.stdout.strip().splitlines()[-1] == "PASSIVE"
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert out.stdout.strip().splitlines()[-1] == "ACTIVE"
