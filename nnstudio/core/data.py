@@ -603,6 +603,26 @@ def _label_keys(series: pd.Series) -> np.ndarray:
     return np.array([_label_key(v) for v in series.tolist()], dtype=object)
 
 
+def _fit_categorical(name: str, col: "pd.Series") -> dict[str, Any]:
+    """A categorical feature's one-hot categories (sorted text), within the one-hot cap."""
+    cats = sorted(col.dropna().astype(str).unique().tolist())
+    if len(cats) > MAX_CATEGORIES:
+        raise DataError(f"column '{name}' has {len(cats)} distinct values, above the one-hot cap of "
+                        f"{MAX_CATEGORIES}; drop it or use it as the target")
+    return {"name": name, "kind": "categorical", "categories": cats}
+
+
+def _check_classes(target: str, task: str, classes: list[str]) -> None:
+    """A classification target needs 2 (binary) or 2..MAX_CLASSES classes in the training split."""
+    if task == "binary" and len(classes) != 2:
+        raise DataError(f"target '{target}' has {len(classes)} classes in the training split; binary needs 2")
+    if len(classes) < 2:
+        raise DataError(f"target '{target}' has a single class in the training split; nothing to learn")
+    if len(classes) > MAX_CLASSES:
+        raise DataError(f"target '{target}' has {len(classes)} classes; above {MAX_CLASSES}, "
+                        "choose regression or another target")
+
+
 class Preprocessor:
     """Standardise numeric features, one-hot encode categoricals, map class labels to 0..K-1.
 
@@ -639,22 +659,12 @@ class Preprocessor:
                 std = float(finite.std()) if len(finite) > 1 else 1.0
                 features.append({"name": name, "kind": kind, "mean": mean, "std": std if std > 1e-12 else 1.0})
             else:
-                cats = sorted(col.dropna().astype(str).unique().tolist())
-                if len(cats) > MAX_CATEGORIES:
-                    raise DataError(f"column '{name}' has {len(cats)} distinct values, above the one-hot cap of "
-                                    f"{MAX_CATEGORIES}; drop it or use it as the target")
-                features.append({"name": name, "kind": "categorical", "categories": cats})
+                features.append(_fit_categorical(name, col))
         classes = None
         target_mean, target_std = 0.0, 1.0
         if task in ("binary", "multiclass"):
             classes = sorted(set(_label_keys(df[target].dropna()).tolist()), key=_natural_key)
-            if task == "binary" and len(classes) != 2:
-                raise DataError(f"target '{target}' has {len(classes)} classes in the training split; binary needs 2")
-            if len(classes) < 2:
-                raise DataError(f"target '{target}' has a single class in the training split; nothing to learn")
-            if len(classes) > MAX_CLASSES:
-                raise DataError(f"target '{target}' has {len(classes)} classes; above {MAX_CLASSES}, "
-                                "choose regression or another target")
+            _check_classes(target, task, classes)
         else:
             y = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype="float64")
             y = y[np.isfinite(y)]
@@ -1105,23 +1115,13 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
             if kind in ("numeric", "boolean"):
                 fitted.append({"name": name, "kind": kind})
             else:
-                cats = sorted(part.dropna().astype(str).unique().tolist())
-                if len(cats) > MAX_CATEGORIES:
-                    raise DataError(f"column '{name}' has {len(cats)} distinct values, above the one-hot cap of "
-                                    f"{MAX_CATEGORIES}; drop it or use it as the target")
-                fitted.append({"name": name, "kind": "categorical", "categories": cats})
+                fitted.append(_fit_categorical(name, part))
         classes = None
         target_mean, target_std = 0.0, 1.0
         if task in ("binary", "multiclass"):
             seen = np.bincount(codes[order[:n_tr]], minlength=len(keys)) > 0
             classes = sorted(keys[seen].tolist(), key=_natural_key)
-            if task == "binary" and len(classes) != 2:
-                raise DataError(f"target '{target}' has {len(classes)} classes in the training split; binary needs 2")
-            if len(classes) < 2:
-                raise DataError(f"target '{target}' has a single class in the training split; nothing to learn")
-            if len(classes) > MAX_CLASSES:
-                raise DataError(f"target '{target}' has {len(classes)} classes; above {MAX_CLASSES}, "
-                                "choose regression or another target")
+            _check_classes(target, task, classes)
         else:
             y = pd.to_numeric(used_target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)[order[:n_tr]]
             y = y[np.isfinite(y)]
