@@ -497,3 +497,35 @@ def test_a_failing_factory_reports_and_frees_the_controller(qtbot, controller, m
     assert not created and not rec.of("fit_started")
     wait_finished(qtbot, controller, lambda: controller.start(make_run(epochs=1, tensorboard=False)))
     assert rec.of("fit_finished")[0]["reason"] == "completed"
+
+
+def test_the_fit_waits_for_the_gui_to_take_the_run_in_but_never_for_long(qapp, make_run):
+    import threading
+
+    from nnstudio.core.engine import Callback
+    from nnstudio.gui.training_worker import START_HANDSHAKE_S
+
+    class Started(Callback):
+        def __init__(self):
+            self.event = threading.Event()
+
+        def on_fit_start(self, trainer, event):
+            self.event.set()
+
+    for release in (True, False):
+        run = make_run(epochs=1, tensorboard=False)
+        hook = Started()
+        run.trainer.callbacks.append(hook)
+        worker = TrainingWorker(run)
+        thread = threading.Thread(target=worker.run)
+        began = time.perf_counter()
+        thread.start()
+        if release:
+            assert not hook.event.wait(START_HANDSHAKE_S / 2.5)  # held while the GUI starts the run's plots
+            worker.gui_ready()
+            assert hook.event.wait(30)
+        else:  # a GUI that never answers costs at most START_HANDSHAKE_S
+            assert hook.event.wait(30)
+            assert time.perf_counter() - began >= START_HANDSHAKE_S * 0.9
+        thread.join(60)
+        assert not thread.is_alive() and worker.result is not None
