@@ -79,7 +79,6 @@ class MainWindow(QMainWindow):
         self._continue_next = False
         self._finished_info: dict | None = None
         self._starting = False  # Train pressed; the training thread is still building the run
-        self._starting_name = ""
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
 
@@ -528,8 +527,7 @@ class MainWindow(QMainWindow):
         the plots as they were)."""
         self._starting = False
         self.last_run = run
-        self._starting_name = run.cfg.output.name
-        self.lossPlot.start_run(self._starting_name)
+        self.lossPlot.start_run(run.cfg.output.name)
         self.lossPlot.set_live(True)
         # The metrics plot in a pass of its own (each repaints with the earlier runs): two shorter freezes
         # instead of one. Nothing of the run can arrive before it: the training thread waits for the
@@ -537,7 +535,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self, self._start_metrics_run)
 
     def _start_metrics_run(self) -> None:
-        self.metricsPlot.start_run(self._starting_name)
+        self.metricsPlot.start_run(self.last_run.cfg.output.name)
         self.metricsPlot.set_live(True)
 
     def _on_pause_triggered(self) -> None:

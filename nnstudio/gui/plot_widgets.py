@@ -270,7 +270,6 @@ class _RunPlotWidget(pg.PlotWidget):
         self._backdrop_ignores_y = False
         self._marks_item = self._new_marks_item()
         self._marks_in_legend = False
-        self._live = False
         self._legend_pending = False
         self._paint_seconds = 0.0  # painting since the redraw scheduler last asked (see redraw.py)
         self._relevel_pending = False
@@ -285,12 +284,11 @@ class _RunPlotWidget(pg.PlotWidget):
         return self._run_name
 
     def is_live(self) -> bool:
-        return self._live
+        return self._live_flag.live
 
     def set_live(self, live: bool) -> None:
         """While live, the application's RedrawScheduler pushes new data to the curves: every 250 ms, or
-        less often when painting this plot is slow (it may take 2.5% of the time; see redraw.py)."""
-        self._live = live
+        less often when painting this plot is slow (it may take 2% of the time; see redraw.py)."""
         if live != self._live_flag.live:
             self._live_flag.live = live
             for item in self._curves():
@@ -589,7 +587,7 @@ class _RunPlotWidget(pg.PlotWidget):
         super().closeEvent(event)
 
     def _stop_live(self) -> None:
-        self._live = False
+        self._live_flag.live = False
         scheduler().remove(self)
 
     def _on_view_x_range_changed(self, *_args) -> None:

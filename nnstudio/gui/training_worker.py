@@ -26,9 +26,9 @@ Shaped after superqt's ``new_worker_qthread`` and Orange's ``TaskState``:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict
-import threading
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QTimer, Signal, Slot
