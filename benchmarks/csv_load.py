@@ -2,8 +2,12 @@
 
 The file: N rows × 20 numeric columns + one categorical column (string class labels, the target), written
 once to a temporary folder. Each case runs in its own subprocess, so its peak resident memory (the
-`ru_maxrss` high-water mark, which sees arrow's and numpy's C allocations that tracemalloc misses) can be
-taken against the RSS it had before reading. Rounds are interleaved; times are paired by round.
+high-water mark `VmHWM` of /proc/self/status, which sees arrow's and numpy's C allocations that tracemalloc
+misses) can be taken against the RSS it had before reading. Rounds are interleaved; times are paired by round.
+
+Not `ru_maxrss`: on Linux a child's mm starts as a copy of its parent's, and exec folds that copy's high-water
+mark, the parent's RSS at fork time, into the process's `ru_maxrss`. Run from a suite that had grown to
+700 MiB, every case reported a 700 MiB peak.
 
     python -m benchmarks.csv_load child CASE PATH   # one measurement, prints JSON (used by the suite)
 """
@@ -56,10 +60,23 @@ def _rss_now() -> int:
         return maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF))
 
 
+def _peak_rss() -> int:
+    """This process's own high-water mark (VmHWM); `ru_maxrss` where /proc is missing (it may include the parent's)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF))
+
+
 def child(case: str, path: str) -> dict:
     """One measurement in a fresh process: libraries imported first, then the clock and the memory."""
     import gc
-    import resource
 
     import numpy  # noqa: F401
     import pandas as pd
@@ -90,7 +107,7 @@ def child(case: str, path: str) -> dict:
         raise SystemExit(f"unknown case {case!r}")
     out["seconds"] = time.perf_counter() - t0
     out["rss_before"] = before
-    out["peak_rss"] = maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF))
+    out["peak_rss"] = _peak_rss()
     out["peak_delta"] = out["peak_rss"] - before
     return out
 
