@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self._pending_project: RunConfig | None = None
         self._continue_next = False
         self._finished_info: dict | None = None
+        self._metrics_end_pending = False  # the metrics plot leaves live mode in the pass after the run ends
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
@@ -534,7 +535,13 @@ class MainWindow(QMainWindow):
         # controller's release, which is posted after this.
         QTimer.singleShot(0, self, self._start_metrics_run)
 
+    def _end_metrics_run(self) -> None:
+        if self._metrics_end_pending:  # not if the next run has started the plot again since
+            self._metrics_end_pending = False
+            self.metricsPlot.set_live(False)
+
     def _start_metrics_run(self) -> None:
+        self._metrics_end_pending = False
         self.metricsPlot.start_run(self.last_run.cfg.output.name)
         self.metricsPlot.set_live(True)
 
@@ -602,7 +609,13 @@ class MainWindow(QMainWindow):
 
     def _reset_after_run(self) -> None:
         self.lossPlot.set_live(False)
-        self.metricsPlot.set_live(False)
+        # Both plots fit their data exactly again once the run is over, and each repaints for it: the
+        # metrics plot does so in a pass of its own (one freeze of the window instead of two back to back).
+        # Its last points are on screen now.
+        if self.metricsPlot.is_live():
+            self.metricsPlot.redraw()
+            self._metrics_end_pending = True
+            QTimer.singleShot(0, self, self._end_metrics_run)
         self.actionPause.setText("&Pause")
 
     def _on_training_running_changed(self, running: bool) -> None:

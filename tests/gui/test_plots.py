@@ -240,11 +240,101 @@ def test_start_run_fades_curves_into_history(loss_plot):
     assert "first" in loss_plot.legend_labels()
     assert old_curve in plot_item.items and loss_plot.curve("steps") is not old_curve
     np.testing.assert_array_equal(old_curve.getData()[0], [1, 2])  # data kept
-    assert old_train.opts["pen"].color().alpha() < 255  # faded
+    assert_faded(old_train, loss_plot.backgroundBrush().color())
     assert old_train.opts["pen"].style() == pg_custom_dash()
     assert old_train.zValue() < loss_plot.curve("train").zValue()
     assert loss_plot.curve("steps").getData() == (None, None)
     assert loss_plot.run_name == "second"
+
+
+def assert_faded(item, background):
+    """An earlier run's pen: one pixel, opaque, its colour mixed with the background (nearer the background)."""
+    pen = item.opts["pen"]
+    original, color = item.fade.color, pen.color()
+    assert color.alpha() == 255 and pen.widthF() == 1
+    channels = ("red", "green", "blue")
+    for ch in channels:
+        lo, hi = sorted((getattr(original, ch)(), getattr(background, ch)()))
+        assert lo <= getattr(color, ch)() <= hi
+    to_background = sum(abs(getattr(color, ch)() - getattr(background, ch)()) for ch in channels)
+    to_original = sum(abs(getattr(color, ch)() - getattr(original, ch)()) for ch in channels)
+    assert to_background < to_original
+
+
+def test_earlier_runs_follow_the_palette_and_skip_per_view_work(loss_plot, qapp):
+    from PySide6.QtGui import QColor, QPalette
+
+    loss_plot.start_run("first")
+    loss_plot.add_steps(np.arange(1, 301), np.linspace(2.0, 0.5, 300))
+    loss_plot.add_epoch(300, 0.7, 0.8)
+    loss_plot.redraw()
+    old_steps = loss_plot.curve("steps")
+    loss_plot.start_run("second")
+    # Frozen data: no clipping to the view, no downsampling, no range limit (moderate values).
+    assert not old_steps.opts["clipToView"] and not old_steps.opts["autoDownsample"]
+    assert old_steps.opts["dynamicRangeLimit"] is None
+    assert_faded(old_steps, loss_plot.backgroundBrush().color())
+    dark = QPalette(loss_plot.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor("#202020"))
+    dark.setColor(QPalette.ColorRole.Text, QColor("#f0f0f0"))
+    loss_plot.plot_widget.setPalette(dark)
+    qapp.processEvents()
+    assert loss_plot.backgroundBrush().color() == QColor("#202020")
+    assert_faded(old_steps, QColor("#202020"))  # mixed again with the new background
+
+
+def test_an_exploded_earlier_run_keeps_the_range_limit(loss_plot):
+    loss_plot.start_run("exploded")
+    loss_plot.add_steps([1, 2, 3], [1.0, 1e9, np.inf])
+    loss_plot.redraw()
+    old_steps = loss_plot.curve("steps")
+    loss_plot.start_run("fixed")
+    assert old_steps.opts["dynamicRangeLimit"] is not None
+
+
+def test_a_change_of_range_is_painted_once(loss_plot, qtbot, qapp):
+    """Autoranging settles before the paint: one paint per change, not one per round of autoranging."""
+    from PySide6.QtCore import QEvent, QObject
+
+    for r in range(3):
+        loss_plot.start_run(f"run-{r}")
+        loss_plot.add_steps(np.arange(1, 501), np.linspace(2.0, 0.2 + r, 500))
+        for e in range(1, 6):
+            loss_plot.add_epoch(100 * e, 1.0 / e + r, 1.2 / e + r)
+        loss_plot.redraw()
+    loss_plot.start_run("current")  # longer than the earlier runs, and not on round values
+    loss_plot.add_steps(np.arange(1, 1235), np.linspace(2.93, 1.07, 1234))
+    loss_plot.add_epoch(1234, 1.5, 1.6)
+    loss_plot.set_live(True)
+    loss_plot.redraw()
+    qtbot.waitUntil(lambda: loss_plot.curve("steps").getData()[0] is not None)
+
+    paints = []
+
+    class Counter(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                paints.append(obj)
+            return False
+
+    counter = Counter()
+    viewport = loss_plot.plot_widget.viewport()
+    viewport.installEventFilter(counter)
+    try:
+        for live in (False, True, False):
+            for _ in range(5):
+                qapp.processEvents()  # nothing left to paint from before
+            before = loss_plot.getPlotItem().vb.viewRange()
+            paints.clear()
+            loss_plot.set_live(live)  # rounded bounds while live, exact ones after: the view moves
+            qtbot.waitUntil(lambda: len(paints) > 0)
+            for _ in range(5):
+                qapp.processEvents()
+            assert loss_plot.getPlotItem().vb.viewRange() != before
+            assert len(paints) == 1
+    finally:
+        viewport.removeEventFilter(counter)
+        loss_plot.set_live(False)
 
 
 def pg_custom_dash():
