@@ -41,6 +41,11 @@ MAX_RECENT = 10
 #: 1,000 plotted points per tag for any run longer than 20 seconds.
 TENSORBOARD_STEPS_PER_SECOND = 50.0
 
+#: Delay that puts work in a later pass of the event loop than the paints it follows. Qt 6 runs a
+#: zero-delay single shot as a queued call, in the same batch of posted events as those paints (the
+#: window froze for both); a timer runs after the paints, and after the timers already due.
+NEXT_PASS_MS = 1
+
 
 def default_logdir() -> Path:
     base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation) or str(Path.home())
@@ -533,7 +538,7 @@ class MainWindow(QMainWindow):
         # The metrics plot in a pass of its own (each repaints with the earlier runs): two shorter freezes
         # instead of one. Nothing of the run can arrive before it: the training thread waits for the
         # controller's release, which is posted after this.
-        QTimer.singleShot(0, self, self._start_metrics_run)
+        QTimer.singleShot(NEXT_PASS_MS, self, self._start_metrics_run)
 
     def _end_metrics_run(self) -> None:
         if self._metrics_end_pending:  # not if the next run has started the plot again since
@@ -615,7 +620,7 @@ class MainWindow(QMainWindow):
         if self.metricsPlot.is_live():
             self.metricsPlot.redraw()
             self._metrics_end_pending = True
-            QTimer.singleShot(0, self, self._end_metrics_run)
+            QTimer.singleShot(NEXT_PASS_MS, self, self._end_metrics_run)
         self.actionPause.setText("&Pause")
 
     def _on_training_running_changed(self, running: bool) -> None:
