@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self._continue_next = False
         self._finished_info: dict | None = None
         self._metrics_end_pending = False  # the metrics plot leaves live mode in the pass after the run ends
+        self._plots_to_start: list = []  # plots that have not started the new run yet (in later passes)
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
@@ -530,25 +531,37 @@ class MainWindow(QMainWindow):
 
     def _on_training_run_created(self, run: TrainingRun) -> None:
         """The training thread has built the run: its curves start now (a run that fails to start leaves
-        the plots as they were)."""
+        the plots as they were). Each plot starts its run in a pass of the event loop of its own, after the
+        paints that pressing Train caused (each repaints with the earlier runs): three short freezes of the
+        window instead of one long one. The fit waits until both have (``hold_start``), and a plot that
+        has not started when the run's data or its end arrive starts first."""
         self._starting = False
         self.last_run = run
-        self.lossPlot.start_run(run.cfg.output.name)
-        self.lossPlot.set_live(True)
-        # The metrics plot in a pass of its own (each repaints with the earlier runs): two shorter freezes
-        # instead of one. Nothing of the run can arrive before it: the training thread waits for the
-        # controller's release, which is posted after this.
-        QTimer.singleShot(NEXT_PASS_MS, self, self._start_metrics_run)
+        self._plots_to_start = [self.lossPlot, self.metricsPlot]
+        self.controller.hold_start()
+        QTimer.singleShot(NEXT_PASS_MS, self, self._start_next_plot)
+
+    def _start_next_plot(self) -> None:
+        if not self._plots_to_start:
+            return
+        plot = self._plots_to_start.pop(0)
+        if plot is self.metricsPlot:
+            self._metrics_end_pending = False
+        plot.start_run(self.last_run.cfg.output.name)
+        plot.set_live(True)
+        if self._plots_to_start:
+            QTimer.singleShot(NEXT_PASS_MS, self, self._start_next_plot)
+        else:
+            self.controller.resume_start()
+
+    def _start_plots_now(self) -> None:
+        while self._plots_to_start:
+            self._start_next_plot()
 
     def _end_metrics_run(self) -> None:
         if self._metrics_end_pending:  # not if the next run has started the plot again since
             self._metrics_end_pending = False
             self.metricsPlot.set_live(False)
-
-    def _start_metrics_run(self) -> None:
-        self._metrics_end_pending = False
-        self.metricsPlot.start_run(self.last_run.cfg.output.name)
-        self.metricsPlot.set_live(True)
 
     def _on_pause_triggered(self) -> None:
         if self.controller.is_paused():
@@ -580,9 +593,11 @@ class MainWindow(QMainWindow):
                                      f"{info.get('epochs', '?')} epochs")
 
     def _on_training_steps_arrived(self, steps: list, losses: list) -> None:
+        self._start_plots_now()
         self.lossPlot.add_steps(steps, losses)
 
     def _on_training_epoch_finished(self, info: dict) -> None:
+        self._start_plots_now()
         self.lossPlot.add_epoch(info["step"], info["train_loss"], info.get("val_loss"))
         self.metricsPlot.add_epoch(info["epoch"], info.get("metrics", {}))
         self.metricsPlot.add_lr(info["epoch"], info["lr"])
@@ -613,6 +628,7 @@ class MainWindow(QMainWindow):
         self.show_error("Cannot start training" if never_started else "Training stopped", message)
 
     def _reset_after_run(self) -> None:
+        self._start_plots_now()
         self.lossPlot.set_live(False)
         # Both plots fit their data exactly again once the run is over, and each repaints for it: the
         # metrics plot does so in a pass of its own (one freeze of the window instead of two back to back).

@@ -303,6 +303,7 @@ class TrainingController(QObject):
         self._thread: QThread | None = None
         self._worker: TrainingWorker | None = None
         self._paused = False
+        self._start_holds = 0  # receivers of run_created still setting the run up (see hold_start)
 
     # -- state
     def is_running(self) -> bool:
@@ -380,12 +381,26 @@ class TrainingController(QObject):
 
     # -- receivers (GUI thread). No event of a run can arrive after `_finish`: the thread's `finished`
     # is the last thing it posts, and `shutdown` delivers what is still queued before finishing.
+    def hold_start(self) -> None:
+        """For a receiver of ``run_created`` that sets the run up over several passes of the event loop:
+        the fit waits until as many ``resume_start`` calls (and at most START_HANDSHAKE_S), so that nothing
+        of the run arrives before the receiver is ready for it."""
+        self._start_holds += 1
+
+    def resume_start(self) -> None:
+        if self._start_holds > 0:
+            self._start_holds -= 1
+            if self._start_holds == 0:
+                QTimer.singleShot(0, self, self._release_worker_soon)
+
     @Slot(object)
     def _on_worker_run_created(self, run: object) -> None:
+        self._start_holds = 0
         self.run_created.emit(run)
-        # After what the receivers posted, and what that posts in turn (a graphics scene's change becomes a
-        # view repaint one pass later): let the training thread start its fit.
-        QTimer.singleShot(0, self, self._release_worker_soon)
+        if self._start_holds == 0:
+            # After what the receivers posted, and what that posts in turn (a graphics scene's change becomes
+            # a view repaint one pass later): let the training thread start its fit.
+            QTimer.singleShot(0, self, self._release_worker_soon)
 
     @Slot()
     def _release_worker_soon(self) -> None:

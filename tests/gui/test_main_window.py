@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -405,3 +406,29 @@ def test_a_run_that_cannot_start_keeps_the_plots_and_the_model(qtbot, window, fl
     assert window.model is model and window.last_run is run
     assert len(window.lossPlot.train_curve.xData) == curve_points  # the last run's curves are still current
     assert window.trainingPanel.trainButton.isEnabled()
+
+
+def test_plots_start_a_run_in_later_passes_but_before_its_data(qtbot, window, flowers_csv):
+    """Each plot starts the new run in a pass of its own; data or the end of the run arriving first start
+    them at once, so no point of the new run lands on the old run's curves."""
+    load(qtbot, window, flowers_csv)
+    train(qtbot, window, epochs=1)
+    first = window.last_run
+    second = SimpleNamespace(cfg=SimpleNamespace(output=SimpleNamespace(name="second")), model=first.model)
+    window.controller.run_created.emit(second)
+    assert window.last_run is second
+    assert window.lossPlot.run_name != "second" and window.metricsPlot.run_name != "second"  # later passes
+    window.controller.steps_arrived.emit([1, 2], [0.9, 0.8])  # the fit's first steps come first
+    assert window.lossPlot.run_name == "second" and window.metricsPlot.run_name == "second"
+    assert window.lossPlot.earlier_run_names()[0] == first.cfg.output.name
+    window.lossPlot.redraw()
+    assert list(window.lossPlot.step_curve.getData()[0]) == [1, 2]
+    window.controller.resume_start()  # the hold the window took (no worker here to release)
+
+    third = SimpleNamespace(cfg=SimpleNamespace(output=SimpleNamespace(name="third")), model=first.model)
+    window.controller.run_created.emit(third)
+    qtbot.waitUntil(lambda: window.metricsPlot.run_name == "third")  # on their own, in later passes
+    assert window.lossPlot.run_name == "third" and window.lossPlot.is_live() and window.metricsPlot.is_live()
+    window._reset_after_run()
+    assert not window.lossPlot.is_live()
+    qtbot.waitUntil(lambda: not window.metricsPlot.is_live())  # the metrics plot in the next pass

@@ -529,3 +529,28 @@ def test_the_fit_waits_for_the_gui_to_take_the_run_in_but_never_for_long(qapp, m
             assert time.perf_counter() - began >= START_HANDSHAKE_S * 0.9
         thread.join(60)
         assert not thread.is_alive() and worker.result is not None
+
+
+def test_a_receiver_can_hold_the_fit_until_it_has_set_the_run_up(qtbot, controller, make_run):
+    from PySide6.QtCore import QTimer
+
+    rec = Recorder(controller)
+    steps_when_resumed: list[int] = []
+
+    def resume() -> None:
+        steps_when_resumed.append(len(rec.of("steps_arrived")) + len(rec.of("fit_started")))
+        controller.resume_start()
+
+    def on_created(_run) -> None:
+        controller.hold_start()
+        controller.hold_start()  # two holds: the fit waits for both
+        QTimer.singleShot(20, controller.resume_start)
+        QTimer.singleShot(60, resume)
+
+    controller.run_created.connect(on_created)
+    try:
+        wait_finished(qtbot, controller, lambda: controller.start(make_run(epochs=1, tensorboard=False)))
+    finally:
+        controller.run_created.disconnect(on_created)
+    assert steps_when_resumed == [0]  # nothing of the fit had arrived while held
+    assert rec.of("fit_finished")[0]["reason"] == "completed"
