@@ -542,3 +542,29 @@ def test_metrics_plot_live_timer(metrics_plot, qtbot):
     qtbot.waitUntil(lambda: metrics_plot.metric_curve("accuracy").getData()[0] is not None, timeout=2000)
     metrics_plot.set_live(False)
     assert not metrics_plot.is_live()
+
+
+def test_the_pixmap_cache_holds_every_cached_item_of_the_plots(loss_plot, metrics_plot):
+    """Axes and earlier runs paint from pixmaps; Qt's cache (10 MiB by default) must hold them all, or it
+    evicts them in turn and every repaint draws everything again."""
+    from PySide6.QtGui import QPixmapCache
+
+    for r in range(MAX_EARLIER_RUNS + 1):
+        loss_plot.start_run(f"run-{r}")
+        metrics_plot.start_run(f"run-{r}")
+        loss_plot.add_steps(np.arange(1, 1001), np.linspace(2.0, 0.5, 1000))
+        for e in range(1, 11):
+            loss_plot.add_epoch(100 * e, 1.0 / e, 1.1 / e)
+            metrics_plot.add_epoch(e, {"accuracy": 0.5 + e / 40, "f1": 0.4 + e / 40})
+            metrics_plot.add_lr(e, 1e-3)
+        loss_plot.redraw()
+        metrics_plot.redraw()
+    needed = 0
+    for plot in (loss_plot.plot_widget, metrics_plot.plot_widget):
+        viewport = plot.viewport()
+        pixmap_kb = viewport.width() * viewport.height() * plot.devicePixelRatioF() ** 2 * 4 / 1024
+        parts = sum(1 + (item.opts["symbol"] is not None) for run in plot._earlier for item, _view in run.items)
+        assert parts >= MAX_EARLIER_RUNS * 3
+        needed += (parts + 3) * pixmap_kb
+    assert needed > 10 * 1024  # more than Qt's default holds
+    assert QPixmapCache.cacheLimit() >= needed
