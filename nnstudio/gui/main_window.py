@@ -545,9 +545,15 @@ class MainWindow(QMainWindow):
         if not self._plots_to_start:
             return
         plot = self._plots_to_start.pop(0)
+        run = self.last_run
+        training = run.cfg.training
         if plot is self.metricsPlot:
             self._metrics_end_pending = False
-        plot.start_run(self.last_run.cfg.output.name)
+            last_x = run.trainer.epoch + training.epochs
+        else:
+            last_x = run.trainer.global_step + training.epochs * math.ceil(len(run.data.train) / training.batch_size)
+        plot.start_run(run.cfg.output.name)
+        plot.plan_x(last_x)  # the x axis spans the whole run from the start: the view stays put while it grows
         plot.set_live(True)
         if self._plots_to_start:
             QTimer.singleShot(NEXT_PASS_MS, self, self._start_next_plot)

@@ -72,10 +72,11 @@ class _LiveFlag:
     """Shared by a plot and its curves: while live, curves report rounded bounds (see stable_bounds);
     once the run is over, exact ones, so a finished plot fits its data."""
 
-    __slots__ = ("live",)
+    __slots__ = ("live", "x_extent")
 
     def __init__(self) -> None:
         self.live = False
+        self.x_extent: float | None = None  # where the live run's x will end (its last step or epoch)
 
 
 class _Curve(pg.PlotDataItem):
@@ -95,7 +96,10 @@ class _Curve(pg.PlotDataItem):
         if ax == 1 and self.ignore_y_bounds:
             return None, None
         lo, hi = super().dataBounds(ax, frac, orthoRange)
-        if self.live_flag is not None and self.live_flag.live:
+        flag = self.live_flag
+        if flag is not None and flag.live:
+            if ax == 0 and hi is not None and flag.x_extent is not None:
+                hi = max(hi, flag.x_extent)
             return stable_bounds(lo, hi, ax)
         return lo, hi
 
@@ -345,6 +349,17 @@ class _RunPlotWidget(pg.PlotWidget):
         else:
             scheduler().remove(self)
             self.redraw()
+
+    def plan_x(self, extent: float | None) -> None:
+        """Where the live run's x will end (its last step or epoch), or None if unknown. While live, the x
+        axis spans it from the start, so the view does not move as the run advances: each move repainted
+        the axes and every earlier run (14 items), twice; the curve grows towards the right edge instead."""
+        if extent != self._live_flag.x_extent:
+            self._live_flag.x_extent = extent
+            if self._live_flag.live:
+                for item in self._curves():
+                    item.informViewBoundsChanged()
+                self._settle_view()
 
     def _curves(self) -> list[_Curve]:
         items = [s.item for s in self._series.values()] + [self._marks_item]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -414,7 +415,8 @@ def test_plots_start_a_run_in_later_passes_but_before_its_data(qtbot, window, fl
     load(qtbot, window, flowers_csv)
     train(qtbot, window, epochs=1)
     first = window.last_run
-    second = SimpleNamespace(cfg=SimpleNamespace(output=SimpleNamespace(name="second")), model=first.model)
+    second = SimpleNamespace(cfg=SimpleNamespace(output=SimpleNamespace(name="second"), training=first.cfg.training),
+                             model=first.model, trainer=first.trainer, data=first.data)
     window.controller.run_created.emit(second)
     assert window.last_run is second
     assert window.lossPlot.run_name != "second" and window.metricsPlot.run_name != "second"  # later passes
@@ -425,10 +427,16 @@ def test_plots_start_a_run_in_later_passes_but_before_its_data(qtbot, window, fl
     assert list(window.lossPlot.step_curve.getData()[0]) == [1, 2]
     window.controller.resume_start()  # the hold the window took (no worker here to release)
 
-    third = SimpleNamespace(cfg=SimpleNamespace(output=SimpleNamespace(name="third")), model=first.model)
+    third = SimpleNamespace(cfg=SimpleNamespace(output=SimpleNamespace(name="third"), training=first.cfg.training),
+                            model=first.model, trainer=first.trainer, data=first.data)
     window.controller.run_created.emit(third)
     qtbot.waitUntil(lambda: window.metricsPlot.run_name == "third")  # on their own, in later passes
     assert window.lossPlot.run_name == "third" and window.lossPlot.is_live() and window.metricsPlot.is_live()
+    # While live, x spans the whole planned run: its last step, its last epoch.
+    training = first.cfg.training
+    last_step = first.trainer.global_step + training.epochs * math.ceil(len(first.data.train) / training.batch_size)
+    assert window.lossPlot.getPlotItem().vb.viewRange()[0][1] >= last_step
+    assert window.metricsPlot.getPlotItem().vb.viewRange()[0][1] >= first.trainer.epoch + training.epochs
     window._reset_after_run()
     assert not window.lossPlot.is_live()
     qtbot.waitUntil(lambda: not window.metricsPlot.is_live())  # the metrics plot in the next pass

@@ -568,3 +568,24 @@ def test_the_pixmap_cache_holds_every_cached_item_of_the_plots(loss_plot, metric
         needed += (parts + 3) * pixmap_kb
     assert needed > 10 * 1024  # more than Qt's default holds
     assert QPixmapCache.cacheLimit() >= needed
+
+
+def test_a_planned_run_keeps_the_x_axis_still_while_it_grows(loss_plot, qtbot):
+    loss_plot.start_run("planned")
+    loss_plot.plan_x(5000)  # 5000 steps to come
+    loss_plot.set_live(True)
+    ranges = []
+    for end in (100, 900, 2500, 4999):
+        loss_plot.add_steps(np.arange(end - 99, end + 1), np.linspace(2.0, 1.0, 100))
+        loss_plot.redraw()
+        loss_plot.grab()
+        ranges.append(tuple(loss_plot.getPlotItem().vb.viewRange()[0]))
+    # From the first points on, x spans the whole run; once the axes have sized themselves to the first
+    # points' ticks, the view does not move as the run advances.
+    assert all(5000 <= x1 <= 5000 * 1.25 for _x0, x1 in ranges)
+    assert len(set(ranges[1:])) == 1
+    loss_plot.set_live(False)  # over: the view fits the data exactly
+    loss_plot.grab()
+    x0, x1 = loss_plot.getPlotItem().vb.viewRange()[0]
+    assert x1 < ranges[0][1] and x0 <= 1 and x1 >= 4999
+    loss_plot.plan_x(None)
