@@ -552,6 +552,7 @@ class MainWindow(QMainWindow):
             last_x = run.trainer.epoch + training.epochs
         else:
             last_x = run.trainer.global_step + training.epochs * math.ceil(len(run.data.train) / training.batch_size)
+        plot.hold_paint()  # starting the run, then its paint: one pass each
         plot.start_run(run.cfg.output.name)
         plot.plan_x(last_x)  # the x axis spans the whole run from the start: the view stays put while it grows
         plot.set_live(True)
@@ -567,6 +568,7 @@ class MainWindow(QMainWindow):
     def _end_metrics_run(self) -> None:
         if self._metrics_end_pending:  # not if the next run has started the plot again since
             self._metrics_end_pending = False
+            self.metricsPlot.hold_paint()
             self.metricsPlot.set_live(False)
 
     def _on_pause_triggered(self) -> None:
@@ -635,6 +637,8 @@ class MainWindow(QMainWindow):
 
     def _reset_after_run(self) -> None:
         self._start_plots_now()
+        if self.lossPlot.is_live():
+            self.lossPlot.hold_paint()
         self.lossPlot.set_live(False)
         # Both plots fit their data exactly again once the run is over, and each repaints for it: the
         # metrics plot does so in a pass of its own (one freeze of the window instead of two back to back).
@@ -653,8 +657,19 @@ class MainWindow(QMainWindow):
             action.setEnabled(not running)
         self._update_can_train()
         if not running and self._finished_info is not None:
-            info, self._finished_info = self._finished_info, None
-            self.training_finished.emit(info)  # the window is idle again: save, evaluate, train are enabled
+            self._emit_finished_when_shown()
+
+    def _emit_finished_when_shown(self) -> None:
+        """``training_finished`` once the plots have shown the end of the run: their last changes and paints
+        come in later passes of the event loop (see _reset_after_run), and whoever waits for the signal
+        should find the window idle: save, evaluate and train enabled, nothing of the run left to paint."""
+        if self._finished_info is None:
+            return
+        if self._metrics_end_pending or self.lossPlot.is_paint_held() or self.metricsPlot.is_paint_held():
+            QTimer.singleShot(NEXT_PASS_MS, self, self._emit_finished_when_shown)
+            return
+        info, self._finished_info = self._finished_info, None
+        self.training_finished.emit(info)
 
     def _on_evaluate_triggered(self) -> None:
         if self.model is None or self.datasetPanel.dataframe() is None:

@@ -433,6 +433,10 @@ class _LazyPlot(QtWidgets.QWidget):
     def is_live(self) -> bool:
         return self._plot is not None and self._plot.is_live()
 
+    def is_paint_held(self) -> bool:
+        """Whether a paint waits for a later pass (see plot_widgets._RunPlotWidget.hold_paint)."""
+        return self._plot is not None and self._plot.is_paint_held()
+
     def set_live(self, live: bool) -> None:
         """While live, the application's RedrawScheduler pushes new data to the curves (see redraw.py)."""
         if live or self._plot is not None:
