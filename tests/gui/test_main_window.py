@@ -414,6 +414,9 @@ def test_plots_start_a_run_in_later_passes_but_before_its_data(qtbot, window, fl
     them at once, so no point of the new run lands on the old run's curves."""
     load(qtbot, window, flowers_csv)
     train(qtbot, window, epochs=1)
+    # training_finished comes once the plots have shown the end: exact bounds, nothing left to paint.
+    assert not window.lossPlot.is_live() and not window.metricsPlot.is_live()
+    assert not window.lossPlot.is_paint_held() and not window.metricsPlot.is_paint_held()
     first = window.last_run
     second = SimpleNamespace(cfg=SimpleNamespace(output=SimpleNamespace(name="second"), training=first.cfg.training),
                              model=first.model, trainer=first.trainer, data=first.data)

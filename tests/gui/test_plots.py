@@ -589,3 +589,30 @@ def test_a_planned_run_keeps_the_x_axis_still_while_it_grows(loss_plot, qtbot):
     x0, x1 = loss_plot.getPlotItem().vb.viewRange()[0]
     assert x1 < ranges[0][1] and x0 <= 1 and x1 >= 4999
     loss_plot.plan_x(None)
+
+
+def test_hold_paint_paints_in_a_later_pass(loss_plot, qtbot):
+    from PySide6.QtCore import QEvent, QObject
+
+    paints = []
+
+    class Counter(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                paints.append(obj)
+            return False
+
+    counter = Counter()
+    viewport = loss_plot.plot_widget.viewport()
+    viewport.installEventFilter(counter)
+    try:
+        loss_plot.hold_paint()
+        assert loss_plot.is_paint_held()
+        loss_plot.add_steps([1, 2, 3], [1.0, 0.8, 0.7])
+        loss_plot.redraw()
+        loss_plot.plot_widget.update()
+        assert paints == []  # nothing painted in this pass
+        qtbot.waitUntil(lambda: not loss_plot.is_paint_held() and len(paints) > 0)
+        assert list(loss_plot.step_curve.getData()[0]) == [1, 2, 3]
+    finally:
+        viewport.removeEventFilter(counter)
