@@ -616,3 +616,19 @@ def test_hold_paint_paints_in_a_later_pass(loss_plot, qtbot):
         assert list(loss_plot.step_curve.getData()[0]) == [1, 2, 3]
     finally:
         viewport.removeEventFilter(counter)
+
+
+def test_an_earlier_run_keeps_a_bounded_envelope_of_its_steps(loss_plot):
+    from nnstudio.gui.plots import FROZEN_MAX_BLOCKS
+
+    rng = np.random.default_rng(0)
+    losses = np.abs(rng.standard_normal(20_000)) + np.linspace(2.0, 0.1, 20_000)
+    loss_plot.start_run("long")
+    loss_plot.add_steps(np.arange(1, 20_001), losses)
+    loss_plot.redraw()
+    old = loss_plot.curve("steps")
+    loss_plot.start_run("next")
+    x, y = old.getData()
+    assert len(x) <= 2 * FROZEN_MAX_BLOCKS < len(losses)
+    assert y.max() == losses.max() and y.min() == losses.min()  # the peaks survive
+    assert x[0] <= 1 + 20_000 / FROZEN_MAX_BLOCKS and x[-1] >= 20_000 - 20_000 / FROZEN_MAX_BLOCKS
