@@ -552,14 +552,11 @@ class MainWindow(QMainWindow):
             last_x = run.trainer.epoch + training.epochs
         else:
             last_x = run.trainer.global_step + training.epochs * math.ceil(len(run.data.train) / training.batch_size)
-        plot.hold_paint()  # starting the run, then its paint: one pass each
+        # Starting the run, its paint, the next plot's start, its paint, the fit: one pass each.
+        plot.hold_paint(then=self._start_next_plot if self._plots_to_start else self.controller.resume_start)
         plot.start_run(run.cfg.output.name)
         plot.plan_x(last_x)  # the x axis spans the whole run from the start: the view stays put while it grows
         plot.set_live(True)
-        if self._plots_to_start:
-            QTimer.singleShot(NEXT_PASS_MS, self, self._start_next_plot)
-        else:
-            self.controller.resume_start()
 
     def _start_plots_now(self) -> None:
         while self._plots_to_start:
@@ -637,15 +634,17 @@ class MainWindow(QMainWindow):
 
     def _reset_after_run(self) -> None:
         self._start_plots_now()
-        if self.lossPlot.is_live():
-            self.lossPlot.hold_paint()
-        self.lossPlot.set_live(False)
-        # Both plots fit their data exactly again once the run is over, and each repaints for it: the
-        # metrics plot does so in a pass of its own (one freeze of the window instead of two back to back).
-        # Its last points are on screen now.
-        if self.metricsPlot.is_live():
+        # Both plots fit their data exactly again once the run is over, and each repaints for it: the loss
+        # plot now, its paint in the next pass, then the metrics plot, then its paint (one pass each: short
+        # freezes of the window, not one long one). The metrics plot's last points are on screen now.
+        metrics_live = self.metricsPlot.is_live()
+        if metrics_live:
             self.metricsPlot.redraw()
             self._metrics_end_pending = True
+        if self.lossPlot.is_live():
+            self.lossPlot.hold_paint(then=self._end_metrics_run if metrics_live else None)
+            self.lossPlot.set_live(False)
+        elif metrics_live:
             QTimer.singleShot(NEXT_PASS_MS, self, self._end_metrics_run)
         self.actionPause.setText("&Pause")
 

@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -326,6 +326,7 @@ class _RunPlotWidget(pg.PlotWidget):
         self._legend_pending = False
         self._paint_seconds = 0.0  # painting since the redraw scheduler last asked (see redraw.py)
         self._relevel_pending = False
+        self._after_paint: list[Callable[[], None]] = []  # see hold_paint
         item.vb.sigXRangeChanged.connect(self._on_view_x_range_changed)
         item.vb.sigResized.connect(self._on_view_x_range_changed)
         self._apply_palette()
@@ -353,24 +354,36 @@ class _RunPlotWidget(pg.PlotWidget):
             scheduler().remove(self)
             self.redraw()
 
-    def hold_paint(self) -> None:
+    def hold_paint(self, then: Callable[[], None] | None = None) -> None:
         """Paint this plot in a later pass of the event loop than the current one.
 
         What changes a plot (new points, a new run, the end of one) and the paint it causes used to run in
         one pass: Qt delivers the scene's repaint as a posted event, in the same batch, so the window froze
         for both (20 + 25 ms at the start of a run with 5 earlier runs). With the viewport's updates off
-        until a short timer fires, the paint comes after the timers already due: two short freezes."""
+        until a short timer fires, the paint comes after the timers already due: two short freezes.
+
+        ``then`` runs in a pass after that paint (the next step of a sequence: the other plot's start)."""
+        if then is not None:
+            self._after_paint.append(then)
         viewport = self.viewport()
         if viewport.updatesEnabled():
             viewport.setUpdatesEnabled(False)
             QtCore.QTimer.singleShot(PAINT_LATER_MS, self, self._release_paint)
 
     def is_paint_held(self) -> bool:
-        return not self.viewport().updatesEnabled()
+        return not self.viewport().updatesEnabled() or bool(self._after_paint)
 
     @QtCore.Slot()
     def _release_paint(self) -> None:
-        self.viewport().setUpdatesEnabled(True)  # repaints the whole viewport once
+        self.viewport().setUpdatesEnabled(True)  # repaints the whole viewport once, in the next pass
+        if self._after_paint:
+            QtCore.QTimer.singleShot(PAINT_LATER_MS, self, self._run_after_paint)  # due after that paint
+
+    @QtCore.Slot()
+    def _run_after_paint(self) -> None:
+        waiting, self._after_paint = self._after_paint, []
+        for fn in waiting:
+            fn()
 
     def plan_x(self, extent: float | None) -> None:
         """Where the live run's x will end (its last step or epoch), or None if unknown. While live, the x
