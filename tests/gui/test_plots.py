@@ -2,6 +2,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import contextlib  # noqa: E402
 import math  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -26,6 +27,28 @@ def ema_reference(y, alpha, initial=None):
         state = v if state is None else alpha * v + (1 - alpha) * state
         out[i] = state
     return out
+
+
+@contextlib.contextmanager
+def counting_paints(plot):
+    """The paint events the plot's viewport receives inside the block."""
+    from PySide6.QtCore import QEvent, QObject
+
+    paints = []
+
+    class Counter(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                paints.append(obj)
+            return False
+
+    counter = Counter()
+    viewport = plot.plot_widget.viewport()
+    viewport.installEventFilter(counter)
+    try:
+        yield paints
+    finally:
+        viewport.removeEventFilter(counter)
 
 
 def shown(plot_widget, w=1000, h=600):
@@ -294,8 +317,6 @@ def test_an_exploded_earlier_run_keeps_the_range_limit(loss_plot):
 
 def test_a_change_of_range_is_painted_once(loss_plot, qtbot, qapp):
     """Autoranging settles before the paint: one paint per change, not one per round of autoranging."""
-    from PySide6.QtCore import QEvent, QObject
-
     for r in range(3):
         loss_plot.start_run(f"run-{r}")
         loss_plot.add_steps(np.arange(1, 501), np.linspace(2.0, 0.2 + r, 500))
@@ -309,18 +330,7 @@ def test_a_change_of_range_is_painted_once(loss_plot, qtbot, qapp):
     loss_plot.redraw()
     qtbot.waitUntil(lambda: loss_plot.curve("steps").getData()[0] is not None)
 
-    paints = []
-
-    class Counter(QObject):
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Type.Paint:
-                paints.append(obj)
-            return False
-
-    counter = Counter()
-    viewport = loss_plot.plot_widget.viewport()
-    viewport.installEventFilter(counter)
-    try:
+    with counting_paints(loss_plot) as paints:
         for live in (False, True, False):
             for _ in range(5):
                 qapp.processEvents()  # nothing left to paint from before
@@ -332,9 +342,7 @@ def test_a_change_of_range_is_painted_once(loss_plot, qtbot, qapp):
                 qapp.processEvents()
             assert loss_plot.getPlotItem().vb.viewRange() != before
             assert len(paints) == 1
-    finally:
-        viewport.removeEventFilter(counter)
-        loss_plot.set_live(False)
+    loss_plot.set_live(False)
 
 
 def pg_custom_dash():
@@ -592,20 +600,7 @@ def test_a_planned_run_keeps_the_x_axis_still_while_it_grows(loss_plot, qtbot):
 
 
 def test_hold_paint_paints_in_a_later_pass(loss_plot, qtbot):
-    from PySide6.QtCore import QEvent, QObject
-
-    paints = []
-
-    class Counter(QObject):
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Type.Paint:
-                paints.append(obj)
-            return False
-
-    counter = Counter()
-    viewport = loss_plot.plot_widget.viewport()
-    viewport.installEventFilter(counter)
-    try:
+    with counting_paints(loss_plot) as paints:
         loss_plot.hold_paint()
         assert loss_plot.is_paint_held()
         loss_plot.add_steps([1, 2, 3], [1.0, 0.8, 0.7])
@@ -614,8 +609,6 @@ def test_hold_paint_paints_in_a_later_pass(loss_plot, qtbot):
         assert paints == []  # nothing painted in this pass
         qtbot.waitUntil(lambda: not loss_plot.is_paint_held() and len(paints) > 0)
         assert list(loss_plot.step_curve.getData()[0]) == [1, 2, 3]
-    finally:
-        viewport.removeEventFilter(counter)
 
 
 def test_an_earlier_run_keeps_a_bounded_envelope_of_its_steps(loss_plot):
