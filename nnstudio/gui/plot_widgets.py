@@ -456,6 +456,13 @@ class _RunPlotWidget(pg.PlotWidget):
         self._flush_legend()
         return [label.text for _, label in self._legend.items]
 
+    def redraw_later(self) -> None:
+        """`redraw`, for the redraw scheduler: what changed is painted in a later pass (see hold_paint), and
+        nothing is painted when nothing changed."""
+        if any(s.dirty or s.marks_dirty for s in self._series.values()):
+            self.hold_paint()
+        self.redraw()
+
     def redraw(self) -> None:
         """Push buffered data to the curves; cheap when nothing changed."""
         view = self._view_state()

@@ -129,10 +129,8 @@ class RedrawScheduler(QtCore.QObject):
             spent = entry.plot.take_paint_seconds()
             entry.cost = COST_WEIGHT * spent + (1.0 - COST_WEIGHT) * entry.cost
             entry.due = now + self._interval_for(entry.cost)
-            hold_paint = getattr(entry.plot, "hold_paint", None)
-            if hold_paint is not None:
-                hold_paint()  # the paint in a pass of its own, not right after this redraw
-            entry.plot.redraw()
+            # A plot that can paint in a pass of its own, after this one, does (see _RunPlotWidget.hold_paint).
+            getattr(entry.plot, "redraw_later", entry.plot.redraw)()
         except RuntimeError:  # the widget was deleted while live
             self._entries.remove(entry)
             self._last_cost.pop(id(entry.plot), None)

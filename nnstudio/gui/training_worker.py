@@ -52,9 +52,10 @@ _ALIVE: set[tuple[QThread, "TrainingWorker"]] = set()
 RunSource = Union["TrainingRun", Callable[[], "TrainingRun"]]
 
 #: Buffered step losses and progress reach the GUI at most this often (seconds).
-#: 10 a second: the loss plot redraws at most 4 times a second, and each delivery (steps, progress bar)
-#: costs the GUI thread ~1 ms that the training thread waits for in the GIL; 20 a second cost ~2.5%.
-FLUSH_INTERVAL_S = 0.1
+#: 4 a second, as often as the loss plot redraws at most: each delivery (steps, progress bar, which Qt
+#: repaints at once) costs the GUI thread ~1 ms that the training thread waits for in the GIL; 20 a
+#: second cost ~2.5% of a tiny model's speed.
+FLUSH_INTERVAL_S = 0.25
 
 
 #: After handing the built run to the GUI thread, the training thread waits (at most this long) until that

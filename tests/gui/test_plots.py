@@ -625,3 +625,27 @@ def test_an_earlier_run_keeps_a_bounded_envelope_of_its_steps(loss_plot):
     assert len(x) <= 2 * FROZEN_MAX_BLOCKS < len(losses)
     assert y.max() == losses.max() and y.min() == losses.min()  # the peaks survive
     assert x[0] <= 1 + 20_000 / FROZEN_MAX_BLOCKS and x[-1] >= 20_000 - 20_000 / FROZEN_MAX_BLOCKS
+
+
+def test_scheduled_redraws_paint_later_and_only_what_changed(loss_plot, qtbot, qapp):
+    loss_plot.start_run("r")
+    loss_plot.add_steps([1, 2, 3], [1.0, 0.9, 0.8])
+    loss_plot.set_live(True)
+    loss_plot.redraw()
+    qtbot.waitUntil(lambda: not loss_plot.is_paint_held())
+    for _ in range(5):
+        qapp.processEvents()
+    try:
+        with counting_paints(loss_plot) as paints:
+            loss_plot.redraw_later()  # nothing new: nothing to paint
+            assert not loss_plot.is_paint_held()
+            for _ in range(5):
+                qapp.processEvents()
+            assert paints == []
+            loss_plot.add_steps([4, 5], [0.7, 0.6])
+            loss_plot.redraw_later()
+            assert loss_plot.is_paint_held() and paints == []  # painted in a later pass
+            qtbot.waitUntil(lambda: len(paints) > 0 and not loss_plot.is_paint_held())
+            assert list(loss_plot.step_curve.getData()[0]) == [1, 2, 3, 4, 5]
+    finally:
+        loss_plot.set_live(False)
