@@ -130,6 +130,32 @@ def test_stop_mid_run(qtbot, window, flowers_csv):
     assert window.trainingPanel.trainButton.isEnabled()
 
 
+def test_stop_right_after_train_leaves_the_plots_settled(qtbot, window, flowers_csv):
+    """Stop before the plots have started the run (they start over several passes): the run ends, both plots
+    end live mode with nothing left to paint, and the next run starts normally."""
+    load(qtbot, window, flowers_csv)
+    train(qtbot, window, epochs=1)
+    window.trainingPanel.epochsSpin.setValue(5000)
+    waiting: list[int] = []
+
+    def stop_now(_run) -> None:  # right after the window took the run in (controller signal: GUI thread)
+        waiting.append(len(window._plots_to_start))
+        window.trainingPanel.stopButton.click()
+
+    window.controller.run_created.connect(stop_now)
+    try:
+        with qtbot.waitSignal(window.training_finished, timeout=30000) as blocker:
+            qtbot.mouseClick(window.trainingPanel.trainButton, Qt.MouseButton.LeftButton)
+    finally:
+        window.controller.run_created.disconnect(stop_now)
+    assert waiting == [2]  # neither plot had started the run when Stop was pressed
+    assert blocker.args[0]["status"] == "stopped"
+    assert not window.lossPlot.is_live() and not window.metricsPlot.is_live()
+    assert not window.lossPlot.is_paint_held() and not window.metricsPlot.is_paint_held()
+    assert window.lossPlot.run_name == window.last_run.cfg.output.name  # its points went to its own curves
+    assert train(qtbot, window, epochs=1)["status"] == "completed"
+
+
 def test_close_mid_run_joins_worker(qtbot, tmp_path, flowers_csv):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, logdir=tmp_path / "runs")
