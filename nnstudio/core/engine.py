@@ -144,6 +144,8 @@ class Callback:
     def on_epoch_end(self, trainer: "Trainer", event: EpochFinished) -> None: ...
     def on_fit_end(self, trainer: "Trainer", event: FitFinished) -> None: ...
     def on_exception(self, trainer: "Trainer", event: FitFailed) -> None: ...
+    def on_pause(self, trainer: "Trainer") -> None:
+        """The loop has stopped at a batch boundary to wait for ``resume()`` (or a stop): show what is buffered."""
     def teardown(self, trainer: "Trainer") -> None:
         """Always called last (success or failure): close files, writers."""
 
@@ -398,6 +400,10 @@ class Trainer:
         return not self._running.is_set()
 
     def _wait_if_paused(self) -> None:
+        if self._running.is_set() or self._stop.is_set():
+            return
+        for cb in self.callbacks:
+            cb.on_pause(self)
         while not self._running.is_set() and not self._stop.is_set():
             self._running.wait(0.1)
 
@@ -472,7 +478,10 @@ class Trainer:
             sizes: list[int] = []
             total = 0.0
             for xb, yb in iter_batches(train, cfg.batch_size, cfg.shuffle, generator):
-                self._wait_if_paused()
+                if not self._running.is_set():
+                    if pending:  # what the observers have not seen yet, before they show the paused state
+                        total += self._flush_steps(pending, sizes, epoch, want_steps)
+                    self._wait_if_paused()
                 if self._stop.is_set():
                     break
                 if skip_single and len(xb) == 1:

@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
         c.run_created.connect(self._on_training_run_created)
         c.fit_started.connect(self._on_training_fit_started)
         c.steps_arrived.connect(self._on_training_steps_arrived)
-        c.epoch_finished.connect(self._on_training_epoch_finished)
+        c.epochs_finished.connect(self._on_training_epochs_finished)
         c.progress.connect(self._on_training_progress)
         c.fit_finished.connect(self._on_training_fit_finished)
         c.fit_failed.connect(self._on_training_fit_failed)
@@ -601,11 +601,13 @@ class MainWindow(QMainWindow):
         self._start_plots_now()
         self.lossPlot.add_steps(steps, losses)
 
-    def _on_training_epoch_finished(self, info: dict) -> None:
+    def _on_training_epochs_finished(self, infos: list) -> None:
         self._start_plots_now()
-        self.lossPlot.add_epoch(info["step"], info["train_loss"], info.get("val_loss"))
-        self.metricsPlot.add_epoch(info["epoch"], info.get("metrics", {}))
-        self.metricsPlot.add_lr(info["epoch"], info["lr"])
+        epochs = [info["epoch"] for info in infos]
+        self.lossPlot.add_epochs([info["step"] for info in infos], [info["train_loss"] for info in infos],
+                                 [info.get("val_loss") for info in infos])
+        self.metricsPlot.add_epochs(epochs, [info.get("metrics", {}) for info in infos])
+        self.metricsPlot.add_lrs(epochs, [info["lr"] for info in infos])
 
     def _on_training_progress(self, info: dict) -> None:
         self.trainingPanel.on_progress(info)

@@ -869,9 +869,18 @@ class LossPlotWidget(_RunPlotWidget):
             self._ema_state = _last_finite(smoothed, self._ema_state)
 
     def add_epoch(self, step: int, train_loss: float, val_loss: float | None = None) -> None:
-        self._extend("train", [step], [train_loss])
-        if val_loss is not None:
-            self._extend("val", [step], [val_loss])
+        self.add_epochs([step], [train_loss], [val_loss])
+
+    def add_epochs(self, steps: Sequence[int], train_losses: Sequence[float],
+                   val_losses: Sequence[float | None]) -> None:
+        """Several epochs' losses at once, at the step each ended on (a validation loss may be None)."""
+        if not len(steps) == len(train_losses) == len(val_losses):
+            raise ValueError(f"add_epochs needs a train and a validation loss per step, got {len(steps)} steps, "
+                             f"{len(train_losses)} train and {len(val_losses)} validation losses")
+        self._extend("train", steps, train_losses)
+        val = [(step, loss) for step, loss in zip(steps, val_losses) if loss is not None]
+        if val:
+            self._extend("val", *zip(*val))
 
 
 class MetricsPlotWidget(_RunPlotWidget):
@@ -922,19 +931,31 @@ class MetricsPlotWidget(_RunPlotWidget):
                          track_nonfinite=False, z=-1, legend_rank=1, decimate=True)
 
     def add_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        for name, value in metrics.items():
+        self.add_epochs([epoch], [metrics])
+
+    def add_epochs(self, epochs: Sequence[int], metrics: Sequence[Mapping[str, float]]) -> None:
+        """Several epochs' metrics at once (an epoch may lack a metric the others have)."""
+        if len(epochs) != len(metrics):
+            raise ValueError(f"add_epochs needs the metrics of each epoch, got {len(epochs)} epochs "
+                             f"and {len(metrics)} sets of metrics")
+        for name in dict.fromkeys(name for values in metrics for name in values):
             key = f"metric:{name}"
             if key not in self._series:
                 color = self._colors.setdefault(name, PALETTE[len(self._colors) % len(PALETTE)])
                 self._add_series(key, name, color=color, width=2, symbol="o", z=2)
-            self._extend(key, [epoch], [value])
+            points = [(epoch, values[name]) for epoch, values in zip(epochs, metrics) if name in values]
+            self._extend(key, *zip(*points))
 
     def add_lr(self, epoch: float, lr: float) -> None:
         """Learning rate at ``epoch`` (fractional epochs plot per-step rates)."""
-        self._extend("lr", [epoch], [lr])
-        if np.isfinite(lr) and lr > self._lr_max:
+        self.add_lrs([epoch], [lr])
+
+    def add_lrs(self, epochs: Sequence[float], lrs: Sequence[float]) -> None:
+        self._extend("lr", epochs, lrs)
+        finite = [lr for lr in lrs if math.isfinite(lr)]
+        if finite and max(finite) > self._lr_max:
             # From zero up: a constant rate reads as a flat line at its value, not as noise around it.
-            self._lr_max = float(lr)
+            self._lr_max = float(max(finite))
             self._lr_view.enableAutoRange(y=False)
             self._lr_view.setYRange(0.0, self._lr_max * 1.15, padding=0)
 

@@ -454,7 +454,7 @@ class _LazyPlot(QtWidgets.QWidget):
 class LossPlot(_LazyPlot):
     """Step loss (raw and optionally smoothed) and per-epoch train/validation loss.
 
-    The API is `plot_widgets.LossPlotWidget`'s: add_steps, add_epoch, start_run, set_live, redraw,
+    The API is `plot_widgets.LossPlotWidget`'s: add_steps, add_epoch(s), start_run, set_live, redraw,
     curve, step_curve, export_png, ...
     """
 
@@ -490,7 +490,7 @@ class LossPlot(_LazyPlot):
 class MetricsPlot(_LazyPlot):
     """Per-epoch metric curves, one per metric name, and the learning rate on a right axis.
 
-    The API is `plot_widgets.MetricsPlotWidget`'s: add_epoch, add_lr, start_run, set_live, redraw,
+    The API is `plot_widgets.MetricsPlotWidget`'s: add_epoch(s), add_lr(s), start_run, set_live, redraw,
     metric_curve, curves, lr_curve, export_png, ...
     """
 

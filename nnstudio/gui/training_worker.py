@@ -6,9 +6,9 @@ Shaped after superqt's ``new_worker_qthread`` and Orange's ``TaskState``:
   reports through any *emitter* (an object whose attributes have ``.emit``), so it is testable without
   a widget or a thread.
 - :class:`QtBridgeCallback` is the core callback that runs in the training thread and turns engine events
-  into plain values; step losses are buffered and flushed at most every ``interval_s`` seconds (and at
-  each epoch end and at the end of the fit), so a tiny model at thousands of steps a second cannot flood
-  the GUI event loop.
+  into plain values; step losses and finished epochs are buffered and delivered together at most every
+  ``interval_s`` seconds (and when the fit pauses or ends), so a tiny model at thousands of steps and
+  dozens of epochs a second cannot flood the GUI event loop.
 - :class:`TrainingWorker` is the ``QObject`` moved to the ``QThread``; its signals are emitted there. It
   takes a finished :class:`~nnstudio.core.run.TrainingRun`, or a *factory* that builds one: the window
   passes a factory, so turning the table into tensors and building the model happen in the training
@@ -51,7 +51,7 @@ _ALIVE: set[tuple[QThread, "TrainingWorker"]] = set()
 #: What a worker runs: a built run, or a function that builds one in the training thread.
 RunSource = Union["TrainingRun", Callable[[], "TrainingRun"]]
 
-#: Buffered step losses and progress reach the GUI at most this often (seconds).
+#: Buffered step losses, finished epochs and progress reach the GUI at most this often (seconds).
 #: 4 a second, as often as the loss plot redraws at most: each delivery (steps, progress bar, which Qt
 #: repaints at once) costs the GUI thread ~1 ms that the training thread waits for in the GIL; 20 a
 #: second cost ~2.5% of a tiny model's speed.
@@ -74,7 +74,7 @@ class Emitter(Protocol):
 
     fit_started: _Emits
     steps_arrived: _Emits
-    epoch_finished: _Emits
+    epochs_finished: _Emits
     fit_finished: _Emits
     fit_failed: _Emits
     progress: _Emits
@@ -85,6 +85,13 @@ class QtBridgeCallback(Callback):
 
     Steps are numbered as the trainer numbers them (global, 1-based); progress counts from the start
     of this fit, so a trainer that continues an earlier fit still shows 0..total.
+
+    Each delivery is ``steps_arrived`` (if steps are buffered), ``epochs_finished`` (a list, if epochs
+    ended) and ``progress``, in that order. An epoch that ends more than ``interval_s`` after the last
+    delivery goes at once; epochs that end faster wait for the next one. Each queued delivery costs the
+    GUI thread a pass that the training thread waits for in the GIL: a 32-16-10 MLP at batch 4096 ends
+    ~30 epochs a second, and delivering steps and epoch at each (60 passes a second) took the GUI
+    thread ~1.5% of a core.
     """
 
     def __init__(self, emitter: Emitter, interval_s: float = FLUSH_INTERVAL_S,
@@ -94,9 +101,9 @@ class QtBridgeCallback(Callback):
         self.clock = clock
         self._steps: list[int] = []
         self._losses: list[float] = []
+        self._epoch_events: list[dict] = []
         self._start = 0.0
         self._last_flush = 0.0
-        self._last_progress = 0.0
         self._epochs = 1
         self._total_steps = 1
         self._step0 = 0
@@ -106,13 +113,13 @@ class QtBridgeCallback(Callback):
 
     # -- engine hooks
     def on_fit_start(self, trainer, event: FitStarted) -> None:
-        self._start = self._last_flush = self._last_progress = self.clock()
+        self._start = self._last_flush = self.clock()
         self._epochs = event.epochs
         self._total_steps = max(1, event.epochs * event.steps_per_epoch)
         self._step0 = trainer.global_step
         self._epoch0 = trainer.epoch
         self._epoch = self._step = 0
-        self._steps, self._losses = [], []
+        self._steps, self._losses, self._epoch_events = [], [], []
         payload = asdict(event)
         payload["total_steps"] = self._total_steps
         self.emitter.fit_started.emit(payload)
@@ -125,19 +132,20 @@ class QtBridgeCallback(Callback):
         self._step = event.step - self._step0
         now = self.clock()
         if now - self._last_flush >= self.interval_s or self._step >= self._total_steps:
-            self._flush(now)
-            self._emit_progress(now)
+            self._deliver(now)
 
     def on_epoch_end(self, trainer, event: EpochFinished) -> None:
         now = self.clock()
-        self._flush(now)
         self._epoch = event.epoch - self._epoch0
         self._step = event.step - self._step0
         payload = asdict(event)
         payload["metrics"] = dict(event.metrics)
-        self.emitter.epoch_finished.emit(payload)
-        if now - self._last_progress >= self.interval_s or self._epoch >= self._epochs:
-            self._emit_progress(now)
+        self._epoch_events.append(payload)
+        if now - self._last_flush >= self.interval_s or self._epoch >= self._epochs:
+            self._deliver(now)
+
+    def on_pause(self, trainer) -> None:
+        self._deliver(self.clock())
 
     def on_fit_end(self, trainer, event: FitFinished) -> None:
         now = self.clock()
@@ -149,15 +157,21 @@ class QtBridgeCallback(Callback):
         self._flush(self.clock())
 
     # -- emission
+    def _deliver(self, now: float) -> None:
+        self._flush(now)
+        self._emit_progress(now)
+
     def _flush(self, now: float) -> None:
         self._last_flush = now
         if self._steps:
             steps, losses = self._steps, self._losses
             self._steps, self._losses = [], []
             self.emitter.steps_arrived.emit(steps, losses)
+        if self._epoch_events:
+            epochs, self._epoch_events = self._epoch_events, []
+            self.emitter.epochs_finished.emit(epochs)
 
     def _emit_progress(self, now: float, final: bool = False) -> None:
-        self._last_progress = now
         elapsed = now - self._start
         step, total = self._step, self._total_steps
         if final:
@@ -210,7 +224,7 @@ class TrainingWorker(QObject):
     run_created = Signal(object)  # the TrainingRun, before fit_started
     fit_started = Signal(object)  # FitStarted fields + total_steps
     steps_arrived = Signal(object, object)  # global steps, losses (buffered)
-    epoch_finished = Signal(object)  # EpochFinished fields
+    epochs_finished = Signal(object)  # a list of EpochFinished fields, oldest first (buffered)
     fit_finished = Signal(object)  # RunResult.to_json() + reason
     fit_failed = Signal(str)  # the message a person reads
     progress = Signal(object)  # epoch, epochs, step, total_steps, elapsed, eta (None until known)
@@ -283,7 +297,8 @@ class TrainingWorker(QObject):
 class TrainingController(QObject):
     """Runs one TrainingRun at a time in a QThread; lives in the GUI thread and re-emits from it.
 
-    Signals have the worker's names and payloads, plus ``running_changed(bool)`` (True on start, False
+    Signals have the worker's names and payloads, plus ``epoch_finished`` (each of ``epochs_finished``
+    on its own, for a receiver that wants one at a time), ``running_changed(bool)`` (True on start, False
     once the thread has finished) and ``paused_changed(bool)``. ``start`` takes a built run or a factory
     (called in the training thread; its NNStudioError arrives as ``fit_failed``, with no ``run_created``).
     """
@@ -291,6 +306,7 @@ class TrainingController(QObject):
     run_created = Signal(object)
     fit_started = Signal(object)
     steps_arrived = Signal(object, object)
+    epochs_finished = Signal(object)
     epoch_finished = Signal(object)
     fit_finished = Signal(object)
     fit_failed = Signal(str)
@@ -329,7 +345,7 @@ class TrainingController(QObject):
         worker.run_created.connect(self._on_worker_run_created)
         worker.fit_started.connect(self._on_worker_fit_started)
         worker.steps_arrived.connect(self._on_worker_steps_arrived)
-        worker.epoch_finished.connect(self._on_worker_epoch_finished)
+        worker.epochs_finished.connect(self._on_worker_epochs_finished)
         worker.fit_finished.connect(self._on_worker_fit_finished)
         worker.fit_failed.connect(self._on_worker_fit_failed)
         worker.progress.connect(self._on_worker_progress)
@@ -421,8 +437,10 @@ class TrainingController(QObject):
         self.steps_arrived.emit(steps, losses)
 
     @Slot(object)
-    def _on_worker_epoch_finished(self, payload: dict) -> None:
-        self.epoch_finished.emit(payload)
+    def _on_worker_epochs_finished(self, payloads: list) -> None:
+        self.epochs_finished.emit(payloads)
+        for payload in payloads:
+            self.epoch_finished.emit(payload)
 
     @Slot(object)
     def _on_worker_fit_finished(self, payload: dict) -> None:

@@ -263,6 +263,28 @@ def test_pause_and_resume_from_another_thread(flowers_data):
     assert result.steps == 2 * math.ceil(len(flowers_data.train) / 32)
 
 
+def test_observers_hear_of_a_pause_once_with_every_step_before_it(flowers_data):
+    class PauseAtStep3(Callback):
+        def __init__(self):
+            self.steps: list[int] = []
+            self.pauses: list[tuple[int, list[int]]] = []
+
+        def on_train_batch_end(self, trainer, event):
+            self.steps.append(event.step)
+            if event.step == 3:
+                trainer.pause()
+
+        def on_pause(self, trainer):
+            self.pauses.append((trainer.global_step, list(self.steps)))
+            trainer.resume()  # from the training thread itself: the loop goes on
+
+    watcher = PauseAtStep3()
+    trainer = make_trainer(flowers_data, callbacks=[watcher], epochs=1)
+    result = trainer.fit()
+    assert result.reason == "completed"
+    assert watcher.pauses == [(3, [1, 2, 3])]
+
+
 def test_stop_wakes_a_paused_run(flowers_data):
     def pause_then_stop(trainer):
         trainer.pause()

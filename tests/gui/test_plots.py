@@ -505,6 +505,32 @@ def test_metrics_plot_makes_a_curve_per_metric(metrics_plot):
     assert {"accuracy", "f1", "auroc", "learning rate"} <= set(metrics_plot.legend_labels())
 
 
+def test_epochs_added_together_draw_as_if_added_one_by_one(loss_plot, metrics_plot, qtbot):
+    one = LossPlot()
+    qtbot.addWidget(one)
+    steps, train, val = [10, 20, 30], [0.9, 0.7, 0.6], [0.95, None, 0.65]
+    loss_plot.add_epochs(steps, train, val)
+    for args in zip(steps, train, val):
+        one.add_epoch(*args)
+    for plot in (loss_plot, one):
+        plot.redraw()
+    for curve in ("train_curve", "val_curve"):
+        np.testing.assert_array_equal(getattr(loss_plot, curve).getData(), getattr(one, curve).getData())
+    np.testing.assert_array_equal(loss_plot.val_curve.getData()[0], [10, 30])  # no point for a missing loss
+    with pytest.raises(ValueError, match="3 steps, 3 train and 2 validation"):
+        loss_plot.add_epochs(steps, train, val[:2])
+
+    metrics_plot.add_epochs([1, 2, 3], [{"accuracy": 0.5}, {"accuracy": 0.6, "f1": 0.4}, {"f1": 0.5}])
+    metrics_plot.add_lrs([1, 2, 3], [1e-3, float("nan"), 2e-3])
+    metrics_plot.redraw()
+    np.testing.assert_array_equal(metrics_plot.metric_curve("accuracy").getData(), [[1, 2], [0.5, 0.6]])
+    np.testing.assert_array_equal(metrics_plot.metric_curve("f1").getData(), [[2, 3], [0.4, 0.5]])
+    assert metrics_plot.metric_names() == ["accuracy", "f1"]
+    assert metrics_plot.lr_view.viewRange()[1][1] == pytest.approx(2e-3 * 1.15)  # the NaN is skipped
+    with pytest.raises(ValueError, match="2 epochs and 1 sets"):
+        metrics_plot.add_epochs([1, 2], [{}])
+
+
 def test_metrics_plot_learning_rate_on_right_axis(metrics_plot):
     for epoch, lr in enumerate([1e-3, 5e-4, 1e-4], start=1):
         metrics_plot.add_lr(epoch, lr)

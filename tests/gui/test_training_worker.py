@@ -361,7 +361,7 @@ class ListEmitter:
 
     def __init__(self):
         self.calls: list[tuple[str, tuple]] = []
-        for name in ("fit_started", "steps_arrived", "epoch_finished", "fit_finished", "fit_failed", "progress"):
+        for name in ("fit_started", "steps_arrived", "epochs_finished", "fit_finished", "fit_failed", "progress"):
             setattr(self, name, SimpleNamespace(emit=lambda *args, _name=name: self.calls.append((_name, args))))
 
     def of(self, name: str) -> list[tuple]:
@@ -373,7 +373,7 @@ def test_run_training_without_qt_objects(make_run):
     emitter = ListEmitter()
     result = run_training(run, emitter)
     assert result is not None and result.finished.reason == "completed"
-    assert len(emitter.of("epoch_finished")) == 2
+    assert [e["epoch"] for args in emitter.of("epochs_finished") for e in args[0]] == [1, 2]
     assert sum(len(args[0]) for args in emitter.of("steps_arrived")) == run.trainer.global_step
     assert emitter.of("fit_finished")[0][0]["reason"] == "completed"
     assert not any(isinstance(cb, QtBridgeCallback) for cb in run.trainer.callbacks)  # the run is left clean
@@ -390,14 +390,14 @@ def test_run_training_reports_our_errors_as_they_are():
     assert error_message(RuntimeError("")) == "Unexpected error: RuntimeError"
 
 
-def test_bridge_buffers_steps_and_flushes_on_time_epoch_end_and_last_step():
+def test_bridge_buffers_steps_and_epochs_and_delivers_on_time_and_at_the_end():
     now = [0.0]
     emitter = ListEmitter()
     bridge = QtBridgeCallback(emitter, interval_s=0.05, clock=lambda: now[0])
     trainer = SimpleNamespace(global_step=0, epoch=0)
-    bridge.on_fit_start(trainer, FitStarted(epochs=2, steps_per_epoch=10, n_train=100, n_val=10, device="cpu",
+    bridge.on_fit_start(trainer, FitStarted(epochs=3, steps_per_epoch=10, n_train=100, n_val=10, device="cpu",
                                             task="binary", threads=1))
-    assert emitter.of("fit_started")[0][0]["total_steps"] == 20
+    assert emitter.of("fit_started")[0][0]["total_steps"] == 30
     assert emitter.of("progress")[-1][0]["eta"] is None
 
     for step in range(1, 11):
@@ -405,23 +405,82 @@ def test_bridge_buffers_steps_and_flushes_on_time_epoch_end_and_last_step():
         bridge.on_train_batch_end(trainer, StepFinished(1, step, float(step)))
     assert emitter.of("steps_arrived") == [([1, 2, 3, 4, 5], [1.0, 2.0, 3.0, 4.0, 5.0])]  # 60 ms ≥ 50 ms
 
+    # 5 ms after the last delivery: the epoch waits for the next one, with the steps before it.
     bridge.on_epoch_end(trainer, EpochFinished(1, 10, 0.5, 0.4, {"accuracy": 0.9}, 1e-3, 0.1, True))
+    assert len(emitter.of("steps_arrived")) == 1 and not emitter.of("epochs_finished")
+    now[0] = 0.2  # a slow first step of the next epoch
+    bridge.on_train_batch_end(trainer, StepFinished(2, 11, 11.0))
     batches = emitter.of("steps_arrived")
-    assert [s for args in batches for s in args[0]] == list(range(1, 11))
-    epoch = emitter.of("epoch_finished")[0][0]
+    assert [s for args in batches for s in args[0]] == list(range(1, 12))
+    assert len(emitter.of("epochs_finished")) == 1
+    epoch = emitter.of("epochs_finished")[0][0][0]
     assert epoch["epoch"] == 1 and epoch["metrics"] == {"accuracy": 0.9} and epoch["improved"] is True
+    assert [name for name, _ in emitter.calls[-3:]] == ["steps_arrived", "epochs_finished", "progress"]
 
-    for step in range(11, 21):
-        now[0] += 0.001  # fast: only the last step may flush
+    # An epoch that ends an interval or more after the last delivery goes at once.
+    for step in range(12, 21):
+        now[0] += 0.001
         bridge.on_train_batch_end(trainer, StepFinished(2, step, float(step)))
-    batches = emitter.of("steps_arrived")
-    assert batches[-1][0] == list(range(11, 21))
-    progress = emitter.of("progress")[-1][0]
-    assert progress["step"] == 20 and progress["total_steps"] == 20 and progress["epoch"] == 2
+    now[0] += 0.05
+    bridge.on_epoch_end(trainer, EpochFinished(2, 20, 0.4, 0.3, {"accuracy": 0.95}, 1e-3, 0.1, True))
+    assert [e["epoch"] for e in emitter.of("epochs_finished")[-1][0]] == [2]
+    assert emitter.of("steps_arrived")[-1][0] == list(range(12, 21))
 
-    bridge.on_fit_end(trainer, FitFinished("completed", 2, 20, 2, 0.4, {}, 0.2))
+    for step in range(21, 31):
+        now[0] += 0.001  # fast: only the last step may flush
+        bridge.on_train_batch_end(trainer, StepFinished(3, step, float(step)))
+    batches = emitter.of("steps_arrived")
+    assert batches[-1][0] == list(range(21, 31))
+    progress = emitter.of("progress")[-1][0]
+    assert progress["step"] == 30 and progress["total_steps"] == 30 and progress["epoch"] == 3
+    bridge.on_epoch_end(trainer, EpochFinished(3, 30, 0.3, 0.2, {}, 1e-3, 0.1, True))  # the last: at once
+    assert [e["epoch"] for e in emitter.of("epochs_finished")[-1][0]] == [3]
+
+    bridge.on_fit_end(trainer, FitFinished("completed", 3, 30, 3, 0.2, {}, 0.2))
     assert emitter.of("progress")[-1][0]["eta"] == 0.0
     assert len(emitter.of("steps_arrived")) == len(batches)  # nothing left to flush
+
+
+def test_bridge_delivers_fast_epochs_together():
+    now = [0.0]
+    emitter = ListEmitter()
+    bridge = QtBridgeCallback(emitter, interval_s=0.25, clock=lambda: now[0])
+    trainer = SimpleNamespace(global_step=0, epoch=0)
+    bridge.on_fit_start(trainer, FitStarted(epochs=40, steps_per_epoch=2, n_train=8, n_val=2, device="cpu",
+                                            task="binary", threads=1))
+    step = 0
+    for epoch in range(1, 41):  # 40 epochs a second
+        for _ in range(2):
+            step += 1
+            now[0] += 0.0125 / 2
+            bridge.on_train_batch_end(trainer, StepFinished(epoch, step, 1.0 / step))
+        bridge.on_epoch_end(trainer, EpochFinished(epoch, step, 0.5, 0.4, {"accuracy": epoch / 40}, 1e-3, 0.01,
+                                                   True))
+    bridge.on_fit_end(trainer, FitFinished("completed", 40, 80, 40, 0.4, {}, 0.5))
+    deliveries = emitter.of("epochs_finished")
+    assert [e["epoch"] for args in deliveries for e in args[0]] == list(range(1, 41))  # all, in order
+    assert len(deliveries) <= 6  # ~4 a second, not 40
+    assert sum(len(args[0]) for args in emitter.of("steps_arrived")) == 80
+    assert len(emitter.of("steps_arrived")) <= 6
+
+
+def test_bridge_delivers_what_is_buffered_when_the_fit_pauses():
+    """Paused, the plots show every step and epoch so far, not only those up to the last delivery."""
+    now = [0.0]
+    emitter = ListEmitter()
+    bridge = QtBridgeCallback(emitter, interval_s=0.25, clock=lambda: now[0])
+    trainer = SimpleNamespace(global_step=0, epoch=0)
+    bridge.on_fit_start(trainer, FitStarted(epochs=5, steps_per_epoch=2, n_train=8, n_val=2, device="cpu",
+                                            task="binary", threads=1))
+    for step in (1, 2):
+        now[0] += 0.01
+        bridge.on_train_batch_end(trainer, StepFinished(1, step, float(step)))
+    bridge.on_epoch_end(trainer, EpochFinished(1, 2, 0.5, 0.4, {}, 1e-3, 0.02, True))
+    assert not emitter.of("steps_arrived") and not emitter.of("epochs_finished")
+    bridge.on_pause(trainer)
+    assert emitter.of("steps_arrived") == [([1, 2], [1.0, 2.0])]
+    assert [e["epoch"] for e in emitter.of("epochs_finished")[0][0]] == [1]
+    assert emitter.of("progress")[-1][0]["step"] == 2
 
 
 def test_worker_is_a_plain_qobject_until_moved(qapp):
