@@ -10,14 +10,15 @@ So :class:`RedrawScheduler`:
 
 - ticks every :data:`TICK_MS` and redraws at most one plot per tick (the most overdue one), so no two
   plots paint in the same pass;
-- gives each plot an interval from what its own painting cost the last time (an exponential average
-  of the paint seconds that followed a redraw): ``cost / PAINT_BUDGET``, kept between
+- gives each plot an interval from what its own redraw cost the last time (an exponential average
+  of the seconds the redraw and the paints that followed it took): ``cost / PAINT_BUDGET``, kept between
   :data:`MIN_INTERVAL_MS` and :data:`MAX_INTERVAL_MS`. A plot whose paints take 20 ms redraws about
   once a second (2% of the time); a cheap or unchanged plot, every 250 ms. The cost is remembered from
   one live period (run) to the next.
 
-A plot is anything with ``redraw()`` and ``take_paint_seconds()`` (seconds spent painting since the
-last call); :class:`~nnstudio.gui.plot_widgets._RunPlotWidget` measures its own ``paintEvent``.
+A plot is anything with ``redraw()`` and ``take_paint_seconds()`` (seconds spent redrawing and painting
+since the last call); :class:`~nnstudio.gui.plot_widgets._RunPlotWidget` measures its own ``redraw`` and
+``paintEvent``. Handing new data to the curves and autoranging (``redraw``) took about a third of it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ __all__ = ["MAX_INTERVAL_MS", "MIN_INTERVAL_MS", "PAINT_BUDGET", "RedrawSchedule
 TICK_MS = 50
 MIN_INTERVAL_MS = 250
 MAX_INTERVAL_MS = 2000
-#: Share of the wall time one plot may spend painting while live.
+#: Share of the wall time one plot may spend redrawing and painting while live.
 PAINT_BUDGET = 0.02
 #: Weight of the newest paint cost in the running average.
 COST_WEIGHT = 0.5
