@@ -6,6 +6,7 @@ import contextlib  # noqa: E402
 import math  # noqa: E402
 
 import numpy as np  # noqa: E402
+from PySide6 import QtCore, QtWidgets  # noqa: E402
 import pytest  # noqa: E402
 
 from nnstudio.gui.plots import (  # noqa: E402
@@ -579,8 +580,8 @@ def test_metrics_plot_live_timer(metrics_plot, qtbot):
 
 
 def test_the_pixmap_cache_holds_every_cached_item_of_the_plots(loss_plot, metrics_plot):
-    """Axes and earlier runs paint from pixmaps; Qt's cache (10 MiB by default) must hold them all, or it
-    evicts them in turn and every repaint draws everything again."""
+    """Axes paint from pixmaps; Qt's cache (10 MiB by default) must hold them all, or it evicts them in turn
+    and every repaint draws everything again."""
     from PySide6.QtGui import QPixmapCache
 
     for r in range(MAX_EARLIER_RUNS + 1):
@@ -597,11 +598,69 @@ def test_the_pixmap_cache_holds_every_cached_item_of_the_plots(loss_plot, metric
     for plot in (loss_plot.plot_widget, metrics_plot.plot_widget):
         viewport = plot.viewport()
         pixmap_kb = viewport.width() * viewport.height() * plot.devicePixelRatioF() ** 2 * 4 / 1024
-        parts = sum(1 + (item.opts["symbol"] is not None) for run in plot._earlier for item, _view in run.items)
-        assert parts >= MAX_EARLIER_RUNS * 3
-        needed += (parts + 3) * pixmap_kb
-    assert needed > 10 * 1024  # more than Qt's default holds
+        cached = [item for item in plot.scene().items()
+                  if item.cacheMode() != QtWidgets.QGraphicsItem.CacheMode.NoCache and item.isVisible()]
+        # Only the axes (the loss plot has no right one); earlier runs are in the view's background.
+        assert len(cached) in (2, 3) and all(type(item).__name__ == "AxisItem" for item in cached)
+        needed += len(cached) * pixmap_kb
     assert QPixmapCache.cacheLimit() >= needed
+
+
+def _rows_with(image, color, x0, x1):
+    """Rows of ``image`` where ``color`` fills most pixels between columns x0 and x1."""
+    rows = []
+    for y in range(image.height()):
+        hits = sum(image.pixelColor(x, y).rgb() == color.rgb() for x in range(x0, x1, 4))
+        if hits >= 0.8 * len(range(x0, x1, 4)):
+            rows.append(y)
+    return rows
+
+
+def test_earlier_runs_are_painted_into_the_cached_background(loss_plot, qapp, tmp_path):
+    """One backdrop pixmap for all earlier runs (a copy per repaint), kept in step with the view and the runs."""
+    from PySide6.QtGui import QImage
+
+    widget = loss_plot.plot_widget
+    loss_plot.start_run("first")
+    loss_plot.add_steps(np.arange(1, 1001), np.full(1000, 1.13))  # off the grid lines
+    loss_plot.redraw()
+    old_steps = loss_plot.curve("steps")
+    loss_plot.start_run("second")
+    loss_plot.add_steps(np.arange(1, 1001), np.linspace(2.5, 0.5, 1000))
+    loss_plot.redraw()
+    flag = QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
+    assert all(part.flags() & flag for part in (old_steps.curve, old_steps.scatter))
+    assert old_steps.curve.cacheMode() == QtWidgets.QGraphicsItem.CacheMode.NoCache
+    faded = old_steps.opts["pen"].color()
+    view = widget.getPlotItem().vb
+
+    def row_of(y):
+        return round(widget.mapFromScene(view.mapViewToScene(QtCore.QPointF(500, y))).y())
+
+    def columns():
+        left = widget.mapFromScene(view.mapViewToScene(QtCore.QPointF(100, 1.13))).x()
+        right = widget.mapFromScene(view.mapViewToScene(QtCore.QPointF(900, 1.13))).x()
+        return left, right
+
+    qapp.processEvents()
+    rows = _rows_with(widget.grab().toImage(), faded, *columns())
+    assert rows and abs(rows[0] - row_of(1.13)) <= 1
+
+    view.setYRange(0.0, 4.0, padding=0)  # the view moves: the backdrop moves with it
+    qapp.processEvents()
+    rows = _rows_with(widget.grab().toImage(), faded, *columns())
+    assert rows and abs(rows[0] - row_of(1.13)) <= 1
+
+    path = tmp_path / "plot.png"
+    loss_plot.export_png(path)  # the exporter draws items, so the earlier run is an item again for it
+    exported = QImage(str(path))
+    assert any(exported.pixelColor(x, y).rgb() == faded.rgb()
+               for x in range(exported.width()) for y in range(0, exported.height(), 2))
+    assert old_steps.curve.flags() & flag  # and back into the backdrop
+
+    loss_plot.clear_history()
+    qapp.processEvents()
+    assert not _rows_with(widget.grab().toImage(), faded, *columns())
 
 
 def test_a_planned_run_keeps_the_x_axis_still_while_it_grows(loss_plot, qtbot):
