@@ -606,6 +606,50 @@ def test_the_pixmap_cache_holds_every_cached_item_of_the_plots(loss_plot, metric
     assert QPixmapCache.cacheLimit() >= needed
 
 
+def test_remembered_bounds_of_earlier_runs_autorange_as_pyqtgraph_does(loss_plot, metrics_plot):
+    import pyqtgraph as pg
+
+    def same_as_pyqtgraph(plot):
+        view = plot.getPlotItem().vb
+        mine = view.childrenBounds()
+        again = view.childrenBounds()  # from what it remembered
+        reference = pg.ViewBox.childrenBounds(view)
+        for axis in (0, 1):
+            assert (mine[axis] is None) == (reference[axis] is None)
+            if reference[axis] is not None:
+                np.testing.assert_allclose(mine[axis], reference[axis], rtol=1e-12)
+                np.testing.assert_allclose(again[axis], reference[axis], rtol=1e-12)
+
+    for r in range(3):
+        loss_plot.start_run(f"run-{r}")
+        metrics_plot.start_run(f"run-{r}")
+        n = 500 * (r + 1)
+        loss_plot.add_steps(np.arange(1, n + 1), np.linspace(3.0 - r, 0.5, n))
+        for e in range(1, 6):
+            loss_plot.add_epoch(n * e // 5, 1.0 / e + r, 1.1 / e + r)
+            metrics_plot.add_epoch(e, {"accuracy": 0.5 + e / 40 - r / 10})
+            metrics_plot.add_lr(e, 1e-3)
+        loss_plot.redraw()
+        metrics_plot.redraw()
+        for plot in (loss_plot, metrics_plot):
+            same_as_pyqtgraph(plot.plot_widget)
+    loss_plot.start_run("live")  # nothing drawn yet: earlier runs give the y range
+    same_as_pyqtgraph(loss_plot.plot_widget)
+    loss_plot.set_log_y(True)
+    same_as_pyqtgraph(loss_plot.plot_widget)
+    loss_plot.set_log_y(False)
+    same_as_pyqtgraph(loss_plot.plot_widget)
+    loss_plot.plan_x(4000)
+    loss_plot.set_live(True)
+    loss_plot.add_steps([1, 2, 3], [0.2, 0.1, 0.15])
+    loss_plot.redraw()  # now the current run alone gives it, and x spans the plan
+    same_as_pyqtgraph(loss_plot.plot_widget)
+    loss_plot.set_log_y(True)
+    same_as_pyqtgraph(loss_plot.plot_widget)
+    loss_plot.set_live(False)
+    same_as_pyqtgraph(loss_plot.plot_widget)
+
+
 def _rows_with(image, color, x0, x1):
     """Rows of ``image`` where ``color`` fills most pixels between columns x0 and x1."""
     rows = []
