@@ -119,12 +119,12 @@ def test_step_rate_cap_keeps_epoch_scalars(tmp_path, houses_data):
     assert len(acc.Scalars(TAG_TRAIN_LOSS)) == 2
 
 
-def test_step_losses_are_written_in_bursts_with_their_own_wall_times(tmp_path, houses_data, monkeypatch):
+def test_scalars_are_written_in_bursts_with_their_own_wall_times(tmp_path, houses_data, monkeypatch):
     import time as time_mod
 
     from corehelpers import make_trainer
 
-    tb = TensorBoardLogger(tmp_path, "bursts", burst_s=3600.0)  # no timed burst: epoch ends only
+    tb = TensorBoardLogger(tmp_path, "bursts", burst_s=3600.0)  # no timed burst: all at the end of the fit
     calls: list[int] = []
 
     trainer = make_trainer(houses_data, callbacks=[tb], epochs=2)
@@ -138,18 +138,45 @@ def test_step_losses_are_written_in_bursts_with_their_own_wall_times(tmp_path, h
     from types import SimpleNamespace
 
     monkeypatch.setattr("nnstudio.core.callbacks.time", SimpleNamespace(time=stamped, perf_counter=time_mod.perf_counter))
-    original = tb._write_steps
+    original = tb._write_pending
 
     def counting():
         calls.append(len(tb._pending))
         original()
 
-    monkeypatch.setattr(tb, "_write_steps", counting)
+    monkeypatch.setattr(tb, "_write_pending", counting)
     trainer.fit()
     steps_per_epoch = trainer.global_step // 2
-    assert calls[:2] == [steps_per_epoch, steps_per_epoch]  # one burst per epoch, not one write per step
+    per_epoch = 1 + 1 + len(trainer.history[0].metrics) + 1  # loss, validation loss, metrics, learning rate
+    assert calls == [2 * steps_per_epoch + 2 * per_epoch]  # one burst, not one write per scalar
     acc = EventAccumulator(str(tb.run_dir), size_guidance={"scalars": 0})
     acc.Reload()
     events = acc.Scalars(TAG_STEP_LOSS)
     assert [e.step for e in events] == list(range(1, trainer.global_step + 1))
-    assert [e.wall_time for e in events] == pytest.approx(walls[:len(events)], abs=1e-3)  # each step's own time
+    step_walls = [w for i, w in enumerate(walls) if i not in (steps_per_epoch, 2 * steps_per_epoch + 1)]
+    assert [e.wall_time for e in events] == pytest.approx(step_walls[:len(events)], abs=1e-3)  # each its own time
+    epochs = acc.Scalars(TAG_TRAIN_LOSS)
+    assert [e.step for e in epochs] == [1, 2]
+    assert [e.wall_time for e in epochs] == pytest.approx([walls[steps_per_epoch], walls[2 * steps_per_epoch + 1]],
+                                                          abs=1e-3)
+    assert [e.value for e in epochs] == pytest.approx([h.train_loss for h in trainer.history])
+
+
+def test_a_burst_is_due_every_burst_seconds(tmp_path, houses_data):
+    from corehelpers import make_trainer
+
+    from nnstudio.core.engine import Callback
+
+    tb = TensorBoardLogger(tmp_path, "eager", burst_s=0.0)  # every scalar at once
+    left_waiting: list[int] = []
+
+    class Spy(Callback):  # runs after the logger: what did it leave unwritten?
+        def on_train_batch_end(self, trainer, event):
+            left_waiting.append(len(tb._pending))
+
+        def on_epoch_end(self, trainer, event):
+            left_waiting.append(len(tb._pending))
+
+    trainer = make_trainer(houses_data, callbacks=[tb, Spy()], epochs=1)
+    trainer.fit()
+    assert len(left_waiting) == trainer.global_step + 1 and not any(left_waiting)
