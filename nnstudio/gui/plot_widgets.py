@@ -429,7 +429,7 @@ class _RunPlotWidget(pg.PlotWidget):
 
     def set_live(self, live: bool) -> None:
         """While live, the application's RedrawScheduler pushes new data to the curves: every 250 ms, or
-        less often when painting this plot is slow (it may take 2% of the time; see redraw.py)."""
+        less often when redrawing this plot is slow (it may take 1% of the time; see redraw.py)."""
         if live != self._live_flag.live:
             self._live_flag.live = live
             for item in self._curves():

@@ -12,9 +12,14 @@ So :class:`RedrawScheduler`:
   plots paint in the same pass;
 - gives each plot an interval from what its own redraw cost the last time (an exponential average
   of the seconds the redraw and the paints that followed it took): ``cost / PAINT_BUDGET``, kept between
-  :data:`MIN_INTERVAL_MS` and :data:`MAX_INTERVAL_MS`. A plot whose paints take 20 ms redraws about
-  once a second (2% of the time); a cheap or unchanged plot, every 250 ms. The cost is remembered from
+  :data:`MIN_INTERVAL_MS` and :data:`MAX_INTERVAL_MS`. A plot whose redraw takes 10 ms redraws about
+  once a second (1% of the time); a cheap or unchanged plot, every 250 ms. The cost is remembered from
   one live period (run) to the next.
+
+On 2 cores a millisecond of the GUI thread costs a CPU-bound training thread about two: the GIL it
+waits for, and a core shared with its OpenMP team. With a 2% budget per plot, the redraws cost a
+32-16-10 MLP 5-6% of its speed (0.90x headless with them, 0.96x and 0.945x without any, at batch 256
+and 4096; 5 earlier runs on the plots), so each plot gets 1%.
 
 A plot is anything with ``redraw()`` and ``take_paint_seconds()`` (seconds spent redrawing and painting
 since the last call); :class:`~nnstudio.gui.plot_widgets._RunPlotWidget` measures its own ``redraw`` and
@@ -34,7 +39,7 @@ TICK_MS = 50
 MIN_INTERVAL_MS = 250
 MAX_INTERVAL_MS = 2000
 #: Share of the wall time one plot may spend redrawing and painting while live.
-PAINT_BUDGET = 0.02
+PAINT_BUDGET = 0.01
 #: Weight of the newest paint cost in the running average.
 COST_WEIGHT = 0.5
 
