@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.devices import list_devices, resolve_device
 from nnstudio.core.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
-from nnstudio.gui.widgets import LogSpinBox
+from nnstudio.gui.widgets import LogSpinBox, WrappedLine
 
 if TYPE_CHECKING:
     from nnstudio.gui.training_worker import TrainingController
@@ -236,7 +236,7 @@ class TrainingPanel(QWidget):
         run_col.setSpacing(6)
         run_col.addLayout(buttons)
         run_col.addWidget(bar)
-        run_col.addWidget(label)
+        run_col.addWidget(WrappedLine(label))
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 8, 8, 8)

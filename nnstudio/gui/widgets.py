@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import re
 
+from PySide6.QtCore import QEvent, QSize
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import QDoubleSpinBox, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy, QWidget
 
 
 class LogSpinBox(QDoubleSpinBox):
@@ -86,3 +87,49 @@ class LogSpinBox(QDoubleSpinBox):
     def _ladder_at_least(self, value: float) -> float:
         exponent = math.floor(math.log10(value))
         return next(m * 10.0 ** e for e in (exponent, exponent + 1) for m in self._mantissas if m * 10.0 ** e >= value * (1 - 1e-9))
+
+
+class WrappedLine(QWidget):
+    """Holds a word-wrapped label outside any layout, so a new text lays the window out again only when it
+    needs another height.
+
+    Each ``QLabel.setText`` asks its parent's layout to recompute, and that goes up through every layout to
+    the window: the training position, new 4 times a second, relaid out the run controls, the panel, its
+    dock and the main window each time (15% of the GUI thread's CPU while a tiny model trained, measured).
+    Here the label's request stops at this widget, which asks the layouts above only when the height the
+    text needs at this width changes.
+    """
+
+    def __init__(self, label: QLabel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label = label
+        self._height = 0
+        label.setParent(self)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self._fit()
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.label.sizeHint().width(), self._height)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.label.minimumSizeHint().width(), self._height)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:  # the label's text (or font) changed
+            self._fit()
+            return True
+        return super().event(event)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.width() if self.width() > 0 else self.label.sizeHint().width()
+        height = self.label.heightForWidth(width)
+        if height < 0:
+            height = self.label.sizeHint().height()
+        self.label.setGeometry(0, 0, width, height)
+        if height != self._height:
+            self._height = height
+            self.updateGeometry()

@@ -159,6 +159,51 @@ def test_buttons_follow_running_and_paused(qtbot, panel):
     assert panel.pauseButton.text() == "Pause" and panel.epochsSpin.isEnabled()
 
 
+def test_progress_updates_lay_out_the_panel_only_when_the_text_needs_another_height(panel, qtbot, qapp):
+    from PySide6.QtCore import QEvent, QObject
+
+    panel.resize(360, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    requests: list[str] = []
+
+    class Count(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.LayoutRequest and obj in (panel, panel._run_box):
+                requests.append(obj.objectName())
+            return False
+
+    counter = Count()
+    qapp.installEventFilter(counter)
+    try:
+        panel.set_running(True)  # its own changes (buttons, settings disabled) lay the panel out, once
+        for step in (38, 39, 40):
+            panel.on_progress({"epoch": 1, "epochs": 20, "step": step, "total_steps": 800, "elapsed": 1.0,
+                               "eta": 19.0})
+            qapp.processEvents()
+        requests.clear()
+        for step in range(41, 61):
+            panel.on_progress({"epoch": 2, "epochs": 20, "step": step, "total_steps": 800, "elapsed": 1.0,
+                               "eta": 800 / step})
+            qapp.processEvents()
+        assert requests == []  # a position of the same height: no layout pass for the panel and the window
+        label = panel.progressLabel
+        assert label.text() == "epoch 2/20 · step 60/800 · 13 s left"
+        assert label.height() == label.heightForWidth(label.width()) and label.isVisible()
+        one_line = label.height()
+
+        label.setText("Training is not possible yet: " + "the table has no numeric column " * 4)
+        # Taller now: the panel is laid out again, and the whole message shows.
+        qtbot.waitUntil(lambda: "trainingPanel" in requests and label.height() > one_line
+                        and panel._run_box.height() >= panel._run_box.sizeHint().height(), timeout=2000)
+        assert label.height() == label.heightForWidth(label.width()) > one_line
+        assert label.parentWidget().height() == label.height()
+        bar = panel.progressBar.geometry()
+        assert label.parentWidget().geometry().top() >= bar.bottom()  # below the bar, not over it
+    finally:
+        qapp.removeEventFilter(counter)
+
+
 def test_progress_and_finish(panel):
     panel.set_running(True)
     panel.on_progress({"epoch": 3, "epochs": 20, "step": 120, "total_steps": 800, "elapsed": 1.2, "eta": 4.4})
