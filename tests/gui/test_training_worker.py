@@ -390,13 +390,20 @@ def test_run_training_reports_our_errors_as_they_are():
     assert error_message(RuntimeError("")) == "Unexpected error: RuntimeError"
 
 
-def test_bridge_buffers_steps_and_epochs_and_delivers_on_time_and_at_the_end():
+def started_bridge(interval_s: float, epochs: int, steps_per_epoch: int):
+    """A bridge on a fake clock (``now[0]``), its fit started: (bridge, emitter, trainer, now)."""
     now = [0.0]
     emitter = ListEmitter()
-    bridge = QtBridgeCallback(emitter, interval_s=0.05, clock=lambda: now[0])
+    bridge = QtBridgeCallback(emitter, interval_s=interval_s, clock=lambda: now[0])
     trainer = SimpleNamespace(global_step=0, epoch=0)
-    bridge.on_fit_start(trainer, FitStarted(epochs=3, steps_per_epoch=10, n_train=100, n_val=10, device="cpu",
+    bridge.on_fit_start(trainer, FitStarted(epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                            n_train=epochs * steps_per_epoch, n_val=2, device="cpu",
                                             task="binary", threads=1))
+    return bridge, emitter, trainer, now
+
+
+def test_bridge_buffers_steps_and_epochs_and_delivers_on_time_and_at_the_end():
+    bridge, emitter, trainer, now = started_bridge(0.05, epochs=3, steps_per_epoch=10)
     assert emitter.of("fit_started")[0][0]["total_steps"] == 30
     assert emitter.of("progress")[-1][0]["eta"] is None
 
@@ -442,12 +449,7 @@ def test_bridge_buffers_steps_and_epochs_and_delivers_on_time_and_at_the_end():
 
 
 def test_bridge_delivers_fast_epochs_together():
-    now = [0.0]
-    emitter = ListEmitter()
-    bridge = QtBridgeCallback(emitter, interval_s=0.25, clock=lambda: now[0])
-    trainer = SimpleNamespace(global_step=0, epoch=0)
-    bridge.on_fit_start(trainer, FitStarted(epochs=40, steps_per_epoch=2, n_train=8, n_val=2, device="cpu",
-                                            task="binary", threads=1))
+    bridge, emitter, trainer, now = started_bridge(0.25, epochs=40, steps_per_epoch=2)
     step = 0
     for epoch in range(1, 41):  # 40 epochs a second
         for _ in range(2):
@@ -466,12 +468,7 @@ def test_bridge_delivers_fast_epochs_together():
 
 def test_bridge_delivers_what_is_buffered_when_the_fit_pauses():
     """Paused, the plots show every step and epoch so far, not only those up to the last delivery."""
-    now = [0.0]
-    emitter = ListEmitter()
-    bridge = QtBridgeCallback(emitter, interval_s=0.25, clock=lambda: now[0])
-    trainer = SimpleNamespace(global_step=0, epoch=0)
-    bridge.on_fit_start(trainer, FitStarted(epochs=5, steps_per_epoch=2, n_train=8, n_val=2, device="cpu",
-                                            task="binary", threads=1))
+    bridge, emitter, trainer, now = started_bridge(0.25, epochs=5, steps_per_epoch=2)
     for step in (1, 2):
         now[0] += 0.01
         bridge.on_train_batch_end(trainer, StepFinished(1, step, float(step)))
