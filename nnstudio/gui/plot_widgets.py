@@ -353,10 +353,11 @@ _PIXMAP_NEEDS_KB: dict[int, int] = {}
 def _reserve_pixmaps(plot: QtWidgets.QWidget, kb: int) -> None:
     """Make Qt's pixmap cache (10 MiB by default) hold what the plots cache, with room to spare.
 
-    Axes and earlier runs paint from device-coordinate caches: one pixmap of the plot area for each item.
-    With 5 earlier runs that is ~40 pixmaps of ~1.2 MiB: over the default limit, the cache evicted them
-    in turn, so every repaint drew everything again and paid for the pixmaps on top (loss plot, 5 earlier
-    runs of 90 epochs: 18.9 ms a repaint, 4.8 ms once they all fit)."""
+    Axes paint from device-coordinate caches, one pixmap each (earlier runs did too, ~40 pixmaps of ~1.2 MiB
+    with 5 of them, before they moved into the view's background). Over the limit, the cache evicted them in
+    turn, so every repaint drew everything again and paid for the pixmaps on top (loss plot, 5 earlier runs
+    of 90 epochs: 18.9 ms a repaint, 4.8 ms once they all fit); a large or high-DPI window still needs more
+    than the default for the axes of both plots."""
     if kb > 0:
         _PIXMAP_NEEDS_KB[id(plot)] = kb
     else:
