@@ -407,6 +407,7 @@ class _RunPlotWidget(pg.PlotWidget):
         self._run_name = ""
         self._runs_started = 1
         self._earlier: deque[_EarlierRun] = deque()
+        self._backdrop_painted = False  # the cached background holds earlier runs (see drawBackground)
         self._backdrop_ignores_y = False
         self._marks_item = self._new_marks_item()
         self._marks_in_legend = False
@@ -540,7 +541,7 @@ class _RunPlotWidget(pg.PlotWidget):
         self._backdrop_changed()
 
     def _backdrop_changed(self) -> None:
-        if getattr(self, "_earlier", None) or getattr(self, "_backdrop_painted", False):
+        if self._earlier or self._backdrop_painted:
             self._backdrop_painted = False
             self.resetCachedContent()
             self.viewport().update()
@@ -560,7 +561,6 @@ class _RunPlotWidget(pg.PlotWidget):
         self._run_name = name or f"run {self._runs_started}"
         self._rebuild_legend()
         self._flush_legend()  # once, now: the next paint shows the new legend (no second paint for it)
-        self._update_pixmap_reserve()
         self._settle_view()
 
     def earlier_run_names(self) -> list[str]:
@@ -580,7 +580,6 @@ class _RunPlotWidget(pg.PlotWidget):
             self._marks_in_legend = False
             self._on_current_run_cleared()
         self._rebuild_legend()
-        self._update_pixmap_reserve()
 
     def curve(self, key: str) -> pg.PlotDataItem | None:
         series = self._series.get(key)
