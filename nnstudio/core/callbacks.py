@@ -19,6 +19,7 @@ TAG_VAL_LOSS = "loss/validation"
 TAG_LR = "learning_rate"
 TAG_METRIC = "metrics/validation_{}"
 TAG_MODEL = "model/structure"
+TAG_EPOCH = "epoch"  # the epoch number at the global step that ended it: puts epoch curves on the step axis
 
 
 def run_dir_name(name: str, when: datetime | None = None) -> str:
@@ -50,8 +51,10 @@ class TensorBoardLogger(Callback):
 
     def __init__(self, logdir: str | Path, name: str = "run", hparams: dict[str, Any] | None = None,
                  model_text: str | None = None, step_every: int = 1, max_step_rate: float | None = None,
-                 burst_s: float = 1.0):
+                 burst_s: float = 1.0, info: dict[str, Any] | None = None):
         self.run_dir = unique_run_dir(logdir, name)
+        # What the events do not say (dataset, target, config, scores, checkpoint): run.json, read by core.runs.
+        self.info: dict[str, Any] = {"name": name, **(info or {})}
         self.hparams = {k: v for k, v in (hparams or {}).items() if isinstance(v, (int, float, str, bool))}
         self.model_text = model_text
         self.step_every = max(1, step_every)
@@ -69,7 +72,11 @@ class TensorBoardLogger(Callback):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=10)
+        # Flushed every 2 s, so a window following the folder (core.runs.RunFollower) sees the run live.
+        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=2)
+        self.update_info(started=datetime.now().isoformat(timespec="seconds"), status="running",
+                         epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, device=event.device,
+                         task=self.info.get("task") or event.task)
         text = self.model_text if self.model_text is not None else str(trainer.model)
         self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
         self._last_burst = time.perf_counter()
@@ -102,6 +109,7 @@ class TensorBoardLogger(Callback):
         for name, value in event.metrics.items():
             pending.append((TAG_METRIC.format(name), value, epoch, wall))
         pending.append((TAG_LR, event.lr, epoch, wall))
+        pending.append((TAG_EPOCH, float(epoch), event.step, wall))
         if time.perf_counter() - self._last_burst >= self.burst_s:
             self._write_pending()
 
@@ -109,6 +117,22 @@ class TensorBoardLogger(Callback):
         self.final = {f"hparam/{k}": v for k, v in event.metrics.items() if math.isfinite(v)}
         if event.best_val_loss is not None and math.isfinite(event.best_val_loss):
             self.final["hparam/best_validation_loss"] = event.best_val_loss
+        self.update_info(status=event.reason, epochs_completed=event.epochs_completed, best_epoch=event.best_epoch,
+                         best_val_loss=event.best_val_loss, validation=dict(event.metrics))
+
+    def on_exception(self, trainer, event: FitFailed) -> None:
+        self.update_info(status="failed", error=event.message)
+
+    def update_info(self, **values: Any) -> None:
+        """Merge into the run's run.json and rewrite it (atomically); a log folder that cannot be written
+        loses only this file, never the run."""
+        from nnstudio.core.runs import write_info
+
+        self.info.update(values)
+        try:
+            write_info(self.run_dir, self.info)
+        except OSError:
+            pass
 
     def teardown(self, trainer) -> None:
         if self.writer is None:

@@ -54,7 +54,14 @@ class TrainingRun:
                        "batch_size": cfg.training.batch_size, "epochs": cfg.training.epochs,
                        "weight_decay": cfg.training.weight_decay, "scheduler": cfg.training.scheduler,
                        "layers": " → ".join(_layer_text(l) for l in self.model.spec)}
-            self.tb = TensorBoardLogger(cfg.logdir, cfg.output.name, hparams, max_step_rate=max_step_log_rate)
+            t = cfg.training
+            info = {"dataset": str(cfg.data_path) if cfg.data.path else "", "target": self.data.preprocessor.target,
+                    "task": self.data.task, "layers": hparams["layers"],
+                    "optimizer": f"{t.optimizer} lr={t.lr:g}" + (f" wd={t.weight_decay:g}" if t.weight_decay else "")
+                                 + f" batch={t.batch_size}" + (f" {t.scheduler}" if t.scheduler != "none" else ""),
+                    "config": _absolute_config(cfg)}
+            self.tb = TensorBoardLogger(cfg.logdir, cfg.output.name, hparams, max_step_rate=max_step_log_rate,
+                                        info=info)
             all_callbacks.append(self.tb)
         self.save = checkpoint
         self.trainer = Trainer(self.model, self.data, cfg.training, all_callbacks)
@@ -71,7 +78,18 @@ class TrainingRun:
                 metrics={**{f"val_{k}": v for k, v in finished.metrics.items()}, **{f"test_{k}": v for k, v in test.items()}},
                 history=[{"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, **e.metrics}
                          for e in self.trainer.history])
+        if self.tb is not None:
+            self.tb.update_info(test=test, checkpoint=str(Path(path).resolve()) if path else None)
         return RunResult(finished, test, path, self.tb.run_dir if self.tb else None)
+
+
+def _absolute_config(cfg: RunConfig) -> dict[str, Any]:
+    """The config with its paths absolute: run.json lives in another folder than the project file."""
+    raw = cfg.to_dict()
+    for section, key in (("data", "path"), ("output", "checkpoint"), ("output", "logdir")):
+        if raw[section][key]:
+            raw[section][key] = str(cfg.resolve(raw[section][key]).resolve())
+    return raw
 
 
 def _layer_text(layer: dict[str, Any]) -> str:
