@@ -115,6 +115,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_follow(args: argparse.Namespace) -> int:
+    folder = Path(args.logdir)
+    if not folder.is_dir():
+        return _error(f"{folder}: no such folder (give the run's TensorBoard log folder, its [output] logdir)")
+    return gui_main(follow=str(folder))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -129,12 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
+    follow = sub.add_parser("follow", help="open the window plotting a TensorBoard log folder live as it is written")
+    follow.add_argument("logdir", help="a log folder (its newest run is followed) or one run's folder")
+    follow.set_defaults(func=cmd_follow)
     return parser
 
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks. "
-                     "Subcommands: train RUN.toml, info FILE.pt (see nnstudio train --help).")
+                     "Subcommands: train RUN.toml, info FILE.pt, follow LOGDIR (see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
     parser.add_argument("--self-test", action="store_true", help="check the installation headless and exit")
@@ -152,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tensorboard_main.run_main()
         return 0
     try:
-        if argv and argv[0] in ("train", "info"):
+        if argv and argv[0] in ("train", "info", "follow"):
             args = build_parser().parse_args(argv)
             return args.func(args)
         args = build_gui_parser().parse_args(argv)
@@ -176,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
 
 
-def gui_main(file: str | None = None) -> int:
+def gui_main(file: str | None = None, follow: str | None = None) -> int:
     from nnstudio.gui.app import run_app
 
-    return run_app(file)
+    return run_app(file, follow=follow)

@@ -10,7 +10,7 @@ from typing import Callable
 FIRST_PAINT_TIMEOUT_MS = 500
 
 
-def run_app(file: str | None = None) -> int:
+def run_app(file: str | None = None, follow: str | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -25,7 +25,9 @@ def run_app(file: str | None = None) -> int:
     app.aboutToQuit.connect(window.shutdown)
     # Reading the first file imports pandas and pyarrow in the loader thread (~0.4 s of work that
     # holds the GIL): start it once the window is on screen, so its first paint does not wait.
-    if file:
+    if follow:
+        _after_first_paint(window, lambda: window.follow_folder(Path(follow)))
+    elif file:
         _after_first_paint(window, lambda: window.open_path(Path(file)))
     else:
         _after_first_paint(window, window.open_sample)

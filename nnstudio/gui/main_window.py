@@ -29,6 +29,7 @@ from nnstudio.gui.plots import LossPlot, MetricsPlot
 from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
 from nnstudio.gui.training_panel import TrainingPanel
 from nnstudio.gui.training_worker import TrainingController
+from nnstudio.gui.window_runs import WindowRuns
 from nnstudio.resources import resource_path, sample_dataset
 
 DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq *.npy *.npz *.pt *.pth);;All files (*)"
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
 
         self._build_central()
         self._build_docks()
+        self._build_runs()
         self._build_actions()
         self._build_menus()
         self._build_status_bar()
@@ -205,6 +207,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
         file_menu.addSeparator()
+        file_menu.addActions([self.actionFollowRun, self.actionOpenFollowedCheckpoint, self.actionStopFollowing])
+        file_menu.addSeparator()
         self.recentMenu = file_menu.addMenu("Recent files")
         self.recentMenu.setObjectName("recentMenu")
         file_menu.addSeparator()
@@ -216,7 +220,7 @@ class MainWindow(QMainWindow):
         run_menu.addSeparator()
         run_menu.addActions([self.actionEvaluate, self.actionTensorBoard])
         view_menu = bar.addMenu("&View")
-        for dock in (self.datasetDock, self.modelDock, self.trainingDock):
+        for dock in (self.datasetDock, self.modelDock, self.trainingDock, self.runsDock):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addActions([self.actionSmoothing, self.actionLogScale, self.actionClearHistory])
@@ -258,6 +262,7 @@ class MainWindow(QMainWindow):
         c.running_changed.connect(self._on_training_running_changed)
         self.tensorboard.ready.connect(self._on_tensorboard_ready)
         self.tensorboard.failed.connect(self._on_tensorboard_failed)
+        c.running_changed.connect(self.runs._on_controller_running_changed)
 
     # ------------------------------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
@@ -820,6 +825,14 @@ class MainWindow(QMainWindow):
         self.project_saved.emit(str(path))
         return True
 
+    # ------------------------------------------------------------------------------------------ runs and following
+    def _build_runs(self) -> None:
+        """The runs dock (the log folder's runs, from every launch) and File → Follow run folder… (gui/window_runs.py)."""
+        self.runs = WindowRuns(self)
+
+    def follow_folder(self, folder: str | Path) -> bool:
+        return self.runs.follow_folder(folder)
+
     # ------------------------------------------------------------------------------------------ view
     def _export_plot(self, plot, name: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(Path(self._last_dir()) / f"{name}.png"),
@@ -889,6 +902,7 @@ class MainWindow(QMainWindow):
         if shutdown is not None:
             shutdown()
         self.tensorboard.stop()
+        self.runs.follow.stop()
         self.lossPlot.set_live(False)
         self.metricsPlot.set_live(False)
 

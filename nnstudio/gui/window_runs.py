@@ -1,0 +1,181 @@
+"""The window's side of the runs dock and of following a run folder: plots, opening, restoring.
+
+Kept out of main_window.py: it owns the runs dock, its actions and the follow timer, and reaches the
+window only through its public pieces (the plots' methods, open_checkpoint, show_error, the panels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QFileDialog
+
+from nnstudio.core.errors import NNStudioError
+from nnstudio.core.runs import RunRecord, overlay_problem, read_curves
+from nnstudio.gui.follow import FollowController, add_curves
+from nnstudio.gui.runs_panel import RunsPanel
+
+if TYPE_CHECKING:
+    from nnstudio.gui.main_window import MainWindow
+
+
+class WindowRuns(QObject):
+    def __init__(self, window: "MainWindow"):
+        super().__init__(window)
+        self.window = w = window
+        w.runsPanel = self.panel = RunsPanel()
+        self.panel.setObjectName("runsPanel")
+        w.runsDock = w._dock("Runs", "runsDock", self.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        w.resizeDocks([w.runsDock], [200], Qt.Orientation.Vertical)
+        self.panel.overlay_requested.connect(self._on_panel_overlay_requested)
+        self.panel.open_requested.connect(self._on_panel_open_requested)
+        self.panel.restore_requested.connect(self._on_panel_restore_requested)
+        self.panel.set_logdir(w.logdir)
+        w.training_finished.connect(self._on_window_training_finished)
+        w.project_loaded.connect(self._on_window_project_loaded)
+        self.follow = FollowController(self)
+        self.follow.run_started.connect(self._on_follow_run_started)
+        self.follow.points_arrived.connect(self._on_follow_points_arrived)
+        self.follow.status_changed.connect(self._on_follow_status_changed)
+        self.follow.checkpoint_appeared.connect(self._on_follow_checkpoint_appeared)
+        w.actionFollowRun = w._action("actionFollowRun", "&Follow run folder…", self._on_follow_run_triggered,
+                                      tip="Plot a TensorBoard log folder live while another program writes it")
+        w.actionOpenFollowedCheckpoint = w._action("actionOpenFollowedCheckpoint", "Open followed run's checkpoint",
+                                                   self._on_open_followed_checkpoint_triggered)
+        w.actionOpenFollowedCheckpoint.setEnabled(False)
+        w.actionStopFollowing = w._action("actionStopFollowing", "Stop following", self.stop_following)
+        w.actionStopFollowing.setEnabled(False)
+
+    # ------------------------------------------------------------------------------------------ the runs dock
+    def _on_window_training_finished(self, _info: dict) -> None:
+        self.panel.refresh()
+
+    def _on_window_project_loaded(self, _path: str) -> None:
+        if self.panel.logdir != self.window.logdir:
+            self.panel.set_logdir(self.window.logdir)
+
+    def _on_controller_running_changed(self, running: bool) -> None:
+        if running and self.follow.is_following():
+            self.stop_following()  # the plots show the window's own run now
+        self.window.actionFollowRun.setEnabled(not running)
+
+    def _busy(self, what: str) -> bool:
+        if self.window.controller.is_running():
+            self.window.show_error("Training in progress", f"Stop the run before {what}.")
+            return True
+        return False
+
+    def overlay_runs(self, runs: list[RunRecord]) -> bool:
+        """These runs' curves, read from their event files, on the plots: the newest in front, the others faded."""
+        w = self.window
+        if self._busy("overlaying earlier runs"):
+            return False
+        problem = overlay_problem(runs)
+        if problem:
+            w.show_error("Cannot overlay these runs", problem + ".")
+            return False
+        self.stop_following()
+        for plot in (w.lossPlot, w.metricsPlot):
+            plot.clear_history(include_current=True)
+        for run in runs:
+            curves = read_curves(run.path)
+            w.lossPlot.start_run(run.name)
+            w.metricsPlot.start_run(run.name)
+            add_curves(w.lossPlot, w.metricsPlot, curves)
+        w.lossPlot.redraw()
+        w.metricsPlot.redraw()
+        w.statusBar().showMessage(f"showing {len(runs)} run(s) from {self.panel.logdir}", 8000)
+        return True
+
+    def _on_panel_overlay_requested(self, runs: list) -> None:
+        self.overlay_runs(runs)
+
+    def _on_panel_open_requested(self, path: str) -> None:
+        if not self._busy("opening another model"):
+            self.window.open_checkpoint(path)
+
+    def _on_panel_restore_requested(self, run: RunRecord) -> None:
+        self.restore_run(run)
+
+    def restore_run(self, run: RunRecord) -> bool:
+        """Put a run's whole configuration (dataset and its choices, layers, training settings) into the window."""
+        w = self.window
+        if self._busy("restoring another run's settings"):
+            return False
+        try:
+            cfg = run.run_config()
+        except NNStudioError as exc:
+            w.show_error("Cannot restore run", str(exc))
+            return False
+        w.modelBuilder.set_layers(cfg.layers, undoable=True)
+        w.trainingPanel.set_train_config(cfg.training)
+        w.data_seed = cfg.data.seed
+        w.statusBar().showMessage(f"restored the settings of {run.name}", 8000)
+        if cfg.data.path and not cfg.data_path.is_file():
+            w.show_error("Dataset not found", f"{cfg.data_path}: the dataset of run '{run.name}' is not there any "
+                         "more; its model and training settings were restored. Open its dataset to train it again.")
+            return False
+        if cfg.data.path:
+            w._pending_project = cfg  # the dataset's target, task, split and missing-value choices once it is read
+            w.open_dataset(cfg.data_path)
+        return True
+
+    # ------------------------------------------------------------------------------------------ following
+    def _on_follow_run_triggered(self) -> None:
+        path = QFileDialog.getExistingDirectory(self.window, "Follow run folder", str(self.window.logdir))
+        if path:
+            self.follow_folder(path)
+
+    def follow_folder(self, folder: str | Path) -> bool:
+        """Plot a log folder (its newest run) or one run's folder live while another process writes it."""
+        w = self.window
+        folder = Path(folder)
+        if self._busy("following another one"):
+            return False
+        if not folder.is_dir():
+            w.show_error("Cannot follow", f"{folder}: no such folder; choose a TensorBoard log folder "
+                         "(the run's [output] logdir) or one run's folder inside it.")
+            return False
+        w.actionOpenFollowedCheckpoint.setEnabled(False)
+        w.actionStopFollowing.setEnabled(True)
+        w.statusBar().showMessage(f"following {folder}: waiting for a run…")
+        self.follow.follow(folder)
+        return True
+
+    def stop_following(self) -> None:
+        w = self.window
+        if self.follow.is_following():
+            self.follow.stop()
+            for plot in (w.lossPlot, w.metricsPlot):
+                plot.set_live(False)
+            w.statusBar().showMessage(f"stopped following {self.follow.folder}", 5000)
+        w.actionStopFollowing.setEnabled(False)
+
+    def _on_follow_run_started(self, name: str) -> None:
+        w = self.window
+        for plot in (w.lossPlot, w.metricsPlot):
+            plot.start_run(name)
+            plot.set_live(True)
+        w.actionOpenFollowedCheckpoint.setEnabled(False)
+        w.statusBar().showMessage(f"following {name} in {self.follow.folder}")
+
+    def _on_follow_points_arrived(self, curves) -> None:
+        add_curves(self.window.lossPlot, self.window.metricsPlot, curves)
+
+    def _on_follow_status_changed(self, status: str) -> None:
+        w = self.window
+        if status and status != "running":
+            for plot in (w.lossPlot, w.metricsPlot):
+                plot.redraw()
+            w.statusBar().showMessage(f"followed run {status}; still watching {self.follow.folder}", 0)
+            self.panel.refresh()
+
+    def _on_follow_checkpoint_appeared(self, path: str) -> None:
+        self.window.actionOpenFollowedCheckpoint.setEnabled(True)
+        self.window.statusBar().showMessage(f"the followed run saved {path}: File → Open followed run's checkpoint", 0)
+
+    def _on_open_followed_checkpoint_triggered(self) -> None:
+        if self.follow.checkpoint is not None:
+            self._on_panel_open_requested(str(self.follow.checkpoint))
