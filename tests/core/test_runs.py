@@ -174,3 +174,10 @@ def test_reader_reads_only_new_events_of_a_folder_being_written(tmp_path):
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)
+
+
+def test_cli_follow_a_missing_folder_is_one_line(tmp_path):
+    result = finish(start_cli(["follow", tmp_path / "nowhere"], tmp_path), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"nnstudio: error: {tmp_path / 'nowhere'}: no such folder "
+                                                  "(give the run's TensorBoard log folder, its [output] logdir)"]

@@ -230,3 +230,22 @@ def test_follow_a_headless_nnstudio_train_and_open_its_checkpoint(qtbot, tmp_pat
         proc.communicate(timeout=120)
         window.shutdown()
     assert proc.returncode == 0
+
+
+def test_a_run_trained_in_the_window_is_listed_when_it_ends(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, logdir=tmp_path / "runs")
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert window.runsPanel.model.rowCount() == 0
+        with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+            window.open_path(sample_dataset("flowers.csv"))
+        window.trainingPanel.epochsSpin.setValue(2)
+        with qtbot.waitSignal(window.training_finished, timeout=60000):
+            window.actionTrain.trigger()
+        (run,) = window.runsPanel.model.runs()
+        assert run.task == "multiclass" and run.target == "species" and run.status == "completed"
+        assert run.dataset.endswith("flowers.csv") and "accuracy" in run.test
+    finally:
+        window.shutdown()
