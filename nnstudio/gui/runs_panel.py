@@ -19,6 +19,7 @@ from nnstudio.core.runs import RunError, RunRecord, delete_run, list_runs, overl
 
 #: The plots keep the current run and 5 earlier ones.
 MAX_OVERLAY = 6
+MAX_COLUMN_PX = 240
 
 
 def _fmt(value: float | None) -> str:
@@ -200,12 +201,20 @@ class RunsPanel(QWidget):
         selected = {r.path for r in self.selected_runs()}
         runs = list_runs(self.logdir) if self.logdir is not None else []
         self.model.set_runs(runs)
+        self._fit_columns()
         self.select_paths(selected)
         if not runs:
             self.noteLabel.setText("No runs in this folder yet: each training run adds one."
                                    if self.logdir else "")
         self._update_buttons()
         self.runs_changed.emit()
+
+    def _fit_columns(self) -> None:
+        """Columns as wide as their text, up to MAX_COLUMN_PX (the tooltip and a wider column show the rest)."""
+        self.table.resizeColumnsToContents()
+        for column in range(self.model.columnCount()):
+            if self.table.columnWidth(column) > MAX_COLUMN_PX:
+                self.table.setColumnWidth(column, MAX_COLUMN_PX)
 
     def select_paths(self, paths) -> None:
         paths = {Path(p) for p in paths}
