@@ -60,21 +60,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.device is not None:
         cfg.training.device = args.device
     cfg.training.validate()
-    callbacks = [] if args.quiet else [ProgressBar(sys.stderr)]
-    run = TrainingRun(cfg, callbacks=callbacks)
+    progress = None if args.quiet else ProgressBar(sys.stderr)
+    distributed = None
+    if _torchrun_launched():  # torchrun --nproc-per-node N -m nnstudio train RUN.toml
+        from nnstudio.core import distributed
+
+        ctx, run = distributed.prepare(cfg, [], progress)
+        stopper, execute, main_rank = run.trainer.strategy, distributed.execute, ctx.is_main
+    else:
+        run = TrainingRun(cfg, callbacks=[progress] if progress else [])
+        stopper, execute, main_rank = run.trainer, TrainingRun.execute, True
 
     def on_sigint(signum, frame):  # first Ctrl+C stops after the current batch; the second one kills
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nstopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
-        run.trainer.request_stop()
+        if main_rank:
+            print("\nstopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
+        stopper.request_stop()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = run.execute()
+        result = execute(run)
     except TrainingDiverged as exc:
-        return _error(str(exc), EXIT_DIVERGED)
+        return _error(str(exc), EXIT_DIVERGED) if main_rank else EXIT_DIVERGED
+    except Exception as exc:
+        if distributed is not None and isinstance(exc, distributed.PeerFailed):
+            return EXIT_ERROR  # the process that failed has said why; torchrun names it
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
+    if not main_rank:
+        return 0
     if args.json:
         print(json.dumps(result.to_json(), default=str))
     else:
@@ -85,6 +100,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.run_dir:
             print(f"tensorboard: tensorboard --logdir {result.run_dir.parent}")
     return 0
+
+
+def _torchrun_launched() -> bool:
+    from nnstudio.core.distributed import launched
+
+    return launched()
 
 
 def cmd_info(args: argparse.Namespace) -> int:
