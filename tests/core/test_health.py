@@ -91,7 +91,8 @@ def test_overfitting_is_reported_once_naming_the_best_epoch():
 
 
 @pytest.mark.parametrize("pairs", [
-    [(1.0, 0.9), (0.8, 0.7), (0.6, 0.5), (0.5, 0.55), (0.4, 0.6), (0.35, 0.58), (0.3, 0.6)],  # not 3 rises in a row
+    [(1.0, 0.9), (0.8, 0.7), (0.6, 0.5), (0.5, 0.505), (0.4, 0.502), (0.35, 0.504), (0.3, 0.503)],  # a plateau
+    [(1.0, 0.9), (0.8, 0.7), (0.6, 0.5), (0.5, 0.55), (0.4, 0.6)],  # risen for 2 epochs only
     [(1.0, 0.9), (0.8, 0.7), (0.9, 0.75), (1.0, 0.8), (1.1, 0.85)],  # both rise: diverging, not overfitting
     [(1.0, None), (0.8, None), (0.6, None), (0.5, None), (0.4, None)],  # no validation split
 ])
