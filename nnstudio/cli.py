@@ -79,6 +79,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         stopper.request_stop()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    # torchrun answers Ctrl+C by sending its workers SIGTERM: there, it stops the run the same way
+    # (the checkpoint of what was trained is saved); torchrun kills what is left after its grace period.
+    previous_term = signal.signal(signal.SIGTERM, on_sigint) if distributed is not None else None
     try:
         result = execute(run)
     except TrainingDiverged as exc:
@@ -89,6 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     if not main_rank:
         return 0
     if args.json:

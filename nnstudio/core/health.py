@@ -3,8 +3,8 @@
 `OverfitWatch` is an engine callback: when the validation loss has not beaten its best for `patience`
 epochs, the mean of those epochs is clearly above the best (validation losses are noisy: a strict rise
 at every epoch is rare on real data), and the training loss has fallen below its value at the best epoch,
-it reports a `HealthWarning` naming the best epoch
-(once per fit; again only after the validation loss has reached a new best). The window shows it in the
+it reports a `HealthWarning` naming the best epoch,
+once per fit (validation losses near zero are noisy enough to rise and fall many times in a long run). The window shows it in the
 status bar and a non-modal notice; `nnstudio train` prints it. The gradient norm per epoch is measured by
 the engine itself (`EpochFinished.grad_norm`).
 """
@@ -61,7 +61,6 @@ class OverfitWatch(Callback):
         self._epochs.append(event.epoch)
         if self._best is None or event.val_loss < self._best[1]:
             self._best = (event.epoch, event.val_loss)
-            self._armed = True
         best_epoch, best_loss = self._best
         since = event.epoch - best_epoch
         if not self._armed or since < self.patience:
