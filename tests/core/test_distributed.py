@@ -132,3 +132,42 @@ def test_steps_per_epoch_counts_a_rank_s_batches():
     strategy.ctx = Ctx()
     assert strategy.steps_per_epoch(420, 64) == 7  # 210 rows per rank, 32 per step
     assert strategy.steps_per_epoch(5, 64) == 1
+
+
+def test_ctrl_c_stops_every_rank_and_saves_the_checkpoint(tmp_path):
+    """Ctrl+C reaches torchrun and its workers (one process group); torchrun then sends them SIGTERM.
+    Both stop at an agreed batch, rank 0 saves what was trained and reports "stopped"."""
+    import os
+    import signal
+    import threading
+
+    write_toml(tmp_path / "run.toml", sample_dataset("flowers.csv"), epochs=100000)
+    env = cli_env()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(_free_port()), "-m", "nnstudio", "train", "run.toml", "--json"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    second_epoch = threading.Event()
+
+    def read_stderr():
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("epoch   2/"):
+                second_epoch.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        assert second_epoch.wait(TIMEOUT_S), "".join(lines)
+        os.killpg(proc.pid, signal.SIGINT)
+        out = proc.stdout.read()
+        proc.wait(TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(10)
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    assert result["status"] == "stopped" and result["world_size"] == 2 and result["epochs"] >= 2
+    ckpt = load_checkpoint(tmp_path / "model.pt")
+    assert ckpt.epoch == result["epochs"] or ckpt.epoch == result["epochs"] + 1
