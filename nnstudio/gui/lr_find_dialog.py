@@ -89,6 +89,9 @@ class LRFindDialog(QDialog):
         lrs, losses, smoothed = payload["lrs"], payload["losses"], payload["smoothed"]
         self.rawCurve.setData(lrs, losses)
         self.smoothCurve.setData(lrs, smoothed)
+        if smoothed:  # the last steps' losses shoot up: show the useful range, as fastai's plot does
+            low, high = min(min(losses), min(smoothed)), max(smoothed[0], smoothed[-1]) * 1.3
+            self.lrPlot.setYRange(low - 0.05 * (high - low), high, padding=0)
         lr = payload.get("suggestion")
         if lr is not None and math.isfinite(lr):
             self.proposalLine.setValue(math.log10(lr))  # the x axis is log10 in log mode

@@ -91,3 +91,9 @@ def test_overfitting_warning_names_the_best_epoch(qtbot, window, tmp_path):
     assert f"epoch {warning.best_epoch}" in notice.text()
     assert f"epoch {warning.best_epoch}" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=90000)
+    assert window.healthNotifier.label.isVisible()  # still shown after the run's own summary
+    assert f"best epoch {warning.best_epoch}" in window.healthNotifier.label.text()
+    window.trainingPanel.epochsSpin.setValue(1)
+    window.actionTrain.trigger()
+    assert not window.healthNotifier.label.isVisible()  # a new run starts without the old warning
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=90000)
