@@ -66,7 +66,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if _torchrun_launched():  # torchrun --nproc-per-node N -m nnstudio train RUN.toml
         from nnstudio.core import distributed
 
-        ctx, run = distributed.prepare(cfg, [watch] if watch is not None and ctx_is_main() else [], progress)
+        try:
+            ctx, run = distributed.prepare(cfg, [watch] if watch is not None and ctx_is_main() else [], progress)
+        except distributed.PeerFailed:
+            return EXIT_ERROR  # the process that read the data has said why
         stopper, execute, main_rank = run.trainer.strategy, distributed.execute, ctx.is_main
     else:
         run = TrainingRun(cfg, callbacks=[c for c in (progress, watch) if c is not None])

@@ -577,7 +577,9 @@ class Trainer:
         first = self.global_step - len(values) + 1
         weighted = 0.0
         for i, (value, size) in enumerate(zip(values, sizes)):
-            if not math.isfinite(value):
+            if not math.isfinite(value) and self.strategy is None:
+                # Under DDP one rank's NaN reaches the others through the averaged gradients a step later;
+                # the epoch's summed loss (reduced across ranks) lets every rank stop at the same point.
                 self._diverged(epoch, value, first + i)
             weighted += value * size
             self._seen += size

@@ -40,12 +40,17 @@ def _torchrun(folder, extra_env=None) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def launches(tmp_path_factory):
-    folders = {name: tmp_path_factory.mktemp(name) for name in ("single", "ddp", "failing")}
+    folders = {name: tmp_path_factory.mktemp(name) for name in ("single", "ddp", "failing", "diverging", "baddata")}
     for folder in folders.values():
         write_toml(folder / "run.toml", sample_dataset("flowers.csv"), epochs=4)
+    toml = folders["diverging"] / "run.toml"
+    toml.write_text(toml.read_text().replace('{name = "Adam", lr = 0.01}', '{name = "SGD", lr = 1e12}'))
+    write_toml(folders["baddata"] / "run.toml", sample_dataset("flowers.csv"), target="no_such_column")
     procs = {"single": start_cli(["train", "run.toml", "--json", "-q"], folders["single"]),
              "ddp": _torchrun(folders["ddp"]),
-             "failing": _torchrun(folders["failing"], {FAIL_ENV: "1:2"})}
+             "failing": _torchrun(folders["failing"], {FAIL_ENV: "1:2"}),
+             "diverging": _torchrun(folders["diverging"]),
+             "baddata": _torchrun(folders["baddata"])}
     results = {}
     try:
         for name, proc in procs.items():
@@ -97,6 +102,24 @@ def test_a_failure_on_one_rank_ends_both_with_one_message(launches):
     assert proc.stderr.count("nnstudio: error:") == 1, proc.stderr
     assert "epoch   3/4" not in proc.stderr  # rank 0 did not train on alone
     assert not any(line.startswith("{") for line in proc.stdout.splitlines())
+
+
+def test_divergence_stops_every_rank_with_one_message(launches):
+    folders, results = launches
+    proc = results["diverging"]
+    assert proc.returncode != 0
+    assert proc.stderr.count("nnstudio: error:") == 1, proc.stderr
+    assert "training diverged" in proc.stderr and "epoch 1" in proc.stderr
+    assert "exitcode  : 3" in proc.stderr  # EXIT_DIVERGED on every rank, not a broken connection
+    assert not (folders["diverging"] / "model.pt").exists()
+
+
+def test_unreadable_data_is_read_and_reported_once(launches):
+    _, results = launches
+    proc = results["baddata"]
+    assert proc.returncode != 0
+    assert proc.stderr.count("nnstudio: error:") == 1, proc.stderr
+    assert proc.stderr.count("no_such_column") == 1
 
 
 def test_shards_follow_the_distributed_sampler_rule():
