@@ -40,7 +40,7 @@ TIMEOUT_S = 300
 
 # ---------------------------------------------------------------------------------------------- worker
 
-def worker(model_name: str, epochs: int, threads: int, out: str, comm_steps: int) -> None:
+def worker(model_name: str, epochs: int, threads: int, out: str, comm_steps: int, scale: int = 1) -> None:
     """One process of a case (plain, or one rank of a torchrun job)."""
     import torch
 
@@ -51,7 +51,8 @@ def worker(model_name: str, epochs: int, threads: int, out: str, comm_steps: int
 
     torch.set_num_threads(threads)
     hidden = HIDDEN[model_name]
-    X, y = make_data(ROWS[model_name])
+    rows = ROWS[model_name] // scale
+    X, y = make_data(rows)
     data = prepared(X, y)
     model = spec_model(hidden, initial_state(hidden))
     rec = HistoryRecorder()
@@ -64,7 +65,7 @@ def worker(model_name: str, epochs: int, threads: int, out: str, comm_steps: int
     trainer.fit()
     timed = rec.epochs[1:] if len(rec.epochs) > 1 else rec.epochs
     seconds = sum(e.seconds for e in timed)
-    result: dict[str, Any] = {"rows_per_s": len(timed) * ROWS[model_name] / seconds,
+    result: dict[str, Any] = {"rows_per_s": len(timed) * rows / seconds,
                               "epoch_s": [e.seconds for e in rec.epochs], "threads": torch.get_num_threads()}
     if ctx is not None:
         result |= ddp_step_cost(trainer, model, X, comm_steps)
@@ -122,11 +123,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_case(model_name: str, procs: int, threads: int, epochs: int, comm_steps: int) -> dict[str, Any]:
+def run_case(model_name: str, procs: int, threads: int, epochs: int, comm_steps: int, scale: int = 1) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         args = ["-m", "benchmarks.distributed", "--worker", "--models", model_name, "--epochs", str(epochs),
-                "--threads", str(threads), "--out", out, "--comm-steps", str(comm_steps)]
+                "--threads", str(threads), "--out", out, "--comm-steps", str(comm_steps), "--scale", str(scale)]
         if procs > 1:
             cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs),
                    "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), *args]
@@ -149,28 +150,32 @@ def main(argv=None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--comm-steps", type=int, default=20)
     parser.add_argument("--json", help="write the results here too")
+    parser.add_argument("--tiny", action="store_true", help="1/32 of the rows, 2 epochs: seconds (CI)")
+    parser.add_argument("--scale", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.models[0], args.epochs, args.threads, args.out, args.comm_steps)
+        worker(args.models[0], args.epochs, args.threads, args.out, args.comm_steps, args.scale)
         return {}
+    if args.tiny:
+        args.scale, args.epochs, args.comm_steps = 32, 2, 3
     results: dict[str, Any] = {"machine": machine(), "batch": BATCH, "epochs": args.epochs, "cells": []}
     n = cores()
     print(f"{n} cores; global batch {BATCH}; epochs {args.epochs} (the first is warm-up)")
     print(f"{'model':<16} {'rows':>7} {'1p×1t':>10} {'1p×2t':>10} {'2p×1t':>10} {'2p/1p×2t':>9} {'eff.':>6} "
           f"{'step':>8} {'+DDP':>8} {'allreduce':>9}")
     for name in args.models:
-        cell: dict[str, Any] = {"model": name, "rows": ROWS[name]}
+        cell: dict[str, Any] = {"model": name, "rows": ROWS[name] // args.scale}
         for label, procs, threads in (("1p1t", 1, 1), ("1p2t", 1, min(2, n)), ("2p1t", 2, 1)):
-            cell[label] = run_case(name, procs, threads, args.epochs, args.comm_steps)
+            cell[label] = run_case(name, procs, threads, args.epochs, args.comm_steps, args.scale)
         if all("error" not in cell[k] for k in ("1p1t", "1p2t", "2p1t")):
             one, two_threads, two = (cell[k]["rows_per_s"] for k in ("1p1t", "1p2t", "2p1t"))
             cell["speedup_vs_1p2t"] = two / two_threads
             cell["efficiency"] = two / (2 * one)
             d = cell["2p1t"]
-            print(f"{name:<16} {ROWS[name]:>7} {one:>10,.0f} {two_threads:>10,.0f} {two:>10,.0f} "
+            print(f"{name:<16} {cell['rows']:>7} {one:>10,.0f} {two_threads:>10,.0f} {two:>10,.0f} "
                   f"{cell['speedup_vs_1p2t']:>9.2f} {cell['efficiency']:>6.0%} {d['step_bare_ms']:>6.2f}ms "
                   f"{d['ddp_extra_ms']:>6.2f}ms {d['allreduce_ms']:>7.2f}ms")
         else:

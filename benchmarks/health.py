@@ -55,6 +55,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args(argv)
     X, y = make_data(ROWS)
     data = prepared(X, y)
@@ -80,6 +81,9 @@ def main(argv=None) -> dict:
         print(f"{name:>12}: {100 * s['median']:+.2f}% time vs off (min {100 * s['min']:+.2f}%, "
               f"max {100 * s['max']:+.2f}%, {s['n']} rounds)")
     print(json.dumps(out))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh)
     return out
 
 
