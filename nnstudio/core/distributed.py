@@ -32,7 +32,7 @@ from torch import nn
 
 from nnstudio.core.data import PreparedData, TensorSplit
 from nnstudio.core.engine import Callback
-from nnstudio.core.errors import NNStudioError, TrainingError
+from nnstudio.core.errors import ConfigError, NNStudioError, TrainingError
 
 if TYPE_CHECKING:
     from nnstudio.core.run import RunResult, TrainingRun
@@ -75,6 +75,9 @@ def init(device: str = "auto") -> Context:
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"[training] device is {device!r} but this machine has no CUDA device: "
+                          "use \"auto\" or \"cpu\" (torchrun then runs on the CPUs with gloo)")
     use_cuda = device != "cpu" and not device.startswith("mps") and torch.cuda.is_available()
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
