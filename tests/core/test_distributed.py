@@ -46,11 +46,17 @@ def launches(tmp_path_factory):
     toml = folders["diverging"] / "run.toml"
     toml.write_text(toml.read_text().replace('{name = "Adam", lr = 0.01}', '{name = "SGD", lr = 1e12}'))
     write_toml(folders["baddata"] / "run.toml", sample_dataset("flowers.csv"), target="no_such_column")
+    for name in ("single_es", "ddp_es"):
+        folders[name] = tmp_path_factory.mktemp(name)
+        toml = write_toml(folders[name] / "run.toml", sample_dataset("flowers.csv"), epochs=300)
+        toml.write_text(toml.read_text().replace("epochs = 300\n", "epochs = 300\nearly_stopping = 2\n"))
     procs = {"single": start_cli(["train", "run.toml", "--json", "-q"], folders["single"]),
              "ddp": _torchrun(folders["ddp"]),
              "failing": _torchrun(folders["failing"], {FAIL_ENV: "1:2"}),
              "diverging": _torchrun(folders["diverging"]),
-             "baddata": _torchrun(folders["baddata"])}
+             "baddata": _torchrun(folders["baddata"]),
+             "single_es": start_cli(["train", "run.toml", "--json", "-q"], folders["single_es"]),
+             "ddp_es": _torchrun(folders["ddp_es"])}
     results = {}
     try:
         for name, proc in procs.items():
@@ -102,6 +108,14 @@ def test_a_failure_on_one_rank_ends_both_with_one_message(launches):
     assert proc.stderr.count("nnstudio: error:") == 1, proc.stderr
     assert "epoch   3/4" not in proc.stderr  # rank 0 did not train on alone
     assert not any(line.startswith("{") for line in proc.stdout.splitlines())
+
+
+def test_early_stopping_stops_every_rank_at_the_single_process_epoch(launches):
+    _, results = launches
+    single, ddp = _result(results["single_es"]), _result(results["ddp_es"])
+    assert single["status"] == ddp["status"] == "early_stopping"
+    assert ddp["epochs"] == single["epochs"] < 300 and ddp["best_epoch"] == single["best_epoch"]
+    assert ddp["test"]["loss"] == pytest.approx(single["test"]["loss"], rel=REL_TOL)
 
 
 def test_divergence_stops_every_rank_with_one_message(launches):
