@@ -39,7 +39,7 @@ class LRFindDialog(QDialog):
         self.lrPlot.setLogMode(x=True, y=False)
         self.lrPlot.setLabel("bottom", "learning rate")
         self.lrPlot.setLabel("left", "loss")
-        self.lrPlot.addLegend()
+        self.lrPlot.addLegend(offset=(10, -10))  # bottom left: the curves start high on the left
         self.rawCurve = self.lrPlot.plot(name="loss", pen=pg.mkPen("#b0b0b0", width=1))
         self.smoothCurve = self.lrPlot.plot(name="smoothed", pen=pg.mkPen("#1f77b4", width=2))
         self.proposalLine = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", width=1.5,
@@ -90,7 +90,8 @@ class LRFindDialog(QDialog):
         self.rawCurve.setData(lrs, losses)
         self.smoothCurve.setData(lrs, smoothed)
         if smoothed:  # the last steps' losses shoot up: show the useful range, as fastai's plot does
-            low, high = min(min(losses), min(smoothed)), max(smoothed[0], smoothed[-1]) * 1.3
+            low = min(min(losses), min(smoothed))
+            high = smoothed[0] * 1.4 if smoothed[0] > low else max(smoothed)
             self.lrPlot.setYRange(low - 0.05 * (high - low), high, padding=0)
         lr = payload.get("suggestion")
         if lr is not None and math.isfinite(lr):

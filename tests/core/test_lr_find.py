@@ -100,3 +100,18 @@ def test_cli_lr_find_prints_the_proposal(tmp_path):
     payload = json.loads(js.stdout)
     assert 1e-4 < payload["suggestion"] < 1 and len(payload["lrs"]) <= 100
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--start-lr" in bad.stderr
+
+
+def test_the_curve_the_proposal_reads_has_no_lag():
+    """A falling ramp: the running average lags ~(1 - a) / a steps behind it; the two-pass one does not."""
+    from nnstudio.core.lr_find import zero_lag
+
+    ramp = np.linspace(10.0, 0.0, 201)
+    centred = np.asarray(zero_lag(list(ramp), 0.1))
+    np.testing.assert_allclose(centred[50:150], ramp[50:150], atol=0.02)  # the ends of the passes aside
+    forward = np.empty_like(ramp)
+    acc = 0.0
+    for i, x in enumerate(ramp):
+        acc = 0.9 * acc + 0.1 * x
+        forward[i] = acc / (1 - 0.9 ** (i + 1))
+    assert np.all(forward[50:150] - ramp[50:150] > 0.3)  # 9 steps behind: 0.45 above the ramp
