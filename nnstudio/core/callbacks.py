@@ -17,6 +17,7 @@ TAG_STEP_LOSS = "loss/train_step"
 TAG_TRAIN_LOSS = "loss/train"
 TAG_VAL_LOSS = "loss/validation"
 TAG_LR = "learning_rate"
+TAG_GRAD_NORM = "gradients/norm"
 TAG_METRIC = "metrics/validation_{}"
 TAG_MODEL = "model/structure"
 TAG_EPOCH = "epoch"  # the epoch number at the global step that ended it: puts epoch curves on the step axis
@@ -109,6 +110,8 @@ class TensorBoardLogger(Callback):
         for name, value in event.metrics.items():
             pending.append((TAG_METRIC.format(name), value, epoch, wall))
         pending.append((TAG_LR, event.lr, epoch, wall))
+        if event.grad_norm is not None:
+            pending.append((TAG_GRAD_NORM, event.grad_norm, epoch, wall))
         pending.append((TAG_EPOCH, float(epoch), event.step, wall))
         if time.perf_counter() - self._last_burst >= self.burst_s:
             self._write_pending()
