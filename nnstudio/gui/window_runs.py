@@ -35,6 +35,7 @@ class WindowRuns(QObject):
         self.panel.set_logdir(w.logdir)
         w.training_finished.connect(self._on_window_training_finished)
         w.project_loaded.connect(self._on_window_project_loaded)
+        w.checkpoint_saved.connect(self._on_window_checkpoint_saved)
         self.follow = FollowController(self)
         self.follow.run_started.connect(self._on_follow_run_started)
         self.follow.points_arrived.connect(self._on_follow_points_arrived)
@@ -51,6 +52,13 @@ class WindowRuns(QObject):
     # ------------------------------------------------------------------------------------------ the runs dock
     def _on_window_training_finished(self, _info: dict) -> None:
         self.panel.refresh()
+
+    def _on_window_checkpoint_saved(self, path: str) -> None:
+        """The window's runs save no checkpoint themselves: the one saved from the run's model is the run's."""
+        run = self.window.last_run
+        if run is not None and run.tb is not None and run.model is self.window.model:
+            run.tb.update_info(checkpoint=str(Path(path).resolve()))
+            self.panel.refresh()
 
     def _on_window_project_loaded(self, _path: str) -> None:
         if self.panel.logdir != self.window.logdir:

@@ -198,7 +198,7 @@ def test_follow_a_folder_another_process_is_writing(qtbot, tmp_path):
             proc.stdin.write("step\n")
             proc.stdin.flush()
             qtbot.waitUntil(lambda: len(loss.step_curve.getData()[0] if loss.step_curve.getData()[0] is not None
-                                        else []) == n, timeout=20000)
+                                        else []) == n, timeout=60000)
         assert loss.run_name == "job-1"
         assert list(loss.step_curve.getData()[0]) == [1, 2, 3, 4]
         assert list(loss.train_curve.getData()[0]) == [3]  # epoch 1 ended at step 3
@@ -247,5 +247,11 @@ def test_a_run_trained_in_the_window_is_listed_when_it_ends(qtbot, tmp_path):
         (run,) = window.runsPanel.model.runs()
         assert run.task == "multiclass" and run.target == "species" and run.status == "completed"
         assert run.dataset.endswith("flowers.csv") and "accuracy" in run.test
+        assert run.checkpoint is None
+        assert window.save_checkpoint(tmp_path / "mine.pt")
+        (run,) = window.runsPanel.model.runs()
+        assert run.checkpoint == str((tmp_path / "mine.pt").resolve()) and run.checkpoint_exists
+        _select(window.runsPanel, run.name)
+        assert window.runsPanel.openButton.isEnabled()
     finally:
         window.shutdown()
