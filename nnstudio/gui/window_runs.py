@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog
 
 from nnstudio.core.errors import NNStudioError
-from nnstudio.core.runs import RunRecord, overlay_problem, read_curves
+from nnstudio.core.runs import RunRecord, is_run_dir, overlay_problem, read_curves
 from nnstudio.gui.follow import FollowController, add_curves
 from nnstudio.gui.runs_panel import RunsPanel
 
@@ -149,6 +149,7 @@ class WindowRuns(QObject):
         w.actionOpenFollowedCheckpoint.setEnabled(False)
         w.actionStopFollowing.setEnabled(True)
         w.statusBar().showMessage(f"following {folder}: waiting for a run…")
+        self.panel.set_logdir(folder.parent if is_run_dir(folder) else folder)  # the dock lists its runs
         self.follow.follow(folder)
         return True
 
@@ -162,12 +163,15 @@ class WindowRuns(QObject):
         w.actionStopFollowing.setEnabled(False)
 
     def _on_follow_run_started(self, name: str) -> None:
+        """The followed run alone on the plots: the runs before it may be of another task or target."""
         w = self.window
         for plot in (w.lossPlot, w.metricsPlot):
+            plot.clear_history(include_current=True)
             plot.start_run(name)
             plot.set_live(True)
         w.actionOpenFollowedCheckpoint.setEnabled(False)
         w.statusBar().showMessage(f"following {name} in {self.follow.folder}")
+        self.panel.refresh()  # a new run in the folder
 
     def _on_follow_points_arrived(self, curves) -> None:
         add_curves(self.window.lossPlot, self.window.metricsPlot, curves)
@@ -182,6 +186,7 @@ class WindowRuns(QObject):
 
     def _on_follow_checkpoint_appeared(self, path: str) -> None:
         self.window.actionOpenFollowedCheckpoint.setEnabled(True)
+        self.panel.refresh()  # the run's test scores are in run.json with its checkpoint
         self.window.statusBar().showMessage(f"the followed run saved {path}: File → Open followed run's checkpoint", 0)
 
     def _on_open_followed_checkpoint_triggered(self) -> None:

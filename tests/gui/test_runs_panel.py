@@ -199,7 +199,8 @@ def test_follow_a_folder_another_process_is_writing(qtbot, tmp_path):
             proc.stdin.flush()
             qtbot.waitUntil(lambda: len(loss.step_curve.getData()[0] if loss.step_curve.getData()[0] is not None
                                         else []) == n, timeout=60000)
-        assert loss.run_name == "job-1"
+        assert loss.run_name == "job-1" and loss.earlier_run_names() == []
+        assert window.runsPanel.logdir == logdir and [r.name for r in window.runsPanel.model.runs()] == ["job-1"]
         assert list(loss.step_curve.getData()[0]) == [1, 2, 3, 4]
         assert list(loss.train_curve.getData()[0]) == [3]  # epoch 1 ended at step 3
         assert list(window.metricsPlot.metric_curve("accuracy").getData()[0]) == [1]
@@ -225,7 +226,9 @@ def test_follow_a_headless_nnstudio_train_and_open_its_checkpoint(qtbot, tmp_pat
         with qtbot.waitSignal(window.checkpoint_loaded, timeout=10000) as opened:
             window.actionOpenFollowedCheckpoint.trigger()
         assert Path(opened.args[0]) == (tmp_path / "model.pt").resolve()
-        qtbot.waitUntil(lambda: window.runsPanel.model.rowCount() == 0)  # its own log folder is another one
+        # the dock lists the followed folder's runs, this one with its scores once it has ended
+        qtbot.waitUntil(lambda: [(r.status, "accuracy" in r.test) for r in window.runsPanel.model.runs()]
+                        == [("completed", True)], timeout=20000)
     finally:
         proc.communicate(timeout=120)
         window.shutdown()
