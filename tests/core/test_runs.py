@@ -181,3 +181,19 @@ def test_cli_follow_a_missing_folder_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"nnstudio: error: {tmp_path / 'nowhere'}: no such folder "
                                                   "(give the run's TensorBoard log folder, its [output] logdir)"]
+
+
+def test_new_style_tensor_scalars_and_text_are_read(tmp_path):
+    """SummaryWriter(new_style=True) writes scalars as tensors; the model text as a text-plugin tensor."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path / "run")) as writer:
+        writer.add_text("model/structure", "Linear(4, 2)", 0)
+        for step in range(1, 4):
+            writer.add_scalar("loss/train_step", step / 10, step, new_style=True)
+    reader = ScalarReader(tmp_path / "run")
+    reader.poll()
+    steps, values = reader.series("loss/train_step")
+    assert steps.tolist() == [1, 2, 3] and values == pytest.approx([0.1, 0.2, 0.3])
+    (text,) = [t for tag, t in reader.texts.items() if tag.startswith("model/structure")]  # torch adds /text_summary
+    assert "Linear(4, 2)" in text
