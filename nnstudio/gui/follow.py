@@ -1,19 +1,36 @@
 """Follows a TensorBoard log folder that another process writes (`nnstudio train`, torchrun, any SummaryWriter).
 
-A QTimer polls :class:`nnstudio.core.runs.RunFollower` in the GUI thread: each poll reads only the events
-written since the last one (tensorboard's EventFileLoader keeps its position), a directory listing and a
-few hundred bytes, so it stays well under a millisecond between bursts.
+A QTimer starts a poll of :class:`nnstudio.core.runs.RunFollower` every POLL_MS in a pool thread (one at a
+time): each poll reads only the events written since the last one, but tensorboard's reader checks and
+parses each record in Python (~54 µs an event), and a headless run that logs every step of a tiny model
+writes thousands a second, so the reading stays off the GUI thread. The new points come back as one
+signal per poll, received here in the GUI thread.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from nnstudio.core.runs import Curves, RunFollower
 
 POLL_MS = 500
+
+
+class _Poll(QRunnable):
+    def __init__(self, follower: RunFollower, generation: int, done: Signal):
+        super().__init__()
+        self.follower, self.generation, self.done = follower, generation, done
+
+    def run(self) -> None:
+        f = self.follower
+        try:
+            started, curves = f.poll()
+            result = (self.generation, started, curves, f.run_name, f.status, f.checkpoint)
+        except Exception as exc:  # an unreadable share must not end the window's polling
+            result = (self.generation, False, None, "", f"cannot read: {exc}", None)
+        self.done.emit(result)
 
 
 class FollowController(QObject):
@@ -21,6 +38,7 @@ class FollowController(QObject):
     points_arrived = Signal(object)  # Curves with only the new points
     checkpoint_appeared = Signal(str)
     status_changed = Signal(str)  # "running", "completed", "stopped", "failed", ...
+    _polled = Signal(object)  # from the pool thread
 
     def __init__(self, parent: QObject | None = None, interval_ms: int = POLL_MS):
         super().__init__(parent)
@@ -28,12 +46,18 @@ class FollowController(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._on_timer_timeout)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._polled.connect(self._on_poll_done)
+        self._generation = 0
+        self._in_flight = False
         self._checkpoint: Path | None = None
         self._status = ""
+        self._folder: Path | None = None
 
     @property
     def folder(self) -> Path | None:
-        return self.follower.folder if self.follower else None
+        return self._folder
 
     @property
     def checkpoint(self) -> Path | None:
@@ -43,31 +67,39 @@ class FollowController(QObject):
         return self._timer.isActive()
 
     def follow(self, folder: str | Path) -> None:
+        self.stop()
+        self._folder = Path(folder)
         self.follower = RunFollower(folder)
         self._checkpoint, self._status = None, ""
         self._timer.start()
-        self.poll()
+        self._on_timer_timeout()
 
     def stop(self) -> None:
+        """Stop polling and wait for a poll in flight (its result is dropped)."""
         self._timer.stop()
+        self._generation += 1
+        self._pool.waitForDone()
+        self._in_flight = False
 
     def _on_timer_timeout(self) -> None:
-        self.poll()
-
-    def poll(self) -> None:
-        if self.follower is None:
+        if self._in_flight or self.follower is None:
             return
-        started, curves = self.follower.poll()
+        self._in_flight = True
+        self._pool.start(_Poll(self.follower, self._generation, self._polled))
+
+    def _on_poll_done(self, result: tuple) -> None:
+        generation, started, curves, name, status, checkpoint = result
+        if generation != self._generation:
+            return
+        self._in_flight = False
         if started:
             self._checkpoint, self._status = None, ""
-            self.run_started.emit(self.follower.run_name)
-        if len(curves):
+            self.run_started.emit(name)
+        if curves is not None and len(curves):
             self.points_arrived.emit(curves)
-        status = self.follower.status
         if status != self._status:
             self._status = status
             self.status_changed.emit(status)
-        checkpoint = self.follower.checkpoint
         if checkpoint is not None and checkpoint != self._checkpoint:
             self._checkpoint = checkpoint
             self.checkpoint_appeared.emit(str(checkpoint))
