@@ -952,7 +952,7 @@ class MainWindow(QMainWindow):
         if shutdown is not None:
             shutdown()
         self.tensorboard.stop()
-        self.runs.follow.stop()
+        self.runs.shutdown()
         self.lossPlot.set_live(False)
         self.metricsPlot.set_live(False)
 

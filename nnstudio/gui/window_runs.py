@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from nnstudio.core.errors import NNStudioError
@@ -21,9 +21,30 @@ if TYPE_CHECKING:
     from nnstudio.gui.main_window import MainWindow
 
 
+class _ReadCurves(QRunnable):
+    """Reads runs' event files in a pool thread (~54 µs an event: a long run logged every step is seconds)."""
+
+    def __init__(self, runs: list[RunRecord], done: Signal):
+        super().__init__()
+        self.runs, self.done = runs, done
+
+    def run(self) -> None:
+        try:
+            self.done.emit((self.runs, [read_curves(r.path) for r in self.runs], ""))
+        except Exception as exc:  # a folder removed or unreadable meanwhile
+            self.done.emit((self.runs, None, str(exc)))
+
+
 class WindowRuns(QObject):
+    overlaid = Signal(object)  # the runs now on the plots
+    _curves_read = Signal(object)  # from the pool thread
+
     def __init__(self, window: "MainWindow"):
         super().__init__(window)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._curves_read.connect(self._on_curves_read)
+        self._reading = False
         self.window = w = window
         w.runsPanel = self.panel = RunsPanel()
         self.panel.setObjectName("runsPanel")
@@ -84,18 +105,38 @@ class WindowRuns(QObject):
         if problem:
             w.show_error("Cannot overlay these runs", problem + ".")
             return False
+        if self._reading:
+            return False
         self.stop_following()
+        self._reading = True
+        w.statusBar().showMessage(f"reading {len(runs)} run(s)…")
+        self._pool.start(_ReadCurves(list(runs), self._curves_read))
+        return True
+
+    def _on_curves_read(self, result: tuple) -> None:
+        """The curves are read: onto the plots, unless a run started in the window meanwhile."""
+        w = self.window
+        runs, all_curves, error = result
+        self._reading = False
+        if error:
+            w.show_error("Cannot read runs", error)
+            return
+        if w.controller.is_running() or self.follow.is_following():
+            return
         for plot in (w.lossPlot, w.metricsPlot):
             plot.clear_history(include_current=True)
-        for run in runs:
-            curves = read_curves(run.path)
+        for run, curves in zip(runs, all_curves):
             w.lossPlot.start_run(run.name)
             w.metricsPlot.start_run(run.name)
             add_curves(w.lossPlot, w.metricsPlot, curves)
         w.lossPlot.redraw()
         w.metricsPlot.redraw()
         w.statusBar().showMessage(f"showing {len(runs)} run(s) from {self.panel.logdir}", 8000)
-        return True
+        self.overlaid.emit(list(runs))
+
+    def shutdown(self) -> None:
+        self.follow.stop()
+        self._pool.waitForDone()
 
     def _on_panel_overlay_requested(self, runs: list) -> None:
         self.overlay_runs(runs)

@@ -122,7 +122,8 @@ def test_overlay_two_runs_of_the_same_task_and_not_others(qtbot, window):
     assert "regression" in panel.noteLabel.text() and "multiclass" in panel.noteLabel.text()
     _select(panel, "flowers-fast", "flowers-slow")
     assert panel.overlayButton.isEnabled()
-    qtbot.mouseClick(panel.overlayButton, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(window.runs.overlaid, timeout=20000):  # read in a pool thread
+        qtbot.mouseClick(panel.overlayButton, Qt.MouseButton.LeftButton)
     loss, metrics = window.lossPlot, window.metricsPlot
     assert loss.run_name == "flowers-slow" and loss.earlier_run_names() == ["flowers-fast"]
     assert metrics.run_name == "flowers-slow" and metrics.earlier_run_names() == ["flowers-fast"]
