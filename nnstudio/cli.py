@@ -89,8 +89,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from nnstudio.core.checkpoint import describe, load_checkpoint
+    from nnstudio.core.errors import CheckpointError, NNStudioError
+    from nnstudio.core.files import file_failure
 
-    info = describe(load_checkpoint(args.file))
+    try:
+        info = describe(load_checkpoint(args.file))
+    except NNStudioError:
+        raise
+    except Exception as exc:  # whatever else a hostile file provokes is still one line
+        raise CheckpointError(file_failure(args.file, exc)) from exc
     if args.json:
         print(json.dumps(info, default=str))
         return 0

@@ -269,7 +269,7 @@ def _custom(modules: list[Module]) -> InferredStack:
     by_name = {m.name: m for m in modules}
     chosen = [by_name[n] for n in orders[0]]
     unknowns = _between_linears(chosen)
-    notes = []
+    notes: list[str] = []
     if len(orders) > MAX_ORDERS:
         orders = orders[:MAX_ORDERS]
         notes.append(f"more than {MAX_ORDERS} orders fit the shapes; only the first {MAX_ORDERS} are offered")
@@ -326,5 +326,6 @@ def _rank(orders: list[tuple[str, ...]], registration: dict[str, int]) -> list[t
 
 
 def _between_linears(chosen: list[Module]) -> list[Unknown]:
-    """In a custom module, an activation and/or Dropout may sit before every Linear but the first."""
-    return [Unknown(m.name, nxt.name, False, "ReLU") for m, nxt in zip(chosen, chosen[1:]) if nxt.type == "Linear"]
+    """In a custom module, an activation and/or Dropout may sit between any two layers (forward is not stored)."""
+    return [Unknown(m.name, nxt.name, False, "ReLU" if nxt.type == "Linear" else "nothing")
+            for m, nxt in zip(chosen, chosen[1:])]

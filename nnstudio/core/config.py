@@ -207,6 +207,29 @@ def _check_data(data: DataConfig, source: str) -> None:
         raise ConfigError(f"{source}: [data] {exc}") from exc
 
 
+#: The ranges the window's training controls hold. A project outside them is reported by the window, never clamped.
+WINDOW_LIMITS: dict[str, tuple[float, float]] = {
+    "epochs": (1, 1_000_000), "batch_size": (1, 10_000_000), "seed": (0, 2_147_483_647), "lr": (1e-6, 10.0),
+    "weight_decay": (0.0, 1.0), "momentum": (0.0, 1.0), "step_size": (1, 1_000_000), "gamma": (0.001, 1.0),
+    "plateau_factor": (0.001, 0.999), "plateau_patience": (0, 100_000), "early_stopping": (0, 100_000),
+    "grad_clip": (0.0, 1_000_000.0),
+}
+#: torch.manual_seed takes any 64-bit value; beyond that it raises instead of seeding.
+SEED_RANGE = (-(2 ** 63), 2 ** 64 - 1)
+
+
+def window_range_problems(t: TrainConfig) -> list[str]:
+    """Each [training] value the window's controls cannot hold, with its key and the range they allow."""
+    problems = []
+    for key, (low, high) in WINDOW_LIMITS.items():
+        value = getattr(t, key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not low <= value <= high:
+            problems.append(f"[training] {_toml_key(key)} = {value:g} is outside {low:g} … {high:g}")
+    return problems
+
+
 _TRAINING_KEYS = {"epochs", "batch_size", "shuffle", "optimizer", "loss", "scheduler", "early_stopping", "grad_clip",
                   "device", "seed", "threads"}
 
@@ -234,9 +257,13 @@ def _training(raw: Any, source: str) -> TrainConfig:
             raise ConfigError(f"{source}: [training] {_toml_key(key)} must be {_type_name(type(default))}, got {value!r}")
         setattr(cfg, key, value)
     try:
-        return cfg.validate()
+        cfg.validate()
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+    if cfg.seed is not None and not SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1]:
+        raise ConfigError(f"{source}: [training] seed must be a 64-bit whole number "
+                          f"({SEED_RANGE[0]} … {SEED_RANGE[1]}), got {cfg.seed}")
+    return cfg
 
 
 def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str) -> dict[str, Any]:

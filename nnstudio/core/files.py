@@ -45,3 +45,13 @@ def available_memory() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 8 << 30
+
+
+def file_failure(path: str | Path, exc: BaseException) -> str:
+    """One sentence for an exception a loader did not expect, so a window or CLI never shows a traceback."""
+    if isinstance(exc, MemoryError):
+        return f"{Path(path).name}: needs more memory than this machine has; the file is damaged or too large"
+    if isinstance(exc, OSError):
+        return f"{Path(path).name}: cannot be read ({exc.strerror or exc})"
+    first = (str(exc).splitlines() or [""])[0][:160]
+    return f"{Path(path).name}: cannot be opened ({type(exc).__name__}{': ' + first if first else ''})"

@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.devices import list_devices, resolve_device
 from nnstudio.core.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
+from nnstudio.core.config import window_range_problems
+from nnstudio.core.errors import ConfigError
 from nnstudio.gui.widgets import LogSpinBox, WrappedLine
 
 if TYPE_CHECKING:
@@ -315,7 +317,16 @@ class TrainingPanel(QWidget):
             device=self.deviceCombo.currentData(),
         )
 
+    def check_train_config(self, cfg: TrainConfig, source: str = "project") -> None:
+        """Raise ConfigError naming each value these controls cannot hold (and its range); they never clamp one."""
+        problems = window_range_problems(cfg)
+        if problems:
+            raise ConfigError(f"{source}: " + "; ".join(problems) + "; change the file or train it with "
+                              "nnstudio train")
+
     def set_train_config(self, cfg: TrainConfig) -> None:
+        """Show `cfg`; a value outside the controls' ranges raises ConfigError and changes nothing."""
+        self.check_train_config(cfg)
         self._base = copy.deepcopy(cfg)
         self._loading = True
         try:
