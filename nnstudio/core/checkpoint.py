@@ -14,6 +14,7 @@ import platform
 import re
 import struct
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +181,9 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f"{path.name}: not a PyTorch file (torch.save writes a zip archive or a pickle; "
                               "this is neither)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=head.startswith(_ZIP_START))
+        with warnings.catch_warnings():  # torch's remarks on a damaged file's pickle protocol; the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=head.startswith(_ZIP_START))
     except pickle.UnpicklingError as exc:
         if _looks_truncated(path, exc):
             raise CheckpointError(f"{path.name}: not a complete PyTorch file (truncated or another format)") from exc

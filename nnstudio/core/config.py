@@ -97,7 +97,7 @@ class RunConfig:
             raise ConfigError(f"{source}: expected tables [data], [model], [training], [output]")
         unknown = set(raw) - set(SECTIONS)
         if unknown:
-            raise ConfigError(f"{source}: unknown section(s) [{'], ['.join(sorted(unknown))}]; "
+            raise ConfigError(f"{source}: unknown section(s) [{'], ['.join(_name(k) for k in sorted(unknown, key=str))}]; "
                               f"allowed: [{'], ['.join(SECTIONS)}]")
         cfg = cls(base_dir=base_dir or Path.cwd())
         cfg.data = _fill(DataConfig(), raw.get("data", {}), "data", source)
@@ -106,7 +106,7 @@ class RunConfig:
         _expect_table(model, "model", source)
         extra = set(model) - {"layers"}
         if extra:
-            raise ConfigError(f"{source}: unknown key(s) in [model]: {', '.join(sorted(extra))}; allowed: layers")
+            raise ConfigError(f"{source}: unknown key(s) in [model]: {_names(extra)}; allowed: layers")
         if "layers" in model:
             layers = model["layers"]
             if not isinstance(layers, list) or not layers:
@@ -158,6 +158,16 @@ class RunConfig:
         return path
 
 
+def _name(key: Any) -> str:
+    """A key as it can be shown in one line: odd ones (blank, control characters) quoted."""
+    text = str(key)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def _names(keys: Any) -> str:
+    return ", ".join(_name(k) for k in sorted(keys, key=str))
+
+
 def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
@@ -180,7 +190,7 @@ def _fill(obj: Any, raw: Any, section: str, source: str) -> Any:
     allowed = {f.name: f for f in fields(obj)}
     unknown = set(raw) - set(allowed)
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}; "
+        raise ConfigError(f"{source}: unknown key(s) in [{section}]: {_names(unknown)}; "
                           f"allowed: {', '.join(allowed)}")
     for key, value in raw.items():
         current = getattr(obj, key)
@@ -238,7 +248,7 @@ def _training(raw: Any, source: str) -> TrainConfig:
     _expect_table(raw, "training", source)
     unknown = set(raw) - _TRAINING_KEYS
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) in [training]: {', '.join(sorted(unknown))}; "
+        raise ConfigError(f"{source}: unknown key(s) in [training]: {_names(unknown)}; "
                           f"allowed: {', '.join(sorted(_TRAINING_KEYS))}")
     flat: dict[str, Any] = {k: v for k, v in raw.items() if k not in ("optimizer", "scheduler")}
     flat.update(_subtable(raw, "optimizer", {"name": "optimizer", "lr": "lr", "weight_decay": "weight_decay",
@@ -274,7 +284,7 @@ def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str)
     _expect_table(table, f"training.{name}", source)
     bad = set(table) - set(keys)
     if bad:
-        raise ConfigError(f"{source}: unknown key(s) in [training] {name}: {', '.join(sorted(bad))}; "
+        raise ConfigError(f"{source}: unknown key(s) in [training] {name}: {_names(bad)}; "
                           f"allowed: {', '.join(keys)}")
     return {keys[k]: v for k, v in table.items()}
 
