@@ -168,7 +168,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     from nnstudio.core.files import file_failure
 
     try:
-        info = describe(load_checkpoint(args.file))
+        if args.model_class:
+            from nnstudio.core.model_class import open_with_class, parse_arguments
+
+            py_path, _, class_name = args.model_class.rpartition(":")
+            if not py_path or not class_name:
+                raise CheckpointError(f"--model-class {args.model_class}: write it as FILE.py:ClassName")
+            arguments = parse_arguments(args.args) if args.args is not None else None
+            info = describe(open_with_class(args.file, py_path, class_name, arguments))
+        else:
+            info = describe(load_checkpoint(args.file))
     except NNStudioError:
         raise
     except Exception as exc:  # whatever else a hostile file provokes is still one line
@@ -218,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print what a checkpoint (.pt) holds")
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
+    info.add_argument("--model-class", metavar="FILE.py:CLASS",
+                      help="build the model with your own nn.Module class (this RUNS that Python file)")
+    info.add_argument("--args", metavar="NAME=VALUE,...", help="__init__ arguments for --model-class, e.g. 'n_in=8, n_out=3' "
+                      "(default: the ones stored in the checkpoint)")
     info.set_defaults(func=cmd_info)
     return parser
 

@@ -190,3 +190,15 @@ def test_parse_arguments_takes_literals_only():
     assert parse_arguments("n_in=8, sizes=[4, 2], name='x'") == {"n_in": 8, "sizes": [4, 2], "name": "x"}
     with pytest.raises(CheckpointError):
         parse_arguments("n=__import__('os').system('true')")
+
+
+def test_cli_info_with_a_model_class(tmp_path):
+    _notes_files(tmp_path, stored_args=False)
+    base = [sys.executable, "-m", "nnstudio", "info", str(tmp_path / "weights.pt"), "--model-class",
+            f"{tmp_path / 'notes.py'}:Net"]
+    missing = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "Net(n_in, n_out)" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    out = subprocess.run(base + ["--args", "n_in=6, n_out=3"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Tanh" in out.stdout and "Dropout" in out.stdout and "note: built with Net from notes.py" in out.stdout
