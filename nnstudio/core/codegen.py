@@ -47,6 +47,7 @@ class DataFacts:
     features: dict[str, str] = field(default_factory=dict)  # name -> numeric, boolean or categorical
     float32_columns: list[str] = field(default_factory=list)  # columns nnstudio holds as float32
     separator: str = ","
+    empty_text_columns: list[str] = field(default_factory=list)  # CSV text columns where nnstudio reads "" as text
     placeholder: bool = False  # no dataset yet: the text shows the shape, the values are examples
 
 
@@ -72,7 +73,13 @@ def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preproce
         features = {str(c): column_kind(df[c]) for c in df.columns if c != target}
     float32 = [str(c) for c in df.columns if df[c].dtype == np.float32 and (c in features or c == target)]
     sep = separator if separator is not None else _separator(Path(path))
-    return DataFacts(str(path), target, task, features, float32, sep)
+    empty_text = []
+    if Path(path).suffix.lower() not in (".parquet", ".pq"):
+        for c in df.columns:
+            if (c in features or c == target) and df[c].dtype.kind in "OUT" or str(df[c].dtype) == "string":
+                if bool((df[c].astype("string") == "").fillna(False).any()):
+                    empty_text.append(str(c))
+    return DataFacts(str(path), target, task, features, float32, sep, empty_text)
 
 
 def _separator(path: Path) -> str:
@@ -176,6 +183,7 @@ TASK = {r(task)}  # regression, binary or multiclass
 FEATURES = {_literal(facts.features, 11)}  # column -> how nnstudio typed it
 FLOAT32_COLUMNS = {r(facts.float32_columns)}  # read as float32, as nnstudio holds them
 CSV_SEPARATOR = {r(facts.separator)}
+EMPTY_TEXT_COLUMNS = {r(facts.empty_text_columns)}  # an empty cell here is the text "" to nnstudio, not missing
 SPLIT = {r(split)}  # train, validation, test
 DATA_SEED = {cfg.data.seed!r}  # shuffles the rows before the split
 MISSING = {r(cfg.data.missing)}  # impute: a missing feature becomes the training mean; drop: the row goes
@@ -210,6 +218,8 @@ def read_table(path):
         df = pd.read_parquet(path)
     else:
         df = pd.read_csv(path, sep=CSV_SEPARATOR)
+        for name in EMPTY_TEXT_COLUMNS:
+            df[name] = df[name].fillna("")
     df.columns = [str(c) for c in df.columns]
     for name in FLOAT32_COLUMNS:
         df[name] = df[name].astype(np.float32)
@@ -303,7 +313,7 @@ def encode(rows, pre):
 def load_data():
     """Read, drop rows without a target, split, fit on the training rows, encode every split."""
     df = read_table(DATA_PATH)
-    keep = df[TARGET].notna().to_numpy()
+    keep = np.array(df[TARGET].notna())
     if TASK == "regression":
         keep &= np.isfinite(pd.to_numeric(df[TARGET], errors="coerce").to_numpy(dtype="float64"))
     if MISSING == "drop":
