@@ -152,6 +152,23 @@ class MainWindow(QMainWindow):
         self.setTabPosition(Qt.DockWidgetArea.LeftDockWidgetArea, QTabWidget.TabPosition.North)
         self.resizeDocks([self.datasetDock, self.trainingDock], [470, 330], Qt.Orientation.Horizontal)
         self._default_state = None
+        self._build_code_view()
+
+    def _build_code_view(self) -> None:
+        """The code view dock, tabbed behind Training, and its File > Export actions (gui/code_view.py)."""
+        from nnstudio.gui.code_view import CodeExport
+
+        self.codeExport = CodeExport(self)
+        self.codeViewPanel = self.codeExport.panel
+        self.codeView = self._dock("Code", "codeView", self.codeViewPanel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.trainingDock, self.codeView)
+        self.trainingDock.raise_()
+        self.actionExportScript = self._action("actionExportScript", "&Python script…",
+                                               self.codeExport._on_export_script_triggered,
+                                               tip="The run as a script that needs only torch, numpy, pandas and tensorboard")
+        self.actionExportModel = self._action("actionExportModel", "&Model (ONNX, TorchScript, state_dict)…",
+                                              self.codeExport._on_export_model_triggered,
+                                              tip="The trained model for use without nnstudio, checked after export")
 
     def _action(self, name: str, text: str, slot, shortcut: QKeySequence | str | None = None,
                 tip: str = "") -> QAction:
@@ -218,6 +235,9 @@ class MainWindow(QMainWindow):
                               self.actionSaveCheckpoint])
         file_menu.addSeparator()
         file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
+        self.exportMenu = file_menu.addMenu("E&xport")
+        self.exportMenu.setObjectName("exportMenu")
+        self.exportMenu.addActions([self.actionExportScript, self.actionExportModel])
         file_menu.addSeparator()
         self.recentMenu = file_menu.addMenu("Recent files")
         self.recentMenu.setObjectName("recentMenu")
@@ -230,7 +250,7 @@ class MainWindow(QMainWindow):
         run_menu.addSeparator()
         run_menu.addActions([self.actionEvaluate, self.actionFindLR, self.actionTensorBoard])
         view_menu = bar.addMenu("&View")
-        for dock in (self.datasetDock, self.modelDock, self.trainingDock):
+        for dock in (self.datasetDock, self.modelDock, self.trainingDock, self.codeView):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addActions([self.actionSmoothing, self.actionLogScale, self.actionClearHistory])
@@ -272,6 +292,11 @@ class MainWindow(QMainWindow):
         c.running_changed.connect(self._on_training_running_changed)
         self.tensorboard.ready.connect(self._on_tensorboard_ready)
         self.tensorboard.failed.connect(self._on_tensorboard_failed)
+        ce = self.codeExport
+        for signal in (dp.choices_changed, dp.dataset_loaded, mb.layers_changed, tp.config_changed):
+            signal.connect(ce._on_inputs_changed)
+        mb.layer_hovered.connect(ce._on_layer_hovered)
+        c.running_changed.connect(ce._on_running_changed)
 
     # ------------------------------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
