@@ -328,6 +328,9 @@ class _Fade:
     symbol_alpha: int
 
 
+#: Below this width a plot's legend moves under the view, so the curves keep most of the width.
+LEGEND_BELOW_WIDTH = 560
+
 #: Delay of a held paint (see _RunPlotWidget.hold_paint): a timer, so that it runs in a later pass.
 PAINT_LATER_MS = 1
 
@@ -403,6 +406,7 @@ class _RunPlotWidget(pg.PlotWidget):
         item.layout.addItem(self._legend, 2, 3)
         item.layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignTop)
         item.layout.setColumnStretchFactor(3, 0)
+        self._legend_below = False  # a narrow plot shows its legend under the x axis (see _place_legend)
         self._series: dict[str, _Series] = {}
         self._run_name = ""
         self._runs_started = 1
@@ -636,7 +640,29 @@ class _RunPlotWidget(pg.PlotWidget):
         area = self.viewport().width() * self.viewport().height() * self.devicePixelRatioF() ** 2
         _reserve_pixmaps(self, int(1.25 * parts * area * 4 / 1024))
 
+    def _place_legend(self) -> None:
+        """Right of the view where the plot is wide; under it, in two columns, where the view would be squeezed."""
+        below = self.width() < LEGEND_BELOW_WIDTH
+        if below == self._legend_below:
+            return
+        self._legend_below = below
+        layout = self.getPlotItem().layout
+        layout.removeItem(self._legend)
+        if below:
+            layout.addItem(self._legend, 4, 1)
+            layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignHCenter)
+            self._legend.setColumnCount(2)
+        else:
+            layout.addItem(self._legend, 2, 3)
+            layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignTop)
+            self._legend.setColumnCount(1)
+
+    def legend_is_below(self) -> bool:
+        return self._legend_below
+
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        if hasattr(self, "_legend_below"):
+            self._place_legend()
         super().resizeEvent(event)
         if hasattr(self, "_earlier"):
             self._update_pixmap_reserve()
