@@ -318,8 +318,7 @@ class PeakPyramid:
         # (entries, first global entry index, size in raw points) of raw (0) and each level
         tiers = [((raw, raw), raw.dropped, 1)] + [
             ((hi, lo), hi.dropped, f ** (k + 1)) for k, (hi, lo) in enumerate(self._levels)]
-        xs: list[np.ndarray] = []
-        ys: list[np.ndarray] = []
+        segments: list[tuple[int, CurveBuffer, CurveBuffer, int, int]] = []
         pos = 0  # raw index up to which the picture is drawn
         for j in range(len(tiers) - 1, -1, -1):
             (hi, lo), first, size = tiers[j]
@@ -336,20 +335,25 @@ class PeakPyramid:
             a = max(pos // size - first, 0)
             b = min(-(-end // size) - first, len(hi))
             if b > a:
-                if j == 0:
-                    xs.append(hi.x[a:b])
-                    ys.append(hi.y[a:b])
-                else:
-                    x = np.repeat(hi.x[a:b], 2)
-                    y = np.empty_like(x)
-                    y[0::2] = hi.y[a:b]
-                    y[1::2] = lo.y[a:b]
-                    xs.append(x)
-                    ys.append(y)
+                segments.append((j, hi, lo, a, b))
             pos = end
-        if not xs:
-            return np.empty(0), np.empty(0)
-        return np.concatenate(xs), np.concatenate(ys)
+        total = sum((b - a) * (1 if j == 0 else 2) for j, _, _, a, b in segments)
+        x = np.empty(total)
+        y = np.empty(total)
+        at = 0
+        for j, hi, lo, a, b in segments:  # one allocation, strided copies: as fast as the unbounded version
+            if j == 0:
+                x[at : at + b - a] = hi.x[a:b]
+                y[at : at + b - a] = hi.y[a:b]
+                at += b - a
+            else:
+                m = b - a
+                x[at : at + 2 * m : 2] = hi.x[a:b]
+                x[at + 1 : at + 2 * m : 2] = hi.x[a:b]
+                y[at : at + 2 * m : 2] = hi.y[a:b]
+                y[at + 1 : at + 2 * m : 2] = lo.y[a:b]
+                at += 2 * m
+        return x, y
 
 
 # ----- the widgets: light until shown ----------------------------------------------------
