@@ -277,7 +277,9 @@ def build_gui_parser() -> argparse.ArgumentParser:
                      "Subcommands: train RUN.toml, info FILE.pt, lr-find RUN.toml (see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
-    parser.add_argument("--self-test", action="store_true", help="check the installation headless and exit")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the installation (a real window where a display is present) and exit")
+    parser.add_argument("--self-test-window", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -300,6 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.version:
             print(version_text())
             return 0
+        if args.self_test_window:
+            from nnstudio.selftest import run_window_check
+
+            return run_window_check()
         if args.self_test:
             from nnstudio.selftest import run_self_test
 
