@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMessageBox, QPushButton, QTableView,
+    QAbstractItemView, QGridLayout, QHeaderView, QInputDialog, QLabel, QMessageBox, QPushButton, QTableView,
     QVBoxLayout, QWidget)
 
 from nnstudio.core.runs import RunError, RunRecord, delete_run, list_runs, overlay_problem, rename_run
@@ -150,8 +150,10 @@ class RunsPanel(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setWordWrap(False)
         self.table.doubleClicked.connect(self._on_table_double_clicked)
+        self.table.setMinimumWidth(120)
         self.folderLabel = QLabel(self)
         self.folderLabel.setObjectName("folderLabel")
+        self.folderLabel.setWordWrap(True)
         self.folderLabel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.noteLabel = QLabel(self)
         self.noteLabel.setObjectName("noteLabel")
@@ -176,10 +178,9 @@ class RunsPanel(QWidget):
             button("renameButton", "Rename…", "Rename the selected run's folder", self._on_rename_clicked),
             button("deleteButton", "Delete…", "Delete the selected runs' folders", self._on_delete_clicked),
         ]
-        row = QHBoxLayout()
-        for b in buttons:
-            row.addWidget(b)
-        row.addStretch(1)
+        row = QGridLayout()  # two rows of three: the dock stays as narrow as the dataset panel
+        for i, b in enumerate(buttons):
+            row.addWidget(b, i // 3, i % 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.folderLabel)

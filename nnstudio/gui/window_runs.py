@@ -48,8 +48,10 @@ class WindowRuns(QObject):
         self.window = w = window
         w.runsPanel = self.panel = RunsPanel()
         self.panel.setObjectName("runsPanel")
-        w.runsDock = w._dock("Runs", "runsDock", self.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
-        w.resizeDocks([w.runsDock], [200], Qt.Orientation.Vertical)
+        # A tab beside Dataset and Model: a bottom dock took the height the training controls need on 1366x768.
+        w.runsDock = w._dock("Runs", "runsDock", self.panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        w.tabifyDockWidget(w.modelDock, w.runsDock)
+        w.datasetDock.raise_()
         self.panel.overlay_requested.connect(self._on_panel_overlay_requested)
         self.panel.open_requested.connect(self._on_panel_open_requested)
         self.panel.restore_requested.connect(self._on_panel_restore_requested)
