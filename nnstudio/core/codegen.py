@@ -83,14 +83,30 @@ def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preproce
 
 
 def _separator(path: Path) -> str:
-    from nnstudio.core.data import _sniff_delimiter, _sniff_encoding
+    """The delimiter nnstudio's reader picks (a csv.Sniffer over the first lines, tab for .tsv)."""
+    import csv
 
     if path.suffix.lower() in (".parquet", ".pq") or not path.is_file():
         return ","
+    if path.suffix.lower() == ".tsv":
+        return "\t"
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    encoding = _sniff_encoding(head)
-    return _sniff_delimiter(head.decode(encoding, errors="replace"), path.suffix.lower())
+        head = fh.read(1 << 16).decode("utf-8", errors="replace")
+    lines = [line for line in head.splitlines()[:50] if line.strip()]
+    if not lines:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t").delimiter
+    except csv.Error:
+        return max(",;\t", key=lines[0].count)
+
+
+def check_source(path: str | Path) -> None:
+    """A script reads CSV/TSV or Parquet; say so for anything else."""
+    path = Path(path)
+    if path.suffix.lower() not in _SUPPORTED_SUFFIXES:
+        raise ConfigError(f"{path.name}: a script reads CSV/TSV or Parquet files; "
+                          f"convert this {path.suffix or 'file'} to one of them first")
 
 
 def layer_attribute_names(layers: list[dict[str, Any]]) -> list[str]:
@@ -602,9 +618,7 @@ def script_for_config(cfg: RunConfig, source: str, script_name: str = "train.py"
     path = cfg.data_path
     if not cfg.data.path:
         raise ConfigError(f"{source}: [data] path is empty; a script needs the data file")
-    if path.suffix.lower() not in _SUPPORTED_SUFFIXES:
-        raise ConfigError(f"{path.name}: a script reads CSV/TSV or Parquet files; "
-                          f"convert this {path.suffix} file to one of them first")
+    check_source(path)
     df = read_table(path)
     d = cfg.data
     data = prepare(df, d.target or None, d.task, d.split, d.seed, d.missing)

@@ -303,11 +303,12 @@ class CodeExport(QObject):
 
     def export_script(self, path: str | Path) -> bool:
         """Write the standalone script for the window's current state (column decisions from the real fit)."""
-        from nnstudio.core.codegen import atomic_text_write, facts_from_frame, generate
+        from nnstudio.core.codegen import atomic_text_write, check_source, facts_from_frame, generate
         from nnstudio.core.errors import NNStudioError
 
         w = self.window
         try:
+            check_source(w.datasetPanel.path())
             cfg = copy.deepcopy(w.run_config())
             data = w.prepare_data()
             df = w.datasetPanel.dataframe()
