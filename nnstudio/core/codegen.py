@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nnstudio.core.config import RunConfig
-from nnstudio.core.engine import DEFAULT_LOSS
+from nnstudio.core.engine import DEFAULT_LOSS, PARALLEL_GRAIN
 from nnstudio.core.errors import ConfigError
 from nnstudio.core.model import ACTIVATIONS, normalize_layer
 
@@ -221,7 +221,7 @@ WEIGHT_DECAY = {t.weight_decay!r}''')
 GRAD_CLIP = {t.grad_clip!r}  # largest gradient norm; 0: off
 SEED = {t.seed!r}
 DEVICE = {r(t.device)}  # auto: CUDA when available, then Apple MPS, then the CPU
-THREADS = {t.threads if isinstance(t.threads, int) else None!r}  # CPU threads; None: torch's default
+THREADS = {t.threads if isinstance(t.threads, int) else None!r}  # CPU threads; None: as nnstudio picks them
 LOGDIR = {r(str(Path(cfg.output.logdir or "runs") / cfg.output.name))}
 CHECKPOINT = {r(checkpoint)}
 LAYERS = {_literal(layers, 9)}  # the model below as nnstudio describes it (stored in the checkpoint)
@@ -387,6 +387,16 @@ def from_nnstudio_keys(state, model):
     return {{f"{{names[int(key.split('.')[1])]}}.{{key.split('.', 2)[2]}}": value for key, value in state.items()}}
 
 
+def nnstudio_threads(model):
+    """nnstudio's thread count: every core when some tensor of a step is big enough for torch to split
+    (over {PARALLEL_GRAIN} elements), else one (faster on small work)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    widest = max([linears[0].in_features] + [m.out_features for m in linears])
+    largest = max(p.numel() for p in model.parameters())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores if max(BATCH_SIZE * widest, largest) > {PARALLEL_GRAIN} else 1
+
+
 def is_main_process():
     """Hook for torchrun/DDP (not wired yet): with several processes only rank 0 logs and saves."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -424,9 +434,6 @@ def main():
         device = torch.device("cpu")''')
     else:
         add(f'''    device = torch.device(DEVICE)''')
-    add('''    if THREADS:
-        torch.set_num_threads(THREADS)
-''')
     seeded = t.seed is not None
     if seeded:
         add('''    torch.manual_seed(SEED)  # the same initial weights as nnstudio's
@@ -436,6 +443,8 @@ def main():
     else:
         add('''    model = Net(in_features, n_outputs).to(device)
     order = None''')
+    add('''    if device.type == "cpu":  # the thread count changes how sums round: use nnstudio's
+        torch.set_num_threads(THREADS or nnstudio_threads(model))''')
     if t.shuffle:
         add('''    # shuffle=True, drawn the way nnstudio draws it (one torch.randperm per epoch from `order`), so this script
     # repeats its run; the loader's own generator keeps the global one (Dropout's) untouched.
