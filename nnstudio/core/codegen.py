@@ -59,7 +59,7 @@ class GeneratedCode:
 
 
 def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preprocessor: Any = None,
-                     separator: str | None = None) -> DataFacts:
+                     separator: str | None = None, exclude: Any = ()) -> DataFacts:
     """Column decisions from a table (and, when given, the preprocessing nnstudio fitted on it)."""
     import numpy as np
 
@@ -70,7 +70,7 @@ def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preproce
         target, task = preprocessor.target, preprocessor.task
     else:
         task = resolve_task(df, target, task)
-        features = {str(c): column_kind(df[c]) for c in df.columns if c != target}
+        features = {str(c): column_kind(df[c]) for c in df.columns if c != target and c not in exclude}
     float32 = [str(c) for c in df.columns if df[c].dtype == np.float32 and (c in features or c == target)]
     sep = separator if separator is not None else _separator(Path(path))
     empty_text = []
@@ -622,15 +622,15 @@ def _resolve_markers(lines: list[str]) -> GeneratedCode:
 
 def script_for_config(cfg: RunConfig, source: str, script_name: str = "train.py") -> GeneratedCode:
     """Read the config's data the way a run does and write its script (column decisions from the real fit)."""
-    from nnstudio.core.data import prepare, read_table
+    from nnstudio.core.data import read_table
+    from nnstudio.core.run import load_data
 
     path = cfg.data_path
     if not cfg.data.path:
         raise ConfigError(f"{source}: [data] path is empty; a script needs the data file")
     check_source(path)
-    df = read_table(path)
-    d = cfg.data
-    data = prepare(df, d.target or None, d.task, d.split, d.seed, d.missing)
+    data = load_data(cfg)  # the very decisions a run makes (columns used, kinds, categories)
+    df = read_table(path)  # and the dtypes nnstudio reads the columns as
     facts = facts_from_frame(df, path, data.preprocessor.target, data.task, data.preprocessor)
     return generate(cfg, facts, source=source, script_name=script_name)
 

@@ -276,7 +276,8 @@ class CodeExport(QObject):
         facts = None
         if df is not None:
             path = w.datasetPanel.path() or "data.csv"
-            facts = facts_from_frame(df, path, w.datasetPanel.target(), w.datasetPanel.task_choice())
+            facts = facts_from_frame(df, path, w.datasetPanel.target(), w.datasetPanel.task_choice(),
+                                     exclude=getattr(cfg.data, "exclude", ()))  # [data] exclude, once it lands
             cfg.data.path = str(path)
         return generate(cfg, facts, source="the nnstudio window")
 
