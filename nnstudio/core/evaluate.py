@@ -111,6 +111,26 @@ class Evaluation:
         return [{"test_row": int(i), "actual": float(actual[i]), "predicted": float(pred[i]),
                  "error": float(actual[i] - pred[i])} for i in order]
 
+    def test_features(self, rows: list[int], X: torch.Tensor) -> list[dict[str, Any]]:
+        """The feature values of test rows as the table held them (numbers de-standardised, one-hot decoded;
+        an imputed cell shows the training mean it was filled with)."""
+        out: list[dict[str, Any]] = [{} for _ in rows]
+        block = X[rows].double().cpu().numpy() if len(rows) else np.zeros((0, 0))
+        j = 0
+        for f in self.preprocessor.features:
+            if f["kind"] == "categorical":
+                k = len(f["categories"])
+                part = block[:, j:j + k]
+                for r, vals in enumerate(part):
+                    out[r][f["name"]] = f["categories"][int(vals.argmax())] if vals.max() > 0 else None
+                j += k
+            else:
+                for r in range(len(rows)):
+                    value = block[r, j] * f["std"] + f["mean"]
+                    out[r][f["name"]] = bool(round(value)) if f["kind"] == "boolean" else round(float(value), 6)
+                j += 1
+        return out
+
     # -- tables for export
     def metrics_rows(self) -> list[dict[str, Any]]:
         names = sorted({k for v in self.table.values() for k in v}, key=lambda k: (k != "loss", k))

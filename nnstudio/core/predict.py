@@ -217,15 +217,51 @@ def score(pre: Preprocessor, target: Any, outputs: torch.Tensor, threshold: floa
     return figures, note
 
 
+def write_csv_chunk(fh: Any, chunk: Any, columns: dict[str, np.ndarray], header: bool) -> None:
+    """Rows of the input table followed by their prediction columns, as CSV (pyarrow's C++ writer)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pa.Table.from_pandas(chunk, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # an object column mixing numbers and text
+        table = pa.Table.from_pandas(chunk.astype({c: "string" for c in chunk.columns if chunk[c].dtype == object}),
+                                     preserve_index=False)
+    for name, values in columns.items():
+        table = table.append_column(name, pa.array(values))
+    pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=header, quoting_style="needed"))
+
+
+def save_predictions(df: Any, prediction: Prediction, path: str | Path, batch_rows: int = BATCH_ROWS) -> Path:
+    """The window's export: the table's columns, then the prediction columns, written atomically."""
+    import os
+    import tempfile
+
+    df = _as_pandas(df)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for start in range(0, max(len(df), 1), batch_rows):
+                stop = min(start + batch_rows, len(df))
+                write_csv_chunk(fh, df.iloc[start:stop], {k: v[start:stop] for k, v in prediction.columns.items()},
+                                header=start == 0)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
 def predict_file(ckpt: LoadedCheckpoint, data_path: str | Path, out_path: str | Path,
                  threshold: float | None = None, batch_rows: int = BATCH_ROWS) -> tuple[TableCheck, dict[str, float], str]:
     """Read a table, check it, write input columns + predictions as CSV batch by batch; return the check and
     the metrics when the target is present. The output appears only when complete (temp file + rename)."""
     import os
     import tempfile
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     from nnstudio.core.data import read_table
 
@@ -240,15 +276,7 @@ def predict_file(ckpt: LoadedCheckpoint, data_path: str | Path, out_path: str | 
     try:
         with os.fdopen(fd, "wb") as fh:
             for start, stop, cols, out in predict_batches(ckpt, df, batch_rows, threshold):
-                chunk = df.iloc[start:stop]
-                try:
-                    table = pa.Table.from_pandas(chunk, preserve_index=False)
-                except (pa.ArrowInvalid, pa.ArrowTypeError):  # an object column mixing numbers and text
-                    table = pa.Table.from_pandas(chunk.astype({c: "string" for c in chunk.columns
-                                                               if chunk[c].dtype == object}), preserve_index=False)
-                for name, values in cols.items():
-                    table = table.append_column(name, pa.array(values))
-                pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=start == 0, quoting_style="needed"))
+                write_csv_chunk(fh, df.iloc[start:stop], cols, header=start == 0)
                 if check.has_target:
                     outputs.append(out)
             if not len(df):
