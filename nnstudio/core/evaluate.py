@@ -133,7 +133,7 @@ class Evaluation:
 
     # -- tables for export
     def metrics_rows(self) -> list[dict[str, Any]]:
-        names = sorted({k for v in self.table.values() for k in v}, key=lambda k: (k != "loss", k))
+        names = list(dict.fromkeys(k for v in self.table.values() for k in v))  # loss, then the task's order
         return [{"split": SPLIT_TITLES[s], "rows": self.sizes.get(s, 0), **{k: self.table[s].get(k) for k in names}}
                 for s in SPLITS if s in self.table]
 

@@ -119,7 +119,8 @@ class ConfusionMatrixWidget(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent, background="w")
-        self.setMinimumSize(260, 240)
+        self.setMinimumSize(280, 300)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
@@ -219,8 +220,10 @@ class EvaluationPanel(QWidget):
         self.metricsTable.setMaximumHeight(130)
         layout.addWidget(self._view_box("Loss and metrics per split", "metrics", self.metricsTable,
                                         lambda: self.evaluation.metrics_rows() if self.evaluation else []))
+        self.metricsTable.horizontalHeader().setStretchLastSection(False)
         self.pages = self._named(QStackedWidget(), "evaluationPages")
-        layout.addWidget(self.pages, 1)
+        layout.addWidget(self.pages)
+        layout.addStretch(1)  # views keep their own height; the rest of a tall window stays empty
         self.pages.addWidget(QWidget())
         self.pages.addWidget(self._build_classification())
         self.pages.addWidget(self._build_regression())
@@ -248,6 +251,7 @@ class EvaluationPanel(QWidget):
         self._named(plot_widget("rocPlot", "false positive rate", "true positive rate"), "rocPlot")
         self._named(plot_widget("prPlot", "recall", "precision"), "prPlot")
         for plot in (self.rocPlot, self.prPlot):
+            plot.setMinimumHeight(280)
             plot.setXRange(0, 1, padding=0.02)
             plot.setYRange(0, 1, padding=0.02)
         self.rocCurve = self.rocPlot.plot(pen=pg.mkPen(BLUE, width=2))
@@ -257,8 +261,8 @@ class EvaluationPanel(QWidget):
         self.prMarker = pg.ScatterPlotItem(size=11, brush=pg.mkBrush(214, 39, 40), pen=pg.mkPen("w"))
         self.rocPlot.addItem(self.rocMarker)
         self.prPlot.addItem(self.prMarker)
-        bl.addWidget(self._view_box("ROC curve", "roc", self.rocPlot, self._roc_rows), 0, 0)
-        bl.addWidget(self._view_box("Precision-recall curve", "pr", self.prPlot, self._pr_rows), 0, 1)
+        bl.addWidget(self._view_box("ROC curve", "roc", self.rocPlot, self._roc_rows), 2, 0)
+        bl.addWidget(self._view_box("Precision-recall curve", "pr", self.prPlot, self._pr_rows), 2, 1)
         slider_row = QHBoxLayout()
         slider_row.addWidget(QLabel("Decision threshold"))
         self._named(QSlider(Qt.Orientation.Horizontal), "thresholdSlider")
@@ -273,10 +277,10 @@ class EvaluationPanel(QWidget):
         self.keepThresholdButton.setToolTip("Predictions use this threshold; Save checkpoint stores it in the file")
         self.keepThresholdButton.clicked.connect(self._on_keep_threshold_clicked)
         slider_row.addWidget(self.keepThresholdButton)
-        bl.addLayout(slider_row, 1, 0, 1, 2)
+        bl.addLayout(slider_row, 0, 0, 1, 2)
         self._named(QLabel(""), "thresholdMetrics")
         self.thresholdMetrics.setWordWrap(True)
-        bl.addWidget(self.thresholdMetrics, 2, 0, 1, 2)
+        bl.addWidget(self.thresholdMetrics, 1, 0, 1, 2)
         grid.addWidget(self.binaryBox, 1, 0, 1, 2)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
@@ -287,6 +291,7 @@ class EvaluationPanel(QWidget):
         grid = QGridLayout(page)
         grid.setContentsMargins(0, 0, 0, 0)
         self._named(plot_widget("predictedVsActual", "actual", "predicted"), "predictedVsActual")
+        self.predictedVsActual.setMinimumHeight(320)
         self.scatter = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(*BLUE, 150), pen=None)
         self.identityLine = pg.PlotDataItem(pen=pg.mkPen((214, 39, 40), width=1.5, style=Qt.PenStyle.DashLine))
         self.predictedVsActual.addItem(self.scatter)
@@ -294,11 +299,13 @@ class EvaluationPanel(QWidget):
         grid.addWidget(self._view_box("Predicted against actual (test split)", "scatter", self.predictedVsActual,
                                       self._scatter_rows), 0, 0)
         self._named(plot_widget("residualHistogram", "residual (actual − predicted)", "rows"), "residualHistogram")
+        self.residualHistogram.setMinimumHeight(320)
         self.residualBars = pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(*BLUE, 180))
         self.residualHistogram.addItem(self.residualBars)
         grid.addWidget(self._view_box("Residuals (test split)", "residuals", self.residualHistogram,
                                       self._residual_rows), 0, 1)
         self.largestErrorsTable, self.largestErrorsModel = table_view("largestErrorsTable", self)
+        self.largestErrorsTable.setMinimumHeight(260)
         grid.addWidget(self._view_box("Largest errors (test split)", "largestErrors", self.largestErrorsTable,
                                       lambda: self._largest_rows), 1, 0, 1, 2)
         self._largest_rows: list[dict[str, Any]] = []

@@ -179,3 +179,16 @@ def test_cli_good_run_writes_columns_metrics_and_lists_ignored(cli_runs, models)
     assert out["prediction"].tolist() == expected.columns["prediction"].tolist()
     assert report["metrics"]["accuracy"] == pytest.approx(expected.metrics["accuracy"])
     assert set(report["metrics"]) >= {"loss", "accuracy", "f1", "auroc"}
+
+
+def test_csv_without_polars_writes_the_same_rows(models, tmp_path, monkeypatch):
+    import sys
+
+    ckpt = load_checkpoint(models["flowers"])
+    df = pd.read_csv(sample_dataset("flowers.csv")).head(30)
+    df.to_csv(tmp_path / "new.csv", index=False)
+    predict_file(ckpt, tmp_path / "new.csv", tmp_path / "with.csv", batch_rows=7)
+    monkeypatch.setitem(sys.modules, "polars", None)  # import polars raises ImportError
+    predict_file(ckpt, tmp_path / "new.csv", tmp_path / "without.csv", batch_rows=7)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "with.csv"), pd.read_csv(tmp_path / "without.csv"))
+    assert len(pd.read_csv(tmp_path / "with.csv")) == 30
