@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QScrollArea,
-    QSizePolicy, QSlider, QStackedWidget, QTableView, QVBoxLayout, QWidget)
+    QSlider, QStackedWidget, QTableView, QVBoxLayout, QWidget)
 
 from nnstudio.core.evaluate import Evaluation, confusion_rows, rows_to_csv
 
@@ -90,9 +90,18 @@ def table_view(name: str, parent: QWidget) -> tuple[QTableView, RowsModel]:
     view.setAlternatingRowColors(True)
     view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    view.horizontalHeader().setStretchLastSection(True)
+    view.horizontalHeader().setStretchLastSection(False)
     view.verticalHeader().setVisible(False)
     return view, model
+
+
+def fit_height(view: QTableView, rows: int | None = None, most: int = 12) -> None:
+    """As tall as its rows (at most `most`), so short tables leave no empty band."""
+    view.resizeRowsToContents()
+    n = min(view.model().rowCount() if rows is None else rows, most)
+    row = view.verticalHeader().sectionSize(0) if view.model().rowCount() else view.verticalHeader().defaultSectionSize()
+    bar = view.horizontalScrollBar().sizeHint().height()  # room for it when the box is narrow
+    view.setFixedHeight(view.horizontalHeader().sizeHint().height() + max(n, 1) * row + 2 * view.frameWidth() + 2 + bar)
 
 
 def plot_widget(name: str, x_label: str, y_label: str) -> pg.PlotWidget:
@@ -120,7 +129,7 @@ class ConfusionMatrixWidget(pg.PlotWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent, background="w")
         self.setMinimumSize(280, 300)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMaximumHeight(340)
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
@@ -188,7 +197,11 @@ class EvaluationPanel(QWidget):
         box.setObjectName(f"{name}Box")
         layout = QVBoxLayout(box)
         layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(widget, 1)
+        if isinstance(widget, QTableView):  # short tables sit at the top of their box
+            layout.addWidget(widget)
+            layout.addStretch(1)
+        else:
+            layout.addWidget(widget, 1)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         for kind in ("PNG", "CSV"):
@@ -217,7 +230,7 @@ class EvaluationPanel(QWidget):
                     "evaluationHeader").setWordWrap(True)
         layout.addWidget(self.evaluationHeader)
         self.metricsTable, self.metricsModel = table_view("metricsTable", self)
-        self.metricsTable.setMaximumHeight(130)
+        fit_height(self.metricsTable, 3)
         layout.addWidget(self._view_box("Loss and metrics per split", "metrics", self.metricsTable,
                                         lambda: self.evaluation.metrics_rows() if self.evaluation else []))
         self.metricsTable.horizontalHeader().setStretchLastSection(False)
@@ -251,7 +264,8 @@ class EvaluationPanel(QWidget):
         self._named(plot_widget("rocPlot", "false positive rate", "true positive rate"), "rocPlot")
         self._named(plot_widget("prPlot", "recall", "precision"), "prPlot")
         for plot in (self.rocPlot, self.prPlot):
-            plot.setMinimumHeight(280)
+            plot.setMinimumHeight(260)
+            plot.setMaximumHeight(320)
             plot.setXRange(0, 1, padding=0.02)
             plot.setYRange(0, 1, padding=0.02)
         self.rocCurve = self.rocPlot.plot(pen=pg.mkPen(BLUE, width=2))
@@ -291,7 +305,8 @@ class EvaluationPanel(QWidget):
         grid = QGridLayout(page)
         grid.setContentsMargins(0, 0, 0, 0)
         self._named(plot_widget("predictedVsActual", "actual", "predicted"), "predictedVsActual")
-        self.predictedVsActual.setMinimumHeight(320)
+        self.predictedVsActual.setMinimumHeight(300)
+        self.predictedVsActual.setMaximumHeight(380)
         self.scatter = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(*BLUE, 150), pen=None)
         self.identityLine = pg.PlotDataItem(pen=pg.mkPen((214, 39, 40), width=1.5, style=Qt.PenStyle.DashLine))
         self.predictedVsActual.addItem(self.scatter)
@@ -299,7 +314,8 @@ class EvaluationPanel(QWidget):
         grid.addWidget(self._view_box("Predicted against actual (test split)", "scatter", self.predictedVsActual,
                                       self._scatter_rows), 0, 0)
         self._named(plot_widget("residualHistogram", "residual (actual − predicted)", "rows"), "residualHistogram")
-        self.residualHistogram.setMinimumHeight(320)
+        self.residualHistogram.setMinimumHeight(300)
+        self.residualHistogram.setMaximumHeight(380)
         self.residualBars = pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(*BLUE, 180))
         self.residualHistogram.addItem(self.residualBars)
         grid.addWidget(self._view_box("Residuals (test split)", "residuals", self.residualHistogram,
@@ -326,6 +342,7 @@ class EvaluationPanel(QWidget):
             + " · ".join(f"{n} {sizes.get(k, 0):,} rows" for k, n in (("train", "train"), ("val", "validation"),
                                                                        ("test", "test"))))
         self.metricsModel.set_rows(evaluation.metrics_rows())
+        fit_height(self.metricsTable)
         if evaluation.task == "regression":
             self.pages.setCurrentIndex(2)
             self._show_regression(evaluation, test_X)
@@ -360,6 +377,7 @@ class EvaluationPanel(QWidget):
         matrix = report.confusion_normalized() if self.normalizeCheck.isChecked() else report.confusion
         self.confusionMatrix.set_matrix(matrix, report.classes, self.normalizeCheck.isChecked())
         self.perClassModel.set_rows(report.per_class_rows())
+        fit_height(self.perClassTable)
         if report.threshold is not None:
             t = report.threshold
             self.thresholdLabel.setText(f"{t:.2f}")
