@@ -140,3 +140,32 @@ def test_balanced_weights_raise_minority_recall(tmp_path):
     balanced = evaluate(_trained(data, epochs=5, class_weight="balanced"), data,
                         class_weight="balanced").report.recall[1]
     assert balanced > plain
+
+
+def test_class_weight_in_the_run_config(tmp_path):
+    from nnstudio.core.config import RunConfig
+    from nnstudio.core.errors import ConfigError
+
+    path = tmp_path / "run.toml"
+    path.write_text('[training]\nclass_weight = "balanced"\n')
+    cfg = RunConfig.load(path)
+    assert cfg.training.class_weight == "balanced"
+    cfg.save(tmp_path / "again.toml")
+    assert 'class_weight = "balanced"' in (tmp_path / "again.toml").read_text()
+    assert RunConfig.load(tmp_path / "again.toml").training.class_weight == "balanced"
+    assert "class_weight" not in RunConfig().to_dict()["training"]  # the default is left out of files
+    path.write_text('[training]\nclass_weight = "inverse"\n')
+    with pytest.raises(ConfigError, match="class_weight"):
+        RunConfig.load(path)
+
+
+def test_trainer_loss_carries_the_balanced_weights(churn_data, flowers_data):
+    trainer = Trainer(build_model([{"type": "Linear", "out_features": "auto"}], churn_data.n_features,
+                                  churn_data.n_outputs), churn_data, TrainConfig(class_weight="balanced"))
+    assert float(trainer.loss_fn.pos_weight) == pytest.approx(float(class_weights(churn_data, "balanced")))
+    trainer = Trainer(build_model([{"type": "Linear", "out_features": "auto"}], flowers_data.n_features,
+                                  flowers_data.n_outputs), flowers_data, TrainConfig(class_weight="balanced"))
+    assert torch.equal(trainer.loss_fn.weight, class_weights(flowers_data, "balanced"))
+    plain = Trainer(build_model([{"type": "Linear", "out_features": "auto"}], flowers_data.n_features,
+                                flowers_data.n_outputs), flowers_data, TrainConfig())
+    assert plain.loss_fn.weight is None

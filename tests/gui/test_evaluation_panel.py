@@ -179,3 +179,27 @@ def test_prediction_on_a_new_file_exports_csv_and_names_each_bad_column(qtbot, w
         for word in words:
             assert word in blocker.args[0], (name, blocker.args[0])
         assert panel.predictModel.rowCount() == 40  # the last good prediction stays shown
+
+
+def test_opened_checkpoint_is_evaluated_once_its_dataset_is_loaded(qtbot, window, flowers_csv, tmp_path):
+    load(qtbot, window, flowers_csv)
+    window.trainingPanel.classWeightCombo.setCurrentIndex(window.trainingPanel.classWeightCombo.findData("balanced"))
+    assert window.trainingPanel.train_config().class_weight == "balanced"
+    assert window.run_config().to_dict()["training"]["class_weight"] == "balanced"
+    train(qtbot, window, epochs=2)
+    assert window.last_run.trainer.loss_fn.weight is not None
+    path = tmp_path / "flowers.pt"
+    assert window.save_checkpoint(path)
+    other = MainWindow(settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat),
+                       logdir=tmp_path / "runs2")
+    qtbot.addWidget(other)
+    assert other.open_checkpoint(path)
+    assert other.trainingPanel.classWeightCombo.currentData() == "balanced"  # restored from the checkpoint
+    assert other.evaluationPanel.evaluation is None  # no dataset yet: nothing to evaluate
+    assert other.predictPanel.predictOpenButton.isEnabled()  # but new files can be predicted
+    load(qtbot, other, flowers_csv)
+    ev = other.evaluationPanel.evaluation
+    assert ev is not None and ev.report.confusion.sum() == len(window.last_run.data.test)
+    np.testing.assert_array_equal(ev.report.confusion, window.evaluation.report.confusion)
+    assert ev.table["test"]["loss"] == pytest.approx(window.evaluation.table["test"]["loss"], rel=1e-5)
+    other.shutdown()
