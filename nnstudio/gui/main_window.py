@@ -14,7 +14,8 @@ from typing import Any
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget)
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout,
+    QWidget)
 
 from nnstudio import __version__
 from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint
@@ -24,7 +25,6 @@ from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudio
 from nnstudio.core.model import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun
 from nnstudio.gui.dataset_panel import DatasetPanel
-from nnstudio.gui.evaluation_panel import EvaluationPanel
 from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.model_builder import ModelBuilderPanel
 from nnstudio.gui.plots import LossPlot, MetricsPlot
@@ -129,14 +129,38 @@ class MainWindow(QMainWindow):
         self.centralTabs = QTabWidget()
         self.centralTabs.setObjectName("centralTabs")
         self.centralTabs.setDocumentMode(True)
-        self.evaluationPanel = EvaluationPanel()
-        self.evaluationPanel.setObjectName("evaluationPanel")
+        self._evaluation_panel = None
+        self.evaluationTab = QWidget()  # holds the panel, made at first use: it imports pyqtgraph
+        self.evaluationTab.setObjectName("evaluationTab")
+        layout = QVBoxLayout(self.evaluationTab)
+        layout.setContentsMargins(0, 0, 0, 0)
         self.predictPanel = PredictPanel()
         self.predictPanel.setObjectName("predictPanel")
         self.centralTabs.addTab(plots, "Training curves")
-        self.centralTabs.addTab(self.evaluationPanel, "Evaluation")
+        self.centralTabs.addTab(self.evaluationTab, "Evaluation")
         self.centralTabs.addTab(self.predictPanel, "Predict")
+        self.centralTabs.currentChanged.connect(self._on_centralTabs_current_changed)
         self.setCentralWidget(self.centralTabs)
+
+    @property
+    def evaluationPanel(self):
+        """The evaluation panel, made the first time it is needed (a run's end, F7, the tab opened)."""
+        if self._evaluation_panel is None:
+            from nnstudio.gui.evaluation_panel import EvaluationPanel
+
+            panel = EvaluationPanel()
+            panel.setObjectName("evaluationPanel")
+            self.evaluationTab.layout().addWidget(panel)
+            panel.show()  # a child added to a shown window stays hidden until shown
+            panel.threshold_kept.connect(self._on_evaluation_threshold_kept)
+            panel.exported.connect(self._on_view_exported)
+            panel.export_failed.connect(self._on_export_failed)
+            self._evaluation_panel = panel
+        return self._evaluation_panel
+
+    def _on_centralTabs_current_changed(self, index: int) -> None:
+        if self.centralTabs.widget(index) is self.evaluationTab:
+            self.evaluationPanel  # noqa: B018 - shows what it needs when opened before any evaluation
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -283,9 +307,6 @@ class MainWindow(QMainWindow):
         c.fit_failed.connect(self._on_training_fit_failed)
         c.running_changed.connect(self._on_training_running_changed)
         self.tensorboard.ready.connect(self._on_tensorboard_ready)
-        self.evaluationPanel.threshold_kept.connect(self._on_evaluation_threshold_kept)
-        self.evaluationPanel.exported.connect(self._on_view_exported)
-        self.evaluationPanel.export_failed.connect(self._on_export_failed)
         self.predictPanel.failed.connect(self._on_predict_failed)
         self.predictPanel.exported.connect(self._on_view_exported)
         self.tensorboard.failed.connect(self._on_tensorboard_failed)
@@ -712,7 +733,7 @@ class MainWindow(QMainWindow):
         info, self._finished_info = self._finished_info, None
         self.decision_threshold = None  # a new model: a threshold kept for the last one no longer applies
         if self.evaluate_current(show=True):
-            self.centralTabs.setCurrentWidget(self.evaluationPanel)
+            self.centralTabs.setCurrentWidget(self.evaluationTab)
         self.training_finished.emit(info)
 
     # ------------------------------------------------------------------------------------------ health, lr finder
@@ -758,7 +779,7 @@ class MainWindow(QMainWindow):
 
     def _on_evaluate_triggered(self) -> None:
         if self.evaluate_current(show=True, quiet=False):
-            self.centralTabs.setCurrentWidget(self.evaluationPanel)
+            self.centralTabs.setCurrentWidget(self.evaluationTab)
 
     def _current_preprocessor(self):
         ckpt = self.loaded_checkpoint
@@ -885,8 +906,8 @@ class MainWindow(QMainWindow):
         self.decision_threshold = ckpt.threshold
         self._update_model_status()
         self._update_can_train()
-        if not self.evaluate_current(show=True):
-            self.evaluationPanel.clear()
+        if not self.evaluate_current(show=True) and self._evaluation_panel is not None:
+            self._evaluation_panel.clear()
         self.checkpoint_loaded.emit(str(path))
         return True
 

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVB
 from nnstudio.core.checkpoint import LoadedCheckpoint
 from nnstudio.core.errors import NNStudioError
 from nnstudio.core.predict import Prediction, predict_table, save_predictions
-from nnstudio.gui.evaluation_panel import table_view
+from nnstudio.gui.rows_model import table_view
 
 DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq);;All files (*)"
 

@@ -42,7 +42,7 @@ def test_classification_run_shows_confusion_matrix_of_the_test_split(qtbot, wind
     load(qtbot, window, flowers_csv)
     info = train(qtbot, window)
     panel = window.evaluationPanel
-    assert window.centralTabs.currentWidget() is panel
+    assert window.centralTabs.currentWidget() is window.evaluationTab and panel.isVisible()
     test = window.last_run.data.test
     with torch.no_grad():
         pred = window.model(test.X).argmax(1).numpy()
@@ -203,3 +203,12 @@ def test_opened_checkpoint_is_evaluated_once_its_dataset_is_loaded(qtbot, window
     np.testing.assert_array_equal(ev.report.confusion, window.evaluation.report.confusion)
     assert ev.table["test"]["loss"] == pytest.approx(window.evaluation.table["test"]["loss"], rel=1e-5)
     other.shutdown()
+
+
+def test_evaluation_tab_opened_before_any_run_says_what_it_needs(qtbot, window):
+    assert window._evaluation_panel is None  # not made at start-up (it imports pyqtgraph)
+    window.centralTabs.setCurrentWidget(window.evaluationTab)
+    panel = window._evaluation_panel
+    assert panel is not None and panel.objectName() == "evaluationPanel" and panel.isVisible()
+    assert "Train a model" in panel.evaluationHeader.text()
+    assert not window.actionEvaluate.isEnabled() and not window.actionPredict.isEnabled()
