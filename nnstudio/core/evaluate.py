@@ -5,7 +5,7 @@ tests cannot disagree on a formula. No Qt here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,6 @@ class Evaluation:
     report: ClassReport | None = None
     curves: Curves | None = None
     threshold: float = DEFAULT_THRESHOLD
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
