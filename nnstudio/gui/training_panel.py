@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.devices import list_devices, resolve_device
 from nnstudio.core.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
+from nnstudio.core.config import window_range_problems
+from nnstudio.core.errors import ConfigError
 from nnstudio.gui.widgets import LogSpinBox, WrappedLine
 
 if TYPE_CHECKING:
@@ -177,6 +179,12 @@ class TrainingPanel(QWidget):
         sched.addRow("&Patience", patience)
         sched.addRow("Early s&topping", early)
         sched.addRow("&Gradient clip", clip)
+        class_weight = self._named(QComboBox(), "classWeightCombo",
+                                   "Balanced weights the loss by inverse training-class frequency (classification), "
+                                   "so a rare class counts as much as a common one")
+        class_weight.addItem("None", "none")
+        class_weight.addItem("Balanced", "balanced")
+        sched.addRow("C&lass weight", class_weight)
         self._sched_form = sched
 
         # Device
@@ -254,7 +262,7 @@ class TrainingPanel(QWidget):
             spin.valueChanged.connect(self._on_setting_changed)
         for check in (shuffle, nesterov):
             check.toggled.connect(self._on_setting_changed)
-        for combo in (optimizer, scheduler, device):
+        for combo in (optimizer, scheduler, device, class_weight):
             combo.currentIndexChanged.connect(self._on_setting_changed)
 
     @staticmethod
@@ -290,6 +298,15 @@ class TrainingPanel(QWidget):
         hint.setWidth(max(340, min(hint.width(), 420)))
         return hint
 
+    def minimumSizeHint(self):
+        """As wide as the settings need beside their scroll bar: the dock scrolls sideways before it clips."""
+        hint = super().minimumSizeHint()
+        margins = self.layout().contentsMargins()
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        hint.setWidth(max(hint.width(), self._settings.minimumSizeHint().width() + bar
+                          + margins.left() + margins.right()))
+        return hint
+
     # ------------------------------------------------------------------------------------------ config
     def train_config(self) -> TrainConfig:
         """The settings as shown; fields without a widget come from the last `set_train_config`."""
@@ -313,9 +330,19 @@ class TrainingPanel(QWidget):
             grad_clip=self.gradClipSpin.value(),
             seed=None if seed == SEED_RANDOM else seed,
             device=self.deviceCombo.currentData(),
+            class_weight=self.classWeightCombo.currentData(),
         )
 
+    def check_train_config(self, cfg: TrainConfig, source: str = "project") -> None:
+        """Raise ConfigError naming each value these controls cannot hold (and its range); they never clamp one."""
+        problems = window_range_problems(cfg)
+        if problems:
+            raise ConfigError(f"{source}: " + "; ".join(problems) + "; change the file or train it with "
+                              "nnstudio train")
+
     def set_train_config(self, cfg: TrainConfig) -> None:
+        """Show `cfg`; a value outside the controls' ranges raises ConfigError and changes nothing."""
+        self.check_train_config(cfg)
         self._base = copy.deepcopy(cfg)
         self._loading = True
         try:
@@ -336,6 +363,7 @@ class TrainingPanel(QWidget):
             self.earlyStoppingSpin.setValue(cfg.early_stopping)
             self.gradClipSpin.setValue(cfg.grad_clip)
             self._select_device(cfg.device)
+            self.classWeightCombo.setCurrentIndex(max(0, self.classWeightCombo.findData(cfg.class_weight)))
         finally:
             self._loading = False
         self._on_optimizer_changed()
