@@ -453,7 +453,22 @@ def main():
                               generator=torch.Generator())''')
     else:
         add('''    train_loader = DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=False, generator=torch.Generator())''')
-    add(f'''
+    balanced = getattr(t, "class_weight", "none") == "balanced" and task != "regression"
+    if balanced:
+        add('''
+    # class_weight = "balanced": each class weighted by n / (classes * its count) in the training rows
+    y = train_set.y.long()
+    if TASK == "binary":
+        positives, negatives = int(y.sum()), len(y) - int(y.sum())
+        weights = torch.tensor([negatives / positives]) if positives and negatives else None
+    else:
+        counts = torch.bincount(y, minlength=n_outputs).double()
+        weights = torch.where(counts > 0, len(y) / (n_outputs * counts.clamp(min=1)), torch.zeros_like(counts)).float()
+    weights = weights.to(device) if weights is not None else None''')
+        call = {"bce": "nn.BCEWithLogitsLoss(pos_weight=weights)", "cross_entropy": "nn.CrossEntropyLoss(weight=weights)"}
+        add(f"    loss_fn = {call[loss_name]}  # {_LOSS_NOTE[loss_name]}")
+    else:
+        add(f'''
     loss_fn = {_LOSS_CODE[loss_name]}  # {_LOSS_NOTE[loss_name]}''')
     fused = '(device.type in ("cpu", "cuda")) or None'
     if t.optimizer == "SGD":
@@ -485,6 +500,9 @@ def main():
     history = []
     for epoch in range(1, EPOCHS + 1):  # one epoch per pass over the training rows
         model.train()
+        #@begin:learning_rate
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trains at
+        #@end:learning_rate
         total, seen = 0.0, 0
         for xb, yb in train_loader:
             #@begin:step
@@ -528,10 +546,7 @@ def main():
         add("        scheduler.step(val_loss if val_loss is not None else train_loss)")
     elif t.scheduler in ("step", "cosine"):
         add("        scheduler.step()  # once per epoch")
-    add('''        #@begin:learning_rate
-        lr = optimizer.param_groups[0]["lr"]
-        #@end:learning_rate
-        if writer:
+    add('''        if writer:
             writer.add_scalar("loss/train", train_loss, epoch)
             if val_loss is not None:
                 writer.add_scalar("loss/validation", val_loss, epoch)

@@ -43,7 +43,7 @@ CASES = {
     "binary-batchnorm-dropout-adam": ("label", ["species", "value"], {
         "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "BatchNorm1d"}, {"type": "ReLU"},
                              {"type": "Dropout", "p": 0.2}, {"type": "Linear", "out_features": "auto"}]},
-        "training": {"epochs": 4, "batch_size": 32}}),  # threads "auto": the script picks them as nnstudio does
+        "training": {"epochs": 4, "batch_size": 32, "class_weight": "balanced"}}),  # threads auto, as nnstudio picks
     "regression-sgd-onecycle-clip-drop": ("value", ["label", "species"], {
         "data": {"missing": "drop"},
         "model": {"layers": [{"type": "Linear", "out_features": 12}, {"type": "Tanh"}, {"type": "LayerNorm"},
