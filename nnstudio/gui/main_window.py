@@ -26,6 +26,7 @@ from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudio
 from nnstudio.core.model import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun, evaluate_model
 from nnstudio.gui.dataset_panel import DatasetPanel
+from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, fit_docks, fit_to_screen
 from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.model_builder import ModelBuilderPanel
 from nnstudio.gui.model_file_dialogs import InferredModelDialog, RunModelCodeDialog
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
+        self._project_path: Path | None = None  # the project the window shows (named in the title)
 
         self._build_central()
         self._build_docks()
@@ -122,12 +124,14 @@ class MainWindow(QMainWindow):
         self.plotSplitter.addWidget(self.metricsPlot)
         self.plotSplitter.setStretchFactor(0, 3)
         self.plotSplitter.setStretchFactor(1, 2)
+        self.plotSplitter.setMinimumWidth(MIN_PLOT_WIDTH)  # the docks shrink and scroll first
         self.setCentralWidget(self.plotSplitter)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """Every dock scrolls rather than clips its panel (see gui/dock_layout.py for what a new dock does)."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        dock.setWidget(DockScrollArea(widget))
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -150,8 +154,24 @@ class MainWindow(QMainWindow):
         self.trainingDock = self._dock("Training", "trainingDock", self.trainingPanel,
                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.setTabPosition(Qt.DockWidgetArea.LeftDockWidgetArea, QTabWidget.TabPosition.North)
-        self.resizeDocks([self.datasetDock, self.trainingDock], [470, 330], Qt.Orientation.Horizontal)
         self._default_state = None
+        self._build_code_view()
+
+    def _build_code_view(self) -> None:
+        """The code view dock, tabbed behind Training, and its File > Export actions (gui/code_view.py)."""
+        from nnstudio.gui.code_view import CodeExport
+
+        self.codeExport = CodeExport(self)
+        self.codeViewPanel = self.codeExport.panel
+        self.codeView = self._dock("Code", "codeView", self.codeViewPanel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.trainingDock, self.codeView)
+        self.trainingDock.raise_()
+        self.actionExportScript = self._action("actionExportScript", "&Python script…",
+                                               self.codeExport._on_export_script_triggered,
+                                               tip="The run as a script that needs only torch, numpy, pandas and tensorboard")
+        self.actionExportModel = self._action("actionExportModel", "&Model (ONNX, TorchScript, state_dict)…",
+                                              self.codeExport._on_export_model_triggered,
+                                              tip="The trained model for use without nnstudio, checked after export")
 
     def _action(self, name: str, text: str, slot, shortcut: QKeySequence | str | None = None,
                 tip: str = "") -> QAction:
@@ -218,6 +238,9 @@ class MainWindow(QMainWindow):
                               self.actionSaveCheckpoint])
         file_menu.addSeparator()
         file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
+        self.exportMenu = file_menu.addMenu("E&xport")
+        self.exportMenu.setObjectName("exportMenu")
+        self.exportMenu.addActions([self.actionExportScript, self.actionExportModel])
         file_menu.addSeparator()
         self.recentMenu = file_menu.addMenu("Recent files")
         self.recentMenu.setObjectName("recentMenu")
@@ -230,7 +253,7 @@ class MainWindow(QMainWindow):
         run_menu.addSeparator()
         run_menu.addActions([self.actionEvaluate, self.actionFindLR, self.actionTensorBoard])
         view_menu = bar.addMenu("&View")
-        for dock in (self.datasetDock, self.modelDock, self.trainingDock):
+        for dock in (self.datasetDock, self.modelDock, self.trainingDock, self.codeView):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addActions([self.actionSmoothing, self.actionLogScale, self.actionClearHistory])
@@ -272,15 +295,19 @@ class MainWindow(QMainWindow):
         c.running_changed.connect(self._on_training_running_changed)
         self.tensorboard.ready.connect(self._on_tensorboard_ready)
         self.tensorboard.failed.connect(self._on_tensorboard_failed)
+        ce = self.codeExport
+        for signal in (dp.choices_changed, dp.dataset_loaded, mb.layers_changed, tp.config_changed):
+            signal.connect(ce._on_inputs_changed)
+        mb.layer_hovered.connect(ce._on_layer_hovered)
+        c.running_changed.connect(ce._on_running_changed)
 
     # ------------------------------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
-        self._default_state = self.saveState()
         geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1440, 860)
+        restored = geometry is not None and self.restoreGeometry(geometry)
+        fit_to_screen(self, restored=restored)
+        self._fit_docks()
+        self._default_state = self.saveState()
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
@@ -318,11 +345,21 @@ class MainWindow(QMainWindow):
         if isinstance(action, QAction):
             self.open_path(action.data())
 
+    def _fit_docks(self) -> None:
+        """Side columns as wide as their panels want, as far as the plots' minimum width allows."""
+        fit_docks(self, self.datasetDock, self.trainingDock, left_wanted=470,
+                  right_wanted=max(330, self.trainingPanel.minimumSizeHint().width()))
+
     def _on_reset_layout(self) -> None:
         if self._default_state is not None:
             self.restoreState(self._default_state)
         for dock in (self.datasetDock, self.modelDock, self.trainingDock):
             dock.show()
+        self._fit_docks()
+
+    def _update_title(self, path: str | Path | None) -> None:
+        """The window names what it shows: the project if one is open, else the dataset."""
+        self.setWindowTitle(f"{Path(path).name} — nnstudio" if path else "nnstudio")
 
     # ------------------------------------------------------------------------------------------ messages
     def show_error(self, title: str, message: str) -> None:
@@ -379,6 +416,8 @@ class MainWindow(QMainWindow):
     def _on_dataset_loaded(self, path: str) -> None:
         self._add_recent(path)
         self._remember_dir(path)
+        if self._pending_project is None:
+            self._project_path = None  # a dataset opened on its own: the project no longer describes the window
         if self._pending_project is not None:
             cfg, self._pending_project = self._pending_project, None
             d = cfg.data
@@ -388,6 +427,7 @@ class MainWindow(QMainWindow):
             if pre.target in self.datasetPanel.dataframe().columns:
                 self.datasetPanel.set_choices(target=pre.target, task=pre.task)
         self.statusBar().showMessage(f"loaded {Path(path).name}", 5000)
+        self._update_title(self._project_path or path)
         self._on_dataset_choices_changed()
 
     def _on_dataset_load_failed(self, path: str, message: str) -> None:
@@ -943,6 +983,8 @@ class MainWindow(QMainWindow):
             self.open_dataset(cfg.data_path)
         self._add_recent(path)
         self._remember_dir(path)
+        self._project_path = Path(path)
+        self._update_title(path)
         self.project_loaded.emit(str(path))
         return True
 
@@ -961,6 +1003,8 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot save project", str(exc))
             return False
         self._add_recent(path)
+        self._project_path = Path(path)
+        self._update_title(path)
         self.statusBar().showMessage(f"saved project {path}", 8000)
         self.project_saved.emit(str(path))
         return True

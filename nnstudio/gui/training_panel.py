@@ -292,6 +292,15 @@ class TrainingPanel(QWidget):
         hint.setWidth(max(340, min(hint.width(), 420)))
         return hint
 
+    def minimumSizeHint(self):
+        """As wide as the settings need beside their scroll bar: the dock scrolls sideways before it clips."""
+        hint = super().minimumSizeHint()
+        margins = self.layout().contentsMargins()
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        hint.setWidth(max(hint.width(), self._settings.minimumSizeHint().width() + bar
+                          + margins.left() + margins.right()))
+        return hint
+
     # ------------------------------------------------------------------------------------------ config
     def train_config(self) -> TrainConfig:
         """The settings as shown; fields without a widget come from the last `set_train_config`."""
