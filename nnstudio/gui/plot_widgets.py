@@ -1095,26 +1095,30 @@ class LossPlotWidget(_RunPlotWidget):
 
 #: Narrowest y span of the [0, 1] scores' axis: a nearly constant accuracy is not blown up into float noise.
 MIN_SCORE_SPAN = 0.01
-#: Narrowest y span of the errors' axis, relative to the largest error shown.
-MIN_ERROR_SPAN = 0.01
+#: Narrowest y span of another axis (errors, gradient norm), relative to the largest value shown.
+MIN_RELATIVE_SPAN = 0.01
+GRAD_NORM_KEY = "grad_norm"
+GRAD_NORM_COLOR = "#8c564b"
 
 
 class MetricsPlotWidget(_RunPlotWidget):
     """Per-epoch metric curves, one per metric name, and the learning rate on a right axis.
 
-    Scores in [0, 1] (accuracy, f1, auroc, r2, ...) share the left axis; errors in the target's units
-    (rmse, mae) get their own axis, added right of the learning rate's when the first one arrives, so an
-    r2 of 0.8 is not a flat line beside an rmse of 15,000. Neither axis zooms below a sensible span.
+    Scores in [0, 1] (accuracy, f1, auroc, r2, ...) share the left axis; every other kind of value gets an
+    axis of its own right of the learning rate's, added with its first value (errors in the target's units
+    such as rmse and mae; the gradient norm), so an r2 of 0.8 is not a flat line beside an rmse of 15,000.
+    No axis zooms below a sensible span.
     """
 
-    _LEGEND_COLUMN = 4  # right of the errors' axis (column 3)
+    _LEGEND_COLUMN = 9  # right of the extra axes (columns 3-8); empty columns take no room
+    _EXTRA_COLUMNS = range(3, 9)
 
     def __init__(self, parent=None, objectName: str | None = None):
         super().__init__(parent, objectName, x_label="epoch", y_label="score (0–1)")
         self.getPlotItem().getAxis("left").enableAutoSIPrefix(False)  # 0.95, not "950 (x0.001)"
         self.getPlotItem().vb.setLimits(minYRange=MIN_SCORE_SPAN)
-        self._error_view: pg.ViewBox | None = None
-        self._error_max = 0.0
+        self._extra: dict[str, tuple[pg.ViewBox, pg.AxisItem, int]] = {}  # group -> view, axis, column
+        self._extra_max: dict[str, float] = {}
         self._colors: dict[str, str] = {}
         self._lr_max = 0.0
         plot_item = self.getPlotItem()
@@ -1160,28 +1164,35 @@ class MetricsPlotWidget(_RunPlotWidget):
     @property
     def error_view(self) -> pg.ViewBox | None:
         """The errors' view (rmse, mae in the target's units); None until an error metric arrives."""
-        return self._error_view
+        return self._extra["error"][0] if "error" in self._extra else None
 
     @property
     def error_axis(self) -> pg.AxisItem | None:
-        return self._error_axis if self._error_view is not None else None
+        return self._extra["error"][1] if "error" in self._extra else None
 
-    def _errors_view(self) -> pg.ViewBox:
-        if self._error_view is None:
+    def extra_view(self, group: str) -> pg.ViewBox | None:
+        return self._extra[group][0] if group in self._extra else None
+
+    def _axis_view(self, group: str, label: str) -> pg.ViewBox:
+        """The view of one kind of value with its own right axis, made with the first value of that kind."""
+        if group not in self._extra:
             plot_item = self.getPlotItem()
             view = pg.ViewBox(enableMenu=False)
             self._watch_backdrop(view)
             plot_item.scene().addItem(view)
             axis = pg.AxisItem("right")
-            axis.setLabel("error (target units)")
+            axis.setLabel(label)
             axis.setStyle(maxTickLevel=1)
+            axis.enableAutoSIPrefix(False)
             axis.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
-            plot_item.layout.addItem(axis, 2, 3)
+            used = {column for _, _, column in self._extra.values()}
+            column = next(c for c in self._EXTRA_COLUMNS if c not in used)
+            plot_item.layout.addItem(axis, 2, column)
             axis.linkToView(view)
             view.setXLink(plot_item)
-            self._error_view, self._error_axis = view, axis
+            self._extra[group] = (view, axis, column)
             self._on_view_resized()
-        return self._error_view
+        return self._extra[group][0]
 
     def add_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self.add_epochs([epoch], [metrics])
@@ -1199,39 +1210,61 @@ class MetricsPlotWidget(_RunPlotWidget):
             if key not in self._series:
                 color = self._colors.setdefault(name, PALETTE[len(self._colors) % len(PALETTE)])
                 self._add_series(key, name, color=color, width=2, symbol="o", z=2,
-                                 view=None if score else self._errors_view())
+                                 view=None if score else self._axis_view("error", "error (target units)"))
             points = [(epoch, values[name]) for epoch, values in zip(epochs, metrics) if name in values]
             self._extend(key, *zip(*points))
             if not score:
-                self._widen_error_span([y for _, y in points])
+                self._widen_span("error", [y for _, y in points])
 
     def start_run(self, name: str, context: Hashable | None = None) -> None:
         super().start_run(name, context)
-        if self._error_view is not None and not self._error_view.addedItems:
-            self._remove_error_view()  # runs of another task left: no empty axis stays beside the plot
+        for group, (view, _axis, _column) in list(self._extra.items()):
+            if not view.addedItems:
+                self._remove_extra(group)  # runs of another task left: no empty axis stays beside the plot
 
     def _settle_view(self) -> None:
         super()._settle_view()
-        if self._error_view is not None and self.isVisible():
+        if not self.isVisible():
+            return
+        for view, _axis, _column in self._extra.values():
             for _ in range(SETTLE_ROUNDS):  # as the main view: ranged now, so the next paint is the only one
-                self._error_view.prepareForPaint()
-                if not getattr(self._error_view, "_autoRangeNeedsUpdate", False):
+                view.prepareForPaint()
+                if not getattr(view, "_autoRangeNeedsUpdate", False):
                     break
 
-    def _remove_error_view(self) -> None:
-        plot_item = self.getPlotItem()
-        plot_item.layout.removeItem(self._error_axis)
-        for item in (self._error_axis, self._error_view):
+    def _remove_extra(self, group: str) -> None:
+        view, axis, _column = self._extra.pop(group)
+        self._extra_max.pop(group, None)
+        self.getPlotItem().layout.removeItem(axis)
+        for item in (axis, view):
             if item.scene() is not None:
                 item.scene().removeItem(item)
-        self._error_view = None
-        self._error_max = 0.0
 
-    def _widen_error_span(self, values: Sequence[float]) -> None:
+    def _widen_span(self, group: str, values: Sequence[float]) -> None:
+        """The view of ``group`` never spans less than MIN_RELATIVE_SPAN of its largest value."""
         finite = [abs(v) for v in values if math.isfinite(v)]
-        if finite and max(finite) > self._error_max:
-            self._error_max = max(finite)
-            self._error_view.setLimits(minYRange=MIN_ERROR_SPAN * self._error_max)
+        if finite and max(finite) > self._extra_max.get(group, 0.0):
+            self._extra_max[group] = max(finite)
+            self._extra[group][0].setLimits(minYRange=MIN_RELATIVE_SPAN * self._extra_max[group])
+
+    @property
+    def grad_norm_curve(self) -> pg.PlotDataItem | None:
+        return self.curve(GRAD_NORM_KEY)
+
+    def add_grad_norms(self, epochs: Sequence[int], norms: Sequence[float | None]) -> None:
+        """The gradient norm of each epoch (total L2 norm, EpochFinished.grad_norm), dashed, on an axis of its own.
+
+        Epochs without a measure (None) are skipped; the series appears with the first value.
+        """
+        points = [(e, float(v)) for e, v in zip(epochs, norms) if v is not None]
+        if not points:
+            return
+        if GRAD_NORM_KEY not in self._series:
+            series = self._add_series(GRAD_NORM_KEY, "gradient norm", color=GRAD_NORM_COLOR, width=1.5, z=1,
+                                      view=self._axis_view(GRAD_NORM_KEY, "gradient norm"))
+            series.item.setPen(pg.mkPen(GRAD_NORM_COLOR, width=1.5, style=QtCore.Qt.PenStyle.DashLine))
+        self._extend(GRAD_NORM_KEY, *zip(*points))
+        self._widen_span(GRAD_NORM_KEY, [v for _, v in points])
 
     def add_lr(self, epoch: float, lr: float) -> None:
         """Learning rate at ``epoch`` (fractional epochs plot per-step rates)."""
@@ -1249,10 +1282,9 @@ class MetricsPlotWidget(_RunPlotWidget):
     @QtCore.Slot()
     def _on_view_resized(self) -> None:
         main = self.getPlotItem().vb
-        for view in (self._lr_view, self._error_view):
-            if view is not None:
-                view.setGeometry(main.sceneBoundingRect())
-                view.linkedViewChanged(main, view.XAxis)
+        for view in (self._lr_view, *(view for view, _, _ in self._extra.values())):
+            view.setGeometry(main.sceneBoundingRect())
+            view.linkedViewChanged(main, view.XAxis)
 
 
 class _RemovedRow:
