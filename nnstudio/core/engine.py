@@ -547,8 +547,7 @@ class Trainer:
                 else:
                     scheduler.step()
             event = EpochFinished(epoch, self.global_step, train_loss, val_loss, metric_values,
-                                  epoch_lr, time.perf_counter() - epoch_start, improved,
-                                  epoch_norm)
+                                  epoch_lr, time.perf_counter() - epoch_start, improved, epoch_norm)
             self.history.append(event)
             self._call("on_epoch_end", event)
             if cfg.early_stopping and self.best_epoch is not None and epoch - self.best_epoch >= cfg.early_stopping:

@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.devices import list_devices, resolve_device
 from nnstudio.core.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
+from nnstudio.core.config import window_range_problems
+from nnstudio.core.errors import ConfigError
 from nnstudio.gui.widgets import LogSpinBox, WrappedLine
 
 if TYPE_CHECKING:
@@ -101,7 +103,7 @@ class TrainingPanel(QWidget):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         form.setContentsMargins(8, 6, 8, 8)
         form.setHorizontalSpacing(10)
-        form.setVerticalSpacing(5)
+        form.setVerticalSpacing(4)
         return box, form
 
     def _build(self) -> None:
@@ -192,7 +194,7 @@ class TrainingPanel(QWidget):
         settings.setObjectName("trainingSettings")
         col = QVBoxLayout(settings)
         col.setContentsMargins(0, 0, 0, 0)
-        col.setSpacing(8)
+        col.setSpacing(4)  # compact: every setting and Train fit a 1280x720 screen with Code tabbed behind
         for box in (loop_box, opt_box, sched_box, dev_box):
             col.addWidget(box)
         col.addStretch(1)
@@ -324,7 +326,16 @@ class TrainingPanel(QWidget):
             device=self.deviceCombo.currentData(),
         )
 
+    def check_train_config(self, cfg: TrainConfig, source: str = "project") -> None:
+        """Raise ConfigError naming each value these controls cannot hold (and its range); they never clamp one."""
+        problems = window_range_problems(cfg)
+        if problems:
+            raise ConfigError(f"{source}: " + "; ".join(problems) + "; change the file or train it with "
+                              "nnstudio train")
+
     def set_train_config(self, cfg: TrainConfig) -> None:
+        """Show `cfg`; a value outside the controls' ranges raises ConfigError and changes nothing."""
+        self.check_train_config(cfg)
         self._base = copy.deepcopy(cfg)
         self._loading = True
         try:
