@@ -65,7 +65,7 @@ def plain(value: Any, where: str = "checkpoint") -> Any:
 def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, config: dict[str, Any] | None = None,
                      optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, epoch: int = 0,
                      metrics: dict[str, float] | None = None, history: list[dict[str, Any]] | None = None,
-                     world_size: int = 1) -> dict[str, Any]:
+                     threshold: float | None = None, world_size: int = 1) -> dict[str, Any]:
     scheduler_state = None
     if scheduler is not None:
         scheduler_state = {k: v for k, v in scheduler.state_dict().items() if _is_plain_tree(v)}
@@ -82,6 +82,8 @@ def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, con
         "metrics": dict(metrics or {}),
         "history": history or [],
         "versions": versions(),
+        # binary tasks: the probability above which a row is the second class (predict uses it); None = 0.5
+        "decision_threshold": None if threshold is None else float(threshold),
         "world_size": int(world_size),  # processes that trained it (torchrun); the weights are the same kind
     })
 
@@ -146,6 +148,7 @@ class LoadedCheckpoint:
     history: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what a bare state_dict could not tell
     bare: bool = False
+    threshold: float | None = None  # binary decision threshold saved from the evaluation panel
     inferred: InferredStack | None = None  # for a bare state_dict: the stack, its unknowns and other orders
     source_state: dict[str, torch.Tensor] | None = None
     wrapper: dict[str, Any] | None = None
@@ -380,7 +383,16 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     model.eval()
     return LoadedCheckpoint(path, model, model.spec, preprocessor, obj.get("config") or {}, obj.get("metrics") or {},
                             int(obj.get("epoch") or 0), obj.get("versions") or {}, obj.get("optimizer_state"),
-                            obj.get("scheduler_state"), obj.get("history") or [])
+                            obj.get("scheduler_state"), obj.get("history") or [],
+                            threshold=_threshold(obj.get("decision_threshold"), path.name))
+
+
+def _threshold(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise CheckpointError(f"{name}: its decision_threshold {value!r} is not a probability between 0 and 1")
+    return float(value)
 
 
 def infer_layers_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[list[dict[str, Any]], int, int, dict[str, str], list[str]]:
@@ -449,6 +461,7 @@ def describe(ckpt: LoadedCheckpoint) -> dict[str, Any]:
         "parameters": ckpt.n_parameters,
         "epoch": ckpt.epoch,
         "metrics": ckpt.metrics,
+        "decision_threshold": ckpt.threshold,
         "versions": ckpt.versions,
         "notes": ckpt.notes,
     }
