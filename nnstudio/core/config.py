@@ -295,4 +295,5 @@ def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str)
 def _toml_key(key: str) -> str:
     return {"optimizer": "optimizer.name", "lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
             "momentum": "optimizer.momentum", "nesterov": "optimizer.nesterov", "scheduler": "scheduler.name",
-            "plateau_factor": "scheduler.factor", "plateau_patience": "scheduler.patience"}.get(key, key)
+            "plateau_factor": "scheduler.factor", "plateau_patience": "scheduler.patience", "gamma": "scheduler.gamma",
+            "step_size": "scheduler.step_size"}.get(key, key)
