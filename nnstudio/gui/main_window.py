@@ -667,9 +667,19 @@ class MainWindow(QMainWindow):
             last_x = run.trainer.global_step + training.epochs * math.ceil(len(run.data.train) / training.batch_size)
         # Starting the run, its paint, the next plot's start, its paint, the fit: one pass each.
         plot.hold_paint(then=self._start_next_plot if self._plots_to_start else self.controller.resume_start)
-        plot.start_run(run.cfg.output.name)
+        plot.start_run(run.cfg.output.name, context=self._plot_context(run))
         plot.plan_x(last_x)  # the x axis spans the whole run from the start: the view stays put while it grows
         plot.set_live(True)
+
+    @staticmethod
+    def _plot_context(run: TrainingRun) -> tuple | None:
+        """What runs overlaid on the plots must share: dataset, target and task (None: not known)."""
+        pre = getattr(getattr(run, "data", None), "preprocessor", None)
+        if pre is None:
+            return None
+        if not getattr(getattr(run.cfg, "data", None), "path", None):
+            return None  # data not from a file: every run stays, as before
+        return (str(Path(run.cfg.data_path).resolve()), pre.target, pre.task)
 
     def _start_plots_now(self) -> None:
         while self._plots_to_start:

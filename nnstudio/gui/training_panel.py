@@ -103,7 +103,7 @@ class TrainingPanel(QWidget):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         form.setContentsMargins(8, 6, 8, 8)
         form.setHorizontalSpacing(10)
-        form.setVerticalSpacing(5)
+        form.setVerticalSpacing(4)
         return box, form
 
     def _build(self) -> None:
@@ -136,12 +136,16 @@ class TrainingPanel(QWidget):
         momentum.setRange(0.0, 1.0)
         momentum.setDecimals(3)
         momentum.setSingleStep(0.05)
-        nesterov = self._named(QCheckBox("Nesterov momentum"), "nesterovCheck", "Nesterov's look-ahead momentum (SGD only)")
+        nesterov = self._named(QCheckBox("Nesterov"), "nesterovCheck", "Nesterov's look-ahead momentum (SGD only)")
         opt.addRow("&Optimizer", optimizer)
         opt.addRow("&Learning rate", lr)
         opt.addRow("&Weight decay", decay)
-        opt.addRow("&Momentum", momentum)
-        opt.addRow("", nesterov)
+        momentum_row = QHBoxLayout()  # one row, not two: the column fits 1280x720 (see gui/dock_layout.py)
+        momentum_row.setContentsMargins(0, 0, 0, 0)
+        momentum_row.addWidget(momentum, 1)
+        momentum_row.addWidget(nesterov, 0)
+        opt.addRow("&Momentum", momentum_row)
+        opt.labelForField(momentum_row).setBuddy(momentum)
 
         # Schedule & regularisation
         sched_box, sched = self._form("Schedule && regularisation")
@@ -200,7 +204,7 @@ class TrainingPanel(QWidget):
         settings.setObjectName("trainingSettings")
         col = QVBoxLayout(settings)
         col.setContentsMargins(0, 0, 0, 0)
-        col.setSpacing(8)
+        col.setSpacing(4)  # compact: every setting and Train fit a 1280x720 screen with Code tabbed behind
         for box in (loop_box, opt_box, sched_box, dev_box):
             col.addWidget(box)
         col.addStretch(1)
