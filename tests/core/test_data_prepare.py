@@ -219,9 +219,9 @@ def assert_frames_match(got: pd.DataFrame, want: pd.DataFrame):
         if pd.api.types.is_float_dtype(want[c].dtype):
             assert got[c].dtype in (np.float32, np.float64), (c, got[c].dtype)
             np.testing.assert_allclose(got[c].to_numpy(dtype=float), want[c].to_numpy(dtype=float), rtol=1e-7)
-        else:
-            assert got[c].dtype == want[c].dtype, c
-            assert got[c].tolist() == want[c].tolist() or got[c].equals(want[c]), c
+        else:  # text may come as a Categorical: the values, missing ones as None, must agree
+            values = [[None if pd.isna(v) else v for v in f[c].astype(object).tolist()] for f in (got, want)]
+            assert values[0] == values[1], c
 
 
 def test_ranges_and_blocks_give_the_whole_table(tmp_path, small_ranges):

@@ -29,11 +29,6 @@ if TYPE_CHECKING:  # pandas and polars cost start-up time: imported where a tabl
 #: standardising a float32 value differs from standardising the float64 one by less than ~4e-6 of a std.
 FLOAT32_MAX_SCALE = 64.0
 _SCHEMA_ROWS = 10_000  # rows polars looks at to type the columns (and nnstudio to pick float32)
-#: The NA spellings in the casings files use, so polars types a numeric column with "NA" cells as numeric;
-#: any other casing or padding of them is caught by `_null_na_spellings` afterwards.
-_POLARS_NULLS = sorted({v for s in NA_SPELLINGS for v in (s, s.upper(), s.title(), s.capitalize())}
-                       | {"NaN", "N/a", "n/A"})
-
 
 def _sniff_encoding(head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
@@ -122,8 +117,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
             source = io.BytesIO(path.read_bytes().decode(encoding).encode("utf-8"))
         except UnicodeDecodeError as exc:
             raise DataError(f"{path.name}: could not decode as {encoding} ({_first_line(exc)})") from exc
-    options = dict(separator=delimiter, null_values=_POLARS_NULLS, infer_schema_length=_SCHEMA_ROWS,
-                   raise_if_empty=True)
+    options = dict(separator=delimiter, infer_schema_length=_SCHEMA_ROWS, raise_if_empty=True)
     try:
         sample = pl.read_csv(source, n_rows=_SCHEMA_ROWS, **options)
         if isinstance(source, io.BytesIO):
@@ -153,32 +147,34 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _null_na_spellings(frame: pl.DataFrame, decimal_comma: bool = False) -> pl.DataFrame:
     """Text cells spelling a missing value (any casing, padded) become null; a text column whose other cells
-    are all numbers becomes numeric (with decimal commas where the file's separator is ';')."""
+    are all numbers becomes numeric (with decimal commas where the file's separator is ';').
+
+    Decided on each column's distinct values, so a clean column of a million labels costs one `unique`.
+    """
     import polars as pl
 
     fixes = []
     for name, dtype in frame.schema.items():
         if dtype not in (pl.String, pl.Categorical):
             continue
-        col = pl.col(name).cast(pl.String)
-        cleaned = pl.when(col.str.strip_chars().str.to_lowercase().is_in(NA_SPELLINGS)).then(None).otherwise(col)
-        fixes.append(cleaned.alias(name))
-    if not fixes:
-        return frame
-    frame = frame.with_columns(fixes)
-    numeric = []
-    for name in [f.meta.output_name() for f in fixes]:
-        col = frame[name]
-        present = col.len() - col.null_count()
-        if present == 0:
-            continue
-        text = col.str.strip_chars()
-        for candidate in ([text] + ([text.str.replace(",", ".", literal=True)] if decimal_comma else [])):
-            number = candidate.cast(pl.Float64, strict=False)
-            if number.null_count() == col.null_count():
-                numeric.append(number.alias(name))
-                break
-    return frame.with_columns(numeric) if numeric else frame
+        col = frame[name].cast(pl.String)
+        uniques = col.unique().drop_nulls()
+        spelled = uniques.filter(uniques.str.strip_chars().str.to_lowercase().is_in(list(NA_SPELLINGS)))
+        rest = uniques.filter(~uniques.is_in(spelled.implode()))
+        expr = pl.col(name).cast(pl.String)
+        if len(spelled):
+            expr = pl.when(expr.is_in(spelled.implode())).then(None).otherwise(expr)
+        if len(rest):
+            text = rest.str.strip_chars()
+            for comma in (False, True) if decimal_comma else (False,):
+                candidate = text.str.replace(",", ".", literal=True) if comma else text
+                if candidate.cast(pl.Float64, strict=False).null_count() == 0:
+                    cleaned = expr.str.strip_chars()
+                    expr = (cleaned.str.replace(",", ".", literal=True) if comma else cleaned).cast(pl.Float64)
+                    break
+        if len(spelled) or not expr.meta.eq(pl.col(name).cast(pl.String)):
+            fixes.append(expr.alias(name))
+    return frame.with_columns(fixes) if fixes else frame
 
 
 def _nested_columns(schema: Any) -> list[str]:
@@ -221,10 +217,25 @@ def _to_pandas(frame: pl.DataFrame, name: str) -> pd.DataFrame:
             columns[series.name] = series.to_numpy()
         elif dtype.is_temporal():
             columns[series.name] = pd.Series(series.to_numpy())
-        else:  # text, categories, booleans with gaps: Python objects, None where missing (no pyarrow needed)
-            values = series.cast(pl.String) if dtype in (pl.Categorical, pl.Enum) else series
-            columns[series.name] = pd.Series(values.to_numpy(), dtype=object)
+        elif dtype in (pl.String, pl.Categorical, pl.Enum):
+            columns[series.name] = _text_to_pandas(series)
+        else:  # booleans with gaps, anything else: Python objects, None where missing (no pyarrow needed)
+            columns[series.name] = pd.Series(series.to_numpy(), dtype=object)
     return pd.DataFrame(columns, copy=False)
+
+
+def _text_to_pandas(series: pl.Series) -> Any:
+    """A text column with repeats as a pandas Categorical (codes and distinct values, no Python string per
+    row); one that is mostly distinct (identifiers, free text) as Python strings."""
+    import pandas as pd
+    import polars as pl
+
+    text = series.cast(pl.String)
+    uniques = text.unique(maintain_order=True).drop_nulls()
+    if len(uniques) > max(1000, len(text) // 2):
+        return pd.Series(text.to_numpy(), dtype=object)
+    codes = text.cast(pl.Enum(uniques)).to_physical().fill_null(-1).to_numpy()
+    return pd.Series(pd.Categorical.from_codes(codes, categories=uniques.to_list()))
 
 
 def _frame_from_arrays(x: Any, y: Any, name: str) -> pd.DataFrame:
