@@ -29,7 +29,7 @@ from nnstudio.gui.plots import LossPlot, MetricsPlot
 from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
 from nnstudio.gui.training_panel import TrainingPanel
 from nnstudio.gui.training_worker import TrainingController
-from nnstudio.resources import resource_path, sample_dataset
+from nnstudio.resources import SAMPLES, resource_path, sample_dataset
 
 DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq *.npy *.npz *.pt *.pth);;All files (*)"
 CHECKPOINT_FILTER = "PyTorch checkpoints (*.pt *.pth);;All files (*)"
@@ -202,6 +202,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         file_menu.addActions([self.actionOpenDataset, self.actionOpenCheckpoint, self.actionSaveCheckpoint])
+        self._build_samples_menu(file_menu)
         file_menu.addSeparator()
         file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
         file_menu.addSeparator()
@@ -339,8 +340,21 @@ class MainWindow(QMainWindow):
         else:
             self.open_dataset(path)
 
-    def open_sample(self) -> None:
-        self.open_dataset(sample_dataset())
+    def _build_samples_menu(self, file_menu) -> None:
+        """File → Open sample: the bundled real datasets, one action each (objectName sampleAction_<stem>)."""
+        self.samplesMenu = file_menu.addMenu("Open &sample")
+        self.samplesMenu.setObjectName("samplesMenu")
+        for name, text in SAMPLES:
+            action = self.samplesMenu.addAction(text)
+            action.setObjectName(f"sampleAction_{Path(name).stem}")
+            action.setData(name)
+            action.triggered.connect(self._on_sample_triggered)
+
+    def _on_sample_triggered(self) -> None:
+        self.open_sample(self.sender().data())
+
+    def open_sample(self, name: str | None = None) -> None:
+        self.open_dataset(sample_dataset(name) if name else sample_dataset())
 
     def open_dataset(self, path: str | Path) -> None:
         self.statusBar().showMessage(f"loading {Path(path).name}…")
