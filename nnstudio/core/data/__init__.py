@@ -8,7 +8,7 @@ from nnstudio.core.data._common import (MAX_CATEGORIES, MAX_CLASSES, MISSING_POL
                                         TASKS)
 from nnstudio.core.data.columns import (ColumnInfo, _label_codes, _label_key, _label_keys, _missing_count,
                                         _natural_key, _text_kind, column_kind, default_target, describe_columns,
-                                        infer_task, resolve_task)
+                                        feature_columns, infer_task, resolve_task, unusable_features)
 from nnstudio.core.data.prepare import load_dataset, model_io_size, prepare, summarize
 from nnstudio.core.data.preprocess import Preprocessor
 from nnstudio.core.data.read import FLOAT32_MAX_SCALE, read_table
@@ -18,7 +18,7 @@ from nnstudio.core.data.split import (LazyTableDataset, PreparedData, TensorSpli
 __all__ = [
     "MAX_CATEGORIES", "MAX_CLASSES", "MISSING_POLICIES", "NA_SPELLINGS", "TABLE_SUFFIXES", "TASKS", "FLOAT32_MAX_SCALE",
     "ColumnInfo", "LazyTableDataset", "PreparedData", "Preprocessor", "TensorSplit", "column_kind", "default_target",
-    "describe_columns", "infer_task", "iter_batches", "load_dataset", "model_io_size", "prepare", "read_table",
+    "describe_columns", "feature_columns", "infer_task", "unusable_features", "iter_batches", "load_dataset", "model_io_size", "prepare", "read_table",
     "resolve_task", "split_indices", "summarize", "validate_split",
     "_label_codes", "_label_key", "_label_keys", "_missing_count", "_natural_key", "_text_kind",
 ]

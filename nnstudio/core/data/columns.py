@@ -174,3 +174,71 @@ def _missing_count(col: pd.Series) -> int:
         return int(np.count_nonzero(np.isnan(col.to_numpy())))
     return int(col.isna().sum())
 
+
+
+#: Why a column is set to "ignore" when a table is loaded (the panel shows these words).
+ID_LIKE = "a distinct value in every row (an identifier)"
+CONSTANT = "the same value in every row"
+DATE_LIKE = "dates"
+_DATE_TEXT = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$|^\d{1,2}[/.]\d{1,2}[/.]\d{4}$"
+
+
+def unusable_features(df: pd.DataFrame, target: str | None = None,
+                      columns: list[ColumnInfo] | None = None) -> dict[str, str]:
+    """Columns that cannot be features, each with the reason: identifier-like (a distinct text value in every
+    row, or distinct whole numbers rising or falling with the row), text with more distinct values than the one-hot cap, constant, or dates.
+
+    `columns` (describe_columns of df) saves counting again. The target is never flagged."""
+    import pandas as pd
+
+    from nnstudio.core.data._common import MAX_CATEGORIES
+
+    infos = columns if columns is not None else describe_columns(df)
+    out: dict[str, str] = {}
+    for info in infos:
+        if info.name == target:
+            continue
+        col = df[info.name]
+        present = len(col) - info.missing
+        if info.unique <= 1:
+            out[info.name] = CONSTANT
+        elif pd.api.types.is_datetime64_any_dtype(col.dtype) or (info.kind == "categorical" and _looks_like_dates(col)):
+            out[info.name] = DATE_LIKE
+        elif info.unique == present and present >= 20 and _identifier_like(col):
+            out[info.name] = ID_LIKE
+        elif info.kind == "categorical" and info.unique > MAX_CATEGORIES:
+            out[info.name] = f"{info.unique:,} distinct text values, above the one-hot cap of {MAX_CATEGORIES}"
+    return out
+
+
+def _identifier_like(col: pd.Series) -> bool:
+    """All-distinct text, or all-distinct whole numbers that rise or fall with the row (counters, record ids);
+    all-distinct measurements (floats, or integers in no order) stay features."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        return False
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return bool(col.is_monotonic_increasing or col.is_monotonic_decreasing)
+    return True
+
+
+def _looks_like_dates(col: pd.Series) -> bool:
+    values = col.dropna()
+    if not len(values) or not (values.dtype == object or hasattr(values, "str")):
+        return False
+    head = values.iloc[:50].astype(str).str.strip()
+    return bool(head.str.match(_DATE_TEXT).all())
+
+
+def feature_columns(df: pd.DataFrame, target: str, exclude: list[str] | None = None) -> list[str]:
+    """The feature columns: every column but the target and `exclude`d ones; with `exclude` None, the
+    columns `unusable_features` flags are left out instead. Unknown names in `exclude` are an error."""
+    if exclude is None:
+        exclude = list(unusable_features(df, target))
+    unknown = [c for c in exclude if c not in df.columns]
+    if unknown:
+        raise DataError(f"excluded column(s) not found: {', '.join(unknown)}; "
+                        f"columns are: {', '.join(map(str, df.columns))}")
+    skip = set(exclude)
+    return [str(c) for c in df.columns if c != target and c not in skip]

@@ -10,7 +10,7 @@ import torch
 
 from nnstudio.core.data._common import MISSING_POLICIES
 from nnstudio.core.data.columns import (_label_codes, _missing_count, _natural_key, column_kind, default_target,
-                                        describe_columns, resolve_task)
+                                        describe_columns, feature_columns, resolve_task)
 from nnstudio.core.data.preprocess import (Preprocessor, _category_codes, _check_classes, _feature_values,
                                            _fill_float32, _fit_categorical)
 from nnstudio.core.data.read import read_table
@@ -178,12 +178,19 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
 
 
 def load_dataset(path: str | Path, target: str | None = None, task: str = "auto",
-                 split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, missing: str = "impute") -> PreparedData:
+                 split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, missing: str = "impute",
+                 exclude: Sequence[str] | None = None) -> PreparedData:
+    """A file to tensors. `exclude`: columns left out of the features; None leaves out the ones that cannot be
+    features (`unusable_features`: identifiers, constants, dates, text above the one-hot cap)."""
     df = read_table(path)
     try:
-        return prepare(df, target, task, split, seed, missing)
+        target = target or default_target(df)
+        features = feature_columns(df, target, None if exclude is None else list(exclude))
+        data = prepare(df, target, task, split, seed, missing, features=features)
     except DataError as exc:
         raise DataError(f"{Path(path).name}: {exc}") from exc
+    data.report["excluded"] = [str(c) for c in df.columns if c != target and c not in features]
+    return data
 
 
 def summarize(df: pd.DataFrame, target: str | None = None, task: str = "auto") -> dict[str, Any]:

@@ -34,7 +34,7 @@ def _fit_categorical(name: str, col: "pd.Series") -> dict[str, Any]:
     cats = sorted(col.dropna().astype(str).unique().tolist())
     if len(cats) > MAX_CATEGORIES:
         raise DataError(f"column '{name}' has {len(cats)} distinct values, above the one-hot cap of "
-                        f"{MAX_CATEGORIES}; drop it or use it as the target")
+                        f"{MAX_CATEGORIES}; set its role to ignore (in the TOML: [data] exclude) or use it as the target")
     return {"name": name, "kind": "categorical", "categories": cats}
 
 
