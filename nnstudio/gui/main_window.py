@@ -52,6 +52,14 @@ def default_logdir() -> Path:
     return Path(base) / "runs"
 
 
+def _excluded_by(preprocessor, frame) -> list[str] | None:
+    """The columns a checkpoint's model does not take as inputs (None when it needs columns the table lacks)."""
+    names = set(preprocessor.feature_names)
+    if not names <= set(frame.columns):
+        return None
+    return [str(c) for c in frame.columns if c != preprocessor.target and c not in names]
+
+
 class MainWindow(QMainWindow):
     """The nnstudio window; constructible with no arguments."""
 
@@ -377,11 +385,16 @@ class MainWindow(QMainWindow):
         if self._pending_project is not None:
             cfg, self._pending_project = self._pending_project, None
             d = cfg.data
-            self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split, missing=d.missing)
+            try:
+                self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split, missing=d.missing,
+                                              exclude=d.exclude)
+            except NNStudioError as exc:
+                self.show_error("Cannot apply the project's data choices", str(exc))
         if self.loaded_checkpoint is not None and self.loaded_checkpoint.preprocessor is not None:
             pre = self.loaded_checkpoint.preprocessor
             if pre.target in self.datasetPanel.dataframe().columns:
-                self.datasetPanel.set_choices(target=pre.target, task=pre.task)
+                self.datasetPanel.set_choices(target=pre.target, task=pre.task,
+                                              exclude=_excluded_by(pre, self.datasetPanel.dataframe()))
         self.statusBar().showMessage(f"loaded {Path(path).name}", 5000)
         self._on_dataset_choices_changed()
 
@@ -398,7 +411,8 @@ class MainWindow(QMainWindow):
         if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model:
             return ckpt.preprocessor.n_features, ckpt.preprocessor.n_outputs
         try:
-            return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice())
+            return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice(),
+                                 features=self.datasetPanel.features())
         except NNStudioError as exc:
             self.datasetStatus.setText(f"dataset: {exc}")
             return None, None
@@ -415,17 +429,17 @@ class MainWindow(QMainWindow):
     def _data_request(self, preprocessor=None) -> tuple:
         dp = self.datasetPanel
         return (dp.dataframe(), dp.target(), dp.task_choice(), tuple(dp.split()), self.data_seed, dp.missing(),
-                preprocessor)
+                preprocessor, tuple(dp.features()))
 
     def _prepare(self, request: tuple) -> PreparedData:
         cached = self._prepared
         if cached is not None:
             key = cached[0]
             # The table and the preprocessing by identity (the table is never changed in place), choices by value.
-            if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6]:
+            if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6] and key[7:] == request[7:]:
                 return cached[1]
-        df, target, task, split, seed, missing, preprocessor = request
-        data = prepare(df, target, task, list(split), seed, missing, preprocessor=preprocessor)
+        df, target, task, split, seed, missing, preprocessor, features = request
+        data = prepare(df, target, task, list(split), seed, missing, preprocessor=preprocessor, features=list(features))
         self._prepared = (request, data)
         return data
 
@@ -499,6 +513,7 @@ class MainWindow(QMainWindow):
             cfg.data.task = dp.task_choice()
             cfg.data.split = list(dp.split())
             cfg.data.missing = dp.missing()
+            cfg.data.exclude = dp.excluded()
         cfg.layers = copy.deepcopy(self.modelBuilder.layers())
         cfg.training = self.trainingPanel.train_config()
         cfg.data.seed = self.data_seed
@@ -740,7 +755,8 @@ class MainWindow(QMainWindow):
         if ckpt.preprocessor is not None and self.datasetPanel.dataframe() is not None:
             pre = ckpt.preprocessor
             if pre.target in self.datasetPanel.dataframe().columns:
-                self.datasetPanel.set_choices(target=pre.target, task=pre.task)
+                self.datasetPanel.set_choices(target=pre.target, task=pre.task,
+                                              exclude=_excluded_by(pre, self.datasetPanel.dataframe()))
         self._on_dataset_choices_changed()
         self._add_recent(path)
         self._remember_dir(path)
