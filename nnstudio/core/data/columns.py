@@ -177,8 +177,8 @@ def _missing_count(col: pd.Series) -> int:
 
 
 #: Why a column is set to "ignore" when a table is loaded (the panel shows these words).
-ID_LIKE = "a distinct value in every row (an identifier)"
-CONSTANT = "the same value in every row"
+ID_LIKE = "identifier (unique in every row)"
+CONSTANT = "constant (one value)"
 DATE_LIKE = "dates"
 _DATE_TEXT = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$|^\d{1,2}[/.]\d{1,2}[/.]\d{4}$"
 
@@ -207,7 +207,7 @@ def unusable_features(df: pd.DataFrame, target: str | None = None,
         elif info.unique == present and present >= 20 and _identifier_like(col):
             out[info.name] = ID_LIKE
         elif info.kind == "categorical" and info.unique > MAX_CATEGORIES:
-            out[info.name] = f"{info.unique:,} distinct text values, above the one-hot cap of {MAX_CATEGORIES}"
+            out[info.name] = f"{info.unique:,} categories (one-hot cap {MAX_CATEGORIES})"
     return out
 
 
