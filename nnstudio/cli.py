@@ -60,23 +60,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.device is not None:
         cfg.training.device = args.device
     cfg.training.validate()
-    callbacks = [] if args.quiet else [ProgressBar(sys.stderr)]
-    run = TrainingRun(cfg, callbacks=callbacks)
-    if not args.quiet:
+    progress = None if args.quiet else ProgressBar(sys.stderr)
+    distributed = None
+    watch = _overfit_watch(args.quiet)
+    if _torchrun_launched():  # torchrun --nproc-per-node N -m nnstudio train RUN.toml
+        from nnstudio.core import distributed
+
+        try:
+            ctx, run = distributed.prepare(cfg, [watch] if watch is not None and ctx_is_main() else [], progress)
+        except distributed.PeerFailed:
+            return EXIT_ERROR  # the process that read the data has said why
+        stopper, execute, main_rank = run.trainer.strategy, distributed.execute, ctx.is_main
+    else:
+        run = TrainingRun(cfg, callbacks=[c for c in (progress, watch) if c is not None])
+        stopper, execute, main_rank = run.trainer, TrainingRun.execute, True
+    if not args.quiet and main_rank:
         print(_data_line(cfg.data_path.name, run.data.report), file=sys.stderr)
 
     def on_sigint(signum, frame):  # first Ctrl+C stops after the current batch; the second one kills
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nstopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
-        run.trainer.request_stop()
+        if main_rank:
+            print("\nstopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
+        stopper.request_stop()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    # torchrun answers Ctrl+C by sending its workers SIGTERM: there, it stops the run the same way
+    # (the checkpoint of what was trained is saved); torchrun kills what is left after its grace period.
+    previous_term = signal.signal(signal.SIGTERM, on_sigint) if distributed is not None else None
     try:
-        result = run.execute()
+        result = execute(run)
     except TrainingDiverged as exc:
-        return _error(str(exc), EXIT_DIVERGED)
+        return _error(str(exc), EXIT_DIVERGED) if main_rank else EXIT_DIVERGED
+    except Exception as exc:
+        if distributed is not None and isinstance(exc, distributed.PeerFailed):
+            return EXIT_ERROR  # the process that failed has said why; torchrun names it
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+    if not main_rank:
+        return 0
     if args.json:
         print(json.dumps(result.to_json(), default=str))
     else:
@@ -98,6 +122,57 @@ def _data_line(name: str, r: dict) -> str:
         parts.append("excluded: " + ", ".join(r["excluded"]))
     parts.append(f"{r.get('n_features', 0)} inputs")
     return f"data: {name}: " + "; ".join(parts)
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from nnstudio.core.config import RunConfig
+    from nnstudio.core.lr_find import find_lr
+    from nnstudio.core.model import build_model
+    from nnstudio.core.run import load_data
+
+    cfg = RunConfig.load(args.config)
+    if args.device is not None:
+        cfg.training.device = args.device
+    cfg.training.validate()
+    if not (0 < args.start_lr < args.end_lr):
+        return _error(f"--start-lr ({args.start_lr:g}) must be above 0 and below --end-lr ({args.end_lr:g})")
+    if args.steps < 10:
+        return _error(f"--steps must be at least 10, got {args.steps}")
+    data = load_data(cfg)
+    model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+    result = find_lr(model, data, cfg.training, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(f"range test: {len(result.lrs)} steps of {result.optimizer}, lr {args.start_lr:g} to "
+              f"{result.lrs[-1] if result.lrs else args.start_lr:.3g} ({result.status})")
+        if result.suggestion is not None:
+            print(f"suggested lr: {result.suggestion:.3g}  ({result.why})")
+            print(f"use it: [training] optimizer = {{name = \"{result.optimizer}\", lr = {result.suggestion:.3g}}}")
+        else:
+            print(f"no suggestion: {result.why}")
+    return 0 if result.suggestion is not None else 1
+
+
+def _overfit_watch(quiet: bool):
+    from nnstudio.core.health import OverfitWatch
+
+    def warn(warning) -> None:
+        print(f"\nwarning: {warning.message}", file=sys.stderr)
+
+    return None if quiet else OverfitWatch(on_warning=warn)
+
+
+def ctx_is_main() -> bool:  # before the process group exists: torchrun's RANK
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _torchrun_launched() -> bool:
+    from nnstudio.core.distributed import launched
+
+    return launched()
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -138,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="override [training] epochs")
     train.add_argument("--device", help="override [training] device (auto, cpu, cuda:N, mps)")
     train.set_defaults(func=cmd_train)
+    lr_find = sub.add_parser("lr-find", help="a learning-rate range test on a run config; prints a proposal")
+    lr_find.add_argument("config", help="the run config (.toml)")
+    lr_find.add_argument("--json", action="store_true", help="print one JSON object (lrs, losses, suggestion)")
+    lr_find.add_argument("--start-lr", type=float, default=1e-7)
+    lr_find.add_argument("--end-lr", type=float, default=10.0)
+    lr_find.add_argument("--steps", type=int, default=200)
+    lr_find.add_argument("--device", help="override [training] device (auto, cpu, cuda:N, mps)")
+    lr_find.set_defaults(func=cmd_lr_find)
     info = sub.add_parser("info", help="print what a checkpoint (.pt) holds")
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
@@ -147,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks. "
-                     "Subcommands: train RUN.toml, info FILE.pt (see nnstudio train --help).")
+                     "Subcommands: train RUN.toml, info FILE.pt, lr-find RUN.toml (see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
     parser.add_argument("--self-test", action="store_true", help="check the installation headless and exit")
@@ -165,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tensorboard_main.run_main()
         return 0
     try:
-        if argv and argv[0] in ("train", "info"):
+        if argv and argv[0] in ("train", "info", "lr-find"):
             args = build_parser().parse_args(argv)
             return args.func(args)
         args = build_gui_parser().parse_args(argv)

@@ -60,7 +60,8 @@ def plain(value: Any, where: str = "checkpoint") -> Any:
 
 def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, config: dict[str, Any] | None = None,
                      optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, epoch: int = 0,
-                     metrics: dict[str, float] | None = None, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                     metrics: dict[str, float] | None = None, history: list[dict[str, Any]] | None = None,
+                     world_size: int = 1) -> dict[str, Any]:
     scheduler_state = None
     if scheduler is not None:
         scheduler_state = {k: v for k, v in scheduler.state_dict().items() if _is_plain_tree(v)}
@@ -77,6 +78,7 @@ def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, con
         "metrics": dict(metrics or {}),
         "history": history or [],
         "versions": versions(),
+        "world_size": int(world_size),  # processes that trained it (torchrun); the weights are the same kind
     })
 
 

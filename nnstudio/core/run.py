@@ -23,13 +23,14 @@ class RunResult:
     test: dict[str, float]
     checkpoint: Path | None
     run_dir: Path | None
+    world_size: int = 1
 
     def to_json(self) -> dict[str, Any]:
         f = self.finished
         return {"status": f.reason, "epochs": f.epochs_completed, "steps": f.steps, "seconds": round(f.seconds, 3),
                 "best_epoch": f.best_epoch, "best_val_loss": f.best_val_loss, "validation": f.metrics,
                 "test": self.test, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-                "tensorboard": str(self.run_dir) if self.run_dir else None}
+                "tensorboard": str(self.run_dir) if self.run_dir else None, "world_size": self.world_size}
 
 
 def load_data(cfg: RunConfig) -> PreparedData:
@@ -57,6 +58,7 @@ class TrainingRun:
             self.tb = TensorBoardLogger(cfg.logdir, cfg.output.name, hparams, max_step_rate=max_step_log_rate)
             all_callbacks.append(self.tb)
         self.save = checkpoint
+        self.world_size = 1  # set by core.distributed for a torchrun job
         self.trainer = Trainer(self.model, self.data, cfg.training, all_callbacks)
 
     def execute(self) -> RunResult:
@@ -70,8 +72,8 @@ class TrainingRun:
                 optimizer=self.trainer.optimizer, scheduler=self.trainer.scheduler, epoch=self.trainer.epoch,
                 metrics={**{f"val_{k}": v for k, v in finished.metrics.items()}, **{f"test_{k}": v for k, v in test.items()}},
                 history=[{"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, **e.metrics}
-                         for e in self.trainer.history])
-        return RunResult(finished, test, path, self.tb.run_dir if self.tb else None)
+                         for e in self.trainer.history], world_size=self.world_size)
+        return RunResult(finished, test, path, self.tb.run_dir if self.tb else None, self.world_size)
 
 
 def _layer_text(layer: dict[str, Any]) -> str:

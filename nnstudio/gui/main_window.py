@@ -24,6 +24,7 @@ from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudio
 from nnstudio.core.model import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun, evaluate_model
 from nnstudio.gui.dataset_panel import DatasetPanel
+from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.model_builder import ModelBuilderPanel
 from nnstudio.gui.plots import LossPlot, MetricsPlot
 from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         self.controller = TrainingController(self)
         self.tensorboard = TensorBoardLauncher(self)
         self._connect()
+        self._build_health()
         self._restore_settings()
         self.modelBuilder.set_layers(default_layers(), undoable=False)
         self._on_smoothing_toggled(self.actionSmoothing.isChecked())
@@ -185,6 +187,8 @@ class MainWindow(QMainWindow):
         self.actionStop = self._action("actionStop", "St&op", self._on_stop_requested, "Shift+F5")
         self.actionEvaluate = self._action("actionEvaluate", "&Evaluate on test split", self._on_evaluate_triggered,
                                            "F7")
+        self.actionFindLR = self._action("actionFindLR", "Find &learning rate…", self._on_find_lr_triggered,
+                                         tip="A short range test on a copy of the model proposes a learning rate")
         self.actionTensorBoard = self._action("actionTensorBoard", "Open &TensorBoard",
                                               self._on_tensorboard_triggered, "F8")
         self.actionExportLoss = self._action("actionExportLoss", "Export loss plot as PNG…",
@@ -223,7 +227,7 @@ class MainWindow(QMainWindow):
         run_menu = bar.addMenu("&Run")
         run_menu.addActions([self.actionTrain, self.actionContinue, self.actionPause, self.actionStop])
         run_menu.addSeparator()
-        run_menu.addActions([self.actionEvaluate, self.actionTensorBoard])
+        run_menu.addActions([self.actionEvaluate, self.actionFindLR, self.actionTensorBoard])
         view_menu = bar.addMenu("&View")
         for dock in (self.datasetDock, self.modelDock, self.trainingDock):
             view_menu.addAction(dock.toggleViewAction())
@@ -496,6 +500,7 @@ class MainWindow(QMainWindow):
         self.actionSaveCheckpoint.setEnabled(not running and self.model is not None)
         self.actionPause.setEnabled(running)
         self.actionStop.setEnabled(running)
+        self.actionFindLR.setEnabled(not reason and not running)
 
     # ------------------------------------------------------------------------------------------ training
     def _on_continue_triggered(self) -> None:
@@ -543,6 +548,7 @@ class MainWindow(QMainWindow):
             preprocessor = self.last_run.data.preprocessor
         request = self._data_request(preprocessor)
         kept_model = self.model if keep_weights else None
+        overfit_watch = self.healthNotifier.watch()
 
         def build_run() -> TrainingRun:
             """Runs in the training thread: table → tensors, the model, the run (the window stays live)."""
@@ -550,7 +556,7 @@ class MainWindow(QMainWindow):
             model = kept_model if kept_model is not None else build_model(
                 cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
             return TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False,
-                               max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND)
+                               max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
 
         self.run_count += 1
         self._starting = True
@@ -637,6 +643,7 @@ class MainWindow(QMainWindow):
                                  [info.get("val_loss") for info in infos])
         self.metricsPlot.add_epochs(epochs, [info.get("metrics", {}) for info in infos])
         self.metricsPlot.add_lrs(epochs, [info["lr"] for info in infos])
+        self.metricsPlot.add_grad_norms(epochs, [info.get("grad_norm") for info in infos])
 
     def _on_training_progress(self, info: dict) -> None:
         self.trainingPanel.on_progress(info)
@@ -700,6 +707,47 @@ class MainWindow(QMainWindow):
             return
         info, self._finished_info = self._finished_info, None
         self.training_finished.emit(info)
+
+    # ------------------------------------------------------------------------------------------ health, lr finder
+    def _build_health(self) -> None:
+        """Overfitting warnings (core.health through HealthNotifier) and Run → Find learning rate."""
+        self.healthNotifier = HealthNotifier(self)
+        self.lrFindDialog = None
+
+    def _on_find_lr_triggered(self) -> None:
+        if self.controller.is_running() or self.datasetPanel.dataframe() is None or not self.modelBuilder.is_valid():
+            return
+        cfg = self.run_config()
+        try:
+            cfg.training.validate()
+        except NNStudioError as exc:
+            self.show_error("Cannot find a learning rate", str(exc))
+            return
+        request = self._data_request(None)
+
+        def build_range_test():
+            """Runs in the range test's thread, like a training run's factory."""
+            from nnstudio.core.lr_find import LRFindRun
+
+            data = self._prepare(request)
+            model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+            return LRFindRun(model, data, cfg.training)
+
+        if self.lrFindDialog is None:
+            from nnstudio.gui.lr_find_dialog import LRFindDialog
+
+            self.lrFindDialog = LRFindDialog(build_range_test, self)
+            self.lrFindDialog.lr_applied.connect(self._on_lrFindDialog_lr_applied)
+        else:
+            self.lrFindDialog.factory = build_range_test
+        self.lrFindDialog.show()
+        self.lrFindDialog.raise_()
+        self.lrFindDialog.start()
+
+    def _on_lrFindDialog_lr_applied(self, lr: float) -> None:
+        spin = self.trainingPanel.learningRateSpin
+        spin.setValue(lr)
+        self.statusBar().showMessage(f"learning rate set to {spin.value():.3g} (from the range test)", 8000)
 
     def _on_evaluate_triggered(self) -> None:
         if self.model is None or self.datasetPanel.dataframe() is None:
@@ -915,6 +963,8 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop and join every thread and child process; safe to call twice."""
         self.controller.shutdown()
+        if self.lrFindDialog is not None:
+            self.lrFindDialog.controller.shutdown()
         shutdown = getattr(self.datasetPanel, "shutdown", None)
         if shutdown is not None:
             shutdown()

@@ -1041,6 +1041,10 @@ class LossPlotWidget(_RunPlotWidget):
             self._extend("val", *zip(*val))
 
 
+GRAD_NORM_KEY = "grad_norm"
+GRAD_NORM_COLOR = "#8c564b"
+
+
 class MetricsPlotWidget(_RunPlotWidget):
     """Per-epoch metric curves, one per metric name, and the learning rate on a right axis."""
 
@@ -1104,6 +1108,23 @@ class MetricsPlotWidget(_RunPlotWidget):
                 self._add_series(key, name, color=color, width=2, symbol="o", z=2)
             points = [(epoch, values[name]) for epoch, values in zip(epochs, metrics) if name in values]
             self._extend(key, *zip(*points))
+
+    @property
+    def grad_norm_curve(self) -> pg.PlotDataItem | None:
+        return self.curve(GRAD_NORM_KEY)
+
+    def add_grad_norms(self, epochs: Sequence[int], norms: Sequence[float | None]) -> None:
+        """The gradient norm of each epoch (total L2 norm, EpochFinished.grad_norm), dashed on the metric axis.
+
+        Epochs without a measure (None) are skipped; the series appears with the first value.
+        """
+        points = [(e, float(v)) for e, v in zip(epochs, norms) if v is not None]
+        if not points:
+            return
+        if GRAD_NORM_KEY not in self._series:
+            series = self._add_series(GRAD_NORM_KEY, "gradient norm", color=GRAD_NORM_COLOR, width=1.5, z=1)
+            series.item.setPen(pg.mkPen(GRAD_NORM_COLOR, width=1.5, style=QtCore.Qt.PenStyle.DashLine))
+        self._extend(GRAD_NORM_KEY, *zip(*points))
 
     def add_lr(self, epoch: float, lr: float) -> None:
         """Learning rate at ``epoch`` (fractional epochs plot per-step rates)."""

@@ -490,8 +490,8 @@ class LossPlot(_LazyPlot):
 class MetricsPlot(_LazyPlot):
     """Per-epoch metric curves, one per metric name, and the learning rate on a right axis.
 
-    The API is `plot_widgets.MetricsPlotWidget`'s: add_epoch(s), add_lr(s), start_run, set_live, redraw,
-    metric_curve, curves, lr_curve, export_png, ...
+    The API is `plot_widgets.MetricsPlotWidget`'s: add_epoch(s), add_lr(s), add_grad_norms, start_run, set_live,
+    redraw, metric_curve, curves, lr_curve, grad_norm_curve, export_png, ...
     """
 
     _widget_class = "MetricsPlotWidget"
