@@ -1009,6 +1009,8 @@ class DatasetPanel(QWidget):
             text = ", ".join(f"{name} {count:,}" for name, count in shown)
             lines.append(f"{len(classes)} classes: {text}" + (f", … {more} more" if more > 0 else ""))
         missing = info.get("missing") or {}
+        if missing.get(target):
+            lines.append(f"{missing[target]:,} rows without a target: dropped before training")
         if missing:
             total = sum(missing.values())
             cols = ", ".join(f"{name} {count:,}" for name, count in missing.items())

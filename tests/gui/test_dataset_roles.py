@@ -123,3 +123,6 @@ def test_open_sample_lists_the_real_datasets_and_opens_them(qtbot, window):
     panel = window.datasetPanel
     assert panel.path().endswith("penguins.csv") and panel.target() == "species"
     assert panel.model.column_infos()[5].missing == 11  # sex: "NA" cells are missing values
+    pick(role_combo(panel, "sex"), "target")
+    assert panel.task() == "binary"  # male/female with gaps: two classes, not three
+    assert "11 rows without a target: dropped before training" in panel.summaryLabel.text()
