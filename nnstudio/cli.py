@@ -177,8 +177,24 @@ def _torchrun_launched() -> bool:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from nnstudio.core.checkpoint import describe, load_checkpoint
+    from nnstudio.core.errors import CheckpointError, NNStudioError
+    from nnstudio.core.files import file_failure
 
-    info = describe(load_checkpoint(args.file))
+    try:
+        if args.model_class:
+            from nnstudio.core.model_class import open_with_class, parse_arguments
+
+            py_path, _, class_name = args.model_class.rpartition(":")
+            if not py_path or not class_name:
+                raise CheckpointError(f"--model-class {args.model_class}: write it as FILE.py:ClassName")
+            arguments = parse_arguments(args.args) if args.args is not None else None
+            info = describe(open_with_class(args.file, py_path, class_name, arguments))
+        else:
+            info = describe(load_checkpoint(args.file))
+    except NNStudioError:
+        raise
+    except Exception as exc:  # whatever else a hostile file provokes is still one line
+        raise CheckpointError(file_failure(args.file, exc)) from exc
     if args.json:
         print(json.dumps(info, default=str))
         return 0
@@ -203,6 +219,29 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`nnstudio export RUN.toml|MODEL.pt --script train.py | --onnx m.onnx | --torchscript m.pt | --state-dict m.pt`."""
+    wanted = [(fmt, dest) for fmt, dest in (("script", args.script), ("onnx", args.onnx),
+                                             ("torchscript", args.torchscript), ("state_dict", args.state_dict)) if dest]
+    if not wanted:
+        return _error("export: say what to write: --script, --onnx, --torchscript or --state-dict")
+    failed = False
+    for fmt, dest in wanted:
+        if fmt == "script":
+            from nnstudio.core.codegen import export_script
+
+            print(f"{export_script(args.source, dest)}: a standalone script (torch, numpy, pandas, tensorboard)")
+            continue
+        if Path(args.source).suffix.lower() == ".toml":
+            return _error(f"{args.source}: --{fmt.replace('_', '-')} exports a trained model; give its checkpoint (.pt)")
+        from nnstudio.core.export import export_checkpoint
+
+        report = export_checkpoint(args.source, dest, fmt)
+        print(report.message())
+        failed |= not report.ok
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -224,8 +263,26 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print what a checkpoint (.pt) holds")
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
+    info.add_argument("--model-class", metavar="FILE.py:CLASS",
+                      help="build the model with your own nn.Module class (this RUNS that Python file)")
+    info.add_argument("--args", metavar="NAME=VALUE,...", help="__init__ arguments for --model-class, e.g. 'n_in=8, n_out=3' "
+                      "(default: the ones stored in the checkpoint)")
     info.set_defaults(func=cmd_info)
+    export = sub.add_parser("export", help="write a run as a standalone script, or a model as ONNX/TorchScript/state_dict")
+    export.add_argument("source", help="a run config (.toml) or a checkpoint (.pt)")
+    export.add_argument("--script", metavar="TRAIN.py", help="the run as a Python script that needs no nnstudio")
+    export.add_argument("--onnx", metavar="M.onnx", help="the model as ONNX, checked with onnxruntime")
+    export.add_argument("--torchscript", metavar="M.pt", help="the model as TorchScript, checked by running it")
+    export.add_argument("--state-dict", dest="state_dict", metavar="M.pt",
+                        help="a plain nn.Sequential state_dict (keys 0.weight, ...) with a note of the layers")
+    export.set_defaults(func=cmd_export)
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    """The names `nnstudio NAME ...` runs headless; anything else opens the window."""
+    return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices}
 
 
 def build_gui_parser() -> argparse.ArgumentParser:
@@ -233,7 +290,9 @@ def build_gui_parser() -> argparse.ArgumentParser:
                      "Subcommands: train RUN.toml, info FILE.pt, lr-find RUN.toml (see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
-    parser.add_argument("--self-test", action="store_true", help="check the installation headless and exit")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the installation (a real window where a display is present) and exit")
+    parser.add_argument("--self-test-window", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -248,13 +307,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         tensorboard_main.run_main()
         return 0
     try:
-        if argv and argv[0] in ("train", "info", "lr-find"):
-            args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if argv and argv[0] in subcommands(parser):
+            args = parser.parse_args(argv)
             return args.func(args)
         args = build_gui_parser().parse_args(argv)
         if args.version:
             print(version_text())
             return 0
+        if args.self_test_window:
+            from nnstudio.selftest import run_window_check
+
+            return run_window_check()
         if args.self_test:
             from nnstudio.selftest import run_self_test
 

@@ -483,6 +483,9 @@ class Trainer:
                 break
             self.epoch = epoch
             epoch_start = time.perf_counter()
+            # The rate this epoch trains at (its first step's, with a per-batch schedule), read before the
+            # scheduler moves it on for the next epoch: that is the one plotted and logged for this epoch.
+            epoch_lr = float(optimizer.param_groups[0]["lr"])
             model.train()
             pending: list[torch.Tensor] = []
             sizes: list[int] = []
@@ -544,8 +547,7 @@ class Trainer:
                 else:
                     scheduler.step()
             event = EpochFinished(epoch, self.global_step, train_loss, val_loss, metric_values,
-                                  float(optimizer.param_groups[0]["lr"]), time.perf_counter() - epoch_start, improved,
-                                  epoch_norm)
+                                  epoch_lr, time.perf_counter() - epoch_start, improved, epoch_norm)
             self.history.append(event)
             self._call("on_epoch_end", event)
             if cfg.early_stopping and self.best_epoch is not None and epoch - self.best_epoch >= cfg.early_stopping:

@@ -17,15 +17,19 @@ from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget)
 
 from nnstudio import __version__
-from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint
+from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint, reinfer
+from nnstudio.core.files import file_failure, regular_file
+from nnstudio.core.model_class import classes_in, open_with_class, parse_arguments, read_dict as _read_dict, stored_arguments
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, model_io_size, prepare
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudioError
 from nnstudio.core.model import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun, evaluate_model
 from nnstudio.gui.dataset_panel import DatasetPanel
+from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, fit_docks, fit_to_screen
 from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.model_builder import ModelBuilderPanel
+from nnstudio.gui.model_file_dialogs import InferredModelDialog, RunModelCodeDialog
 from nnstudio.gui.plots import LossPlot, MetricsPlot
 from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
 from nnstudio.gui.training_panel import TrainingPanel
@@ -69,6 +73,7 @@ class MainWindow(QMainWindow):
     project_loaded = Signal(str)
     project_saved = Signal(str)
     error_shown = Signal(str)
+    layers_asked = Signal(str)  # a state_dict's unknown layers are being asked about (file name)
     training_finished = Signal(dict)
 
     def __init__(self, settings: QSettings | None = None, logdir: str | Path | None = None):
@@ -90,6 +95,8 @@ class MainWindow(QMainWindow):
         self.checkpoint_path: Path | None = None
         self.run_count = 0
         self._pending_project: RunConfig | None = None
+        self._pending_inferred: LoadedCheckpoint | None = None
+        self._pending_model_class: tuple[Path, Path] | None = None
         self._continue_next = False
         self._finished_info: dict | None = None
         self._metrics_end_pending = False  # the metrics plot leaves live mode in the pass after the run ends
@@ -97,6 +104,7 @@ class MainWindow(QMainWindow):
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
+        self._project_path: Path | None = None  # the project the window shows (named in the title)
 
         self._build_central()
         self._build_docks()
@@ -124,12 +132,14 @@ class MainWindow(QMainWindow):
         self.plotSplitter.addWidget(self.metricsPlot)
         self.plotSplitter.setStretchFactor(0, 3)
         self.plotSplitter.setStretchFactor(1, 2)
+        self.plotSplitter.setMinimumWidth(MIN_PLOT_WIDTH)  # the docks shrink and scroll first
         self.setCentralWidget(self.plotSplitter)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """Every dock scrolls rather than clips its panel (see gui/dock_layout.py for what a new dock does)."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        dock.setWidget(DockScrollArea(widget))
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -152,8 +162,24 @@ class MainWindow(QMainWindow):
         self.trainingDock = self._dock("Training", "trainingDock", self.trainingPanel,
                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.setTabPosition(Qt.DockWidgetArea.LeftDockWidgetArea, QTabWidget.TabPosition.North)
-        self.resizeDocks([self.datasetDock, self.trainingDock], [470, 330], Qt.Orientation.Horizontal)
         self._default_state = None
+        self._build_code_view()
+
+    def _build_code_view(self) -> None:
+        """The code view dock, tabbed behind Training, and its File > Export actions (gui/code_view.py)."""
+        from nnstudio.gui.code_view import CodeExport
+
+        self.codeExport = CodeExport(self)
+        self.codeViewPanel = self.codeExport.panel
+        self.codeView = self._dock("Code", "codeView", self.codeViewPanel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.trainingDock, self.codeView)
+        self.trainingDock.raise_()
+        self.actionExportScript = self._action("actionExportScript", "&Python script…",
+                                               self.codeExport._on_export_script_triggered,
+                                               tip="The run as a script that needs only torch, numpy, pandas and tensorboard")
+        self.actionExportModel = self._action("actionExportModel", "&Model (ONNX, TorchScript, state_dict)…",
+                                              self.codeExport._on_export_model_triggered,
+                                              tip="The trained model for use without nnstudio, checked after export")
 
     def _action(self, name: str, text: str, slot, shortcut: QKeySequence | str | None = None,
                 tip: str = "") -> QAction:
@@ -175,6 +201,9 @@ class MainWindow(QMainWindow):
                                                  self._on_open_checkpoint_triggered, "Ctrl+Shift+O")
         self.actionSaveCheckpoint = self._action("actionSaveCheckpoint", "&Save checkpoint…",
                                                  self._on_save_checkpoint_triggered, K.Save)
+        self.actionOpenModelClass = self._action("actionOpenModelClass", "Open model class from a &Python file…",
+                                                 self._on_open_model_class_triggered, None,
+                                                 "Open weights with your own nn.Module class (runs that file)")
         self.actionOpenProject = self._action("actionOpenProject", "Open &project…", self._on_open_project_triggered,
                                               "Ctrl+Alt+O")
         self.actionSaveProject = self._action("actionSaveProject", "Save p&roject…", self._on_save_project_triggered,
@@ -213,10 +242,14 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.actionOpenDataset, self.actionOpenCheckpoint, self.actionSaveCheckpoint])
+        file_menu.addActions([self.actionOpenDataset, self.actionOpenCheckpoint, self.actionOpenModelClass,
+                              self.actionSaveCheckpoint])
         self._build_samples_menu(file_menu)
         file_menu.addSeparator()
         file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
+        self.exportMenu = file_menu.addMenu("E&xport")
+        self.exportMenu.setObjectName("exportMenu")
+        self.exportMenu.addActions([self.actionExportScript, self.actionExportModel])
         file_menu.addSeparator()
         self.recentMenu = file_menu.addMenu("Recent files")
         self.recentMenu.setObjectName("recentMenu")
@@ -229,7 +262,7 @@ class MainWindow(QMainWindow):
         run_menu.addSeparator()
         run_menu.addActions([self.actionEvaluate, self.actionFindLR, self.actionTensorBoard])
         view_menu = bar.addMenu("&View")
-        for dock in (self.datasetDock, self.modelDock, self.trainingDock):
+        for dock in (self.datasetDock, self.modelDock, self.trainingDock, self.codeView):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addActions([self.actionSmoothing, self.actionLogScale, self.actionClearHistory])
@@ -271,15 +304,19 @@ class MainWindow(QMainWindow):
         c.running_changed.connect(self._on_training_running_changed)
         self.tensorboard.ready.connect(self._on_tensorboard_ready)
         self.tensorboard.failed.connect(self._on_tensorboard_failed)
+        ce = self.codeExport
+        for signal in (dp.choices_changed, dp.dataset_loaded, mb.layers_changed, tp.config_changed):
+            signal.connect(ce._on_inputs_changed)
+        mb.layer_hovered.connect(ce._on_layer_hovered)
+        c.running_changed.connect(ce._on_running_changed)
 
     # ------------------------------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
-        self._default_state = self.saveState()
         geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1440, 860)
+        restored = geometry is not None and self.restoreGeometry(geometry)
+        fit_to_screen(self, restored=restored)
+        self._fit_docks()
+        self._default_state = self.saveState()
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
@@ -317,11 +354,21 @@ class MainWindow(QMainWindow):
         if isinstance(action, QAction):
             self.open_path(action.data())
 
+    def _fit_docks(self) -> None:
+        """Side columns as wide as their panels want, as far as the plots' minimum width allows."""
+        fit_docks(self, self.datasetDock, self.trainingDock, left_wanted=470,
+                  right_wanted=max(330, self.trainingPanel.minimumSizeHint().width()))
+
     def _on_reset_layout(self) -> None:
         if self._default_state is not None:
             self.restoreState(self._default_state)
         for dock in (self.datasetDock, self.modelDock, self.trainingDock):
             dock.show()
+        self._fit_docks()
+
+    def _update_title(self, path: str | Path | None) -> None:
+        """The window names what it shows: the project if one is open, else the dataset."""
+        self.setWindowTitle(f"{Path(path).name} — nnstudio" if path else "nnstudio")
 
     # ------------------------------------------------------------------------------------------ messages
     def show_error(self, title: str, message: str) -> None:
@@ -345,6 +392,11 @@ class MainWindow(QMainWindow):
             self.show_error("File not found", f"{path}: no such file.")
             return
         suffix = path.suffix.lower()
+        try:
+            regular_file(path, NNStudioError)
+        except NNStudioError as exc:
+            self.show_error("Cannot open", str(exc))
+            return
         if suffix == ".toml":
             self.open_project(path)
         elif suffix in (".pt", ".pth"):
@@ -386,6 +438,8 @@ class MainWindow(QMainWindow):
     def _on_dataset_loaded(self, path: str) -> None:
         self._add_recent(path)
         self._remember_dir(path)
+        if self._pending_project is None:
+            self._project_path = None  # a dataset opened on its own: the project no longer describes the window
         if self._pending_project is not None:
             cfg, self._pending_project = self._pending_project, None
             d = cfg.data
@@ -400,6 +454,7 @@ class MainWindow(QMainWindow):
                 self.datasetPanel.set_choices(target=pre.target, task=pre.task,
                                               exclude=_excluded_by(pre, self.datasetPanel.dataframe()))
         self.statusBar().showMessage(f"loaded {Path(path).name}", 5000)
+        self._update_title(self._project_path or path)
         self._on_dataset_choices_changed()
 
     def _on_dataset_load_failed(self, path: str, message: str) -> None:
@@ -780,15 +835,93 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(path)
 
     def open_checkpoint(self, path: str | Path) -> bool:
-        """Load safely; on any problem show why and change nothing."""
+        """Load safely; on any problem show why and change nothing. A state_dict with unknowns asks first."""
         try:
             ckpt = load_checkpoint(path)
         except DatasetNotCheckpoint:
             self.open_dataset(path)
             return False
-        except CheckpointError as exc:
+        except NNStudioError as exc:
             self.show_error("Cannot open checkpoint", str(exc))
             return False
+        except Exception as exc:  # whatever else a hostile file provokes is still one sentence, never a traceback
+            self.show_error("Cannot open checkpoint", file_failure(path, exc))
+            return False
+        if ckpt.inferred is not None and ckpt.inferred.needs_answers:
+            self._ask_layers(ckpt)
+            return False
+        return self._apply_checkpoint(ckpt)
+
+    def _ask_layers(self, ckpt: LoadedCheckpoint) -> None:
+        dialog = InferredModelDialog(ckpt.path.name, ckpt.inferred, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._pending_inferred = ckpt
+        dialog.accepted.connect(self._on_inferredModelDialog_accepted)
+        dialog.rejected.connect(self._on_inferredModelDialog_rejected)
+        dialog.open()
+        self.layers_asked.emit(ckpt.path.name)
+
+    def _on_inferredModelDialog_accepted(self) -> None:
+        dialog, ckpt = self.sender(), self._pending_inferred
+        self._pending_inferred = None
+        if ckpt is None:
+            return
+        try:
+            ckpt = reinfer(ckpt, dialog.answers(), dialog.order(), dialog.dropout_p())
+        except (NNStudioError, ValueError) as exc:
+            self.show_error("Cannot open checkpoint", f"{ckpt.path.name}: {exc}")
+            return
+        self._apply_checkpoint(ckpt)
+
+    def _on_inferredModelDialog_rejected(self) -> None:
+        self._pending_inferred = None
+        self.statusBar().showMessage("nothing opened", 5000)
+
+    def _on_open_model_class_triggered(self) -> None:
+        ckpt, _ = QFileDialog.getOpenFileName(self, "Weights to open (state_dict or checkpoint)", self._last_dir(),
+                                              CHECKPOINT_FILTER)
+        if not ckpt:
+            return
+        py, _ = QFileDialog.getOpenFileName(self, "Python file with the model class", str(Path(ckpt).parent),
+                                            "Python files (*.py)")
+        if py:
+            self.open_model_class(ckpt, py)
+
+    def open_model_class(self, checkpoint: str | Path, py_path: str | Path) -> None:
+        """Ask before running `py_path` (it is code); on Run, build its class and load the weights."""
+        try:
+            classes = classes_in(py_path)
+            stored = stored_arguments(_read_dict(checkpoint)) or {}
+        except NNStudioError as exc:
+            self.show_error("Cannot open model class", str(exc))
+            return
+        except Exception as exc:
+            self.show_error("Cannot open model class", file_failure(checkpoint, exc))
+            return
+        text = ", ".join(f"{k}={v!r}" for k, v in stored.items())
+        dialog = RunModelCodeDialog(Path(py_path).name, Path(checkpoint).name, classes, text, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._pending_model_class = (Path(checkpoint), Path(py_path))
+        dialog.accepted.connect(self._on_runModelCodeDialog_accepted)
+        dialog.open()
+
+    def _on_runModelCodeDialog_accepted(self) -> None:
+        dialog = self.sender()
+        checkpoint, py_path = self._pending_model_class
+        try:
+            text = dialog.argumentsEdit.text().strip()
+            arguments = parse_arguments(text) if text else None
+            ckpt = open_with_class(checkpoint, py_path, dialog.classCombo.currentText(), arguments)
+        except NNStudioError as exc:
+            self.show_error("Cannot open model class", str(exc))
+            return
+        except Exception as exc:
+            self.show_error("Cannot open model class", file_failure(py_path, exc))
+            return
+        self._apply_checkpoint(ckpt)
+
+    def _apply_checkpoint(self, ckpt: LoadedCheckpoint) -> bool:
+        path = ckpt.path
         self.loaded_checkpoint = ckpt
         self.model = ckpt.model
         self.checkpoint_path = Path(path)
@@ -863,8 +996,12 @@ class MainWindow(QMainWindow):
     def open_project(self, path: str | Path) -> bool:
         try:
             cfg = RunConfig.load(path)
+            self.trainingPanel.check_train_config(cfg.training, Path(path).name)
         except NNStudioError as exc:
             self.show_error("Cannot open project", str(exc))
+            return False
+        except Exception as exc:  # whatever else a hostile file provokes is still one sentence
+            self.show_error("Cannot open project", file_failure(path, exc))
             return False
         self.modelBuilder.set_layers(cfg.layers, undoable=True)
         self.trainingPanel.set_train_config(cfg.training)
@@ -876,6 +1013,8 @@ class MainWindow(QMainWindow):
             self.open_dataset(cfg.data_path)
         self._add_recent(path)
         self._remember_dir(path)
+        self._project_path = Path(path)
+        self._update_title(path)
         self.project_loaded.emit(str(path))
         return True
 
@@ -894,6 +1033,8 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot save project", str(exc))
             return False
         self._add_recent(path)
+        self._project_path = Path(path)
+        self._update_title(path)
         self.statusBar().showMessage(f"saved project {path}", 8000)
         self.project_saved.emit(str(path))
         return True
