@@ -536,7 +536,7 @@ class DatasetPanel(QWidget):
         table.setWordWrap(False)
         table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        table.setMinimumHeight(140)
+        table.setMinimumHeight(110)  # with the Preview/Columns tab bar: the 140 px the table had alone
         vheader = table.verticalHeader()
         vheader.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vheader.setDefaultSectionSize(table.fontMetrics().height() + 6)

@@ -11,7 +11,7 @@ from nnstudio.core.data.columns import (ColumnInfo, _label_codes, _label_key, _l
                                         feature_columns, infer_task, resolve_task, unusable_features)
 from nnstudio.core.data.prepare import load_dataset, model_io_size, prepare, summarize
 from nnstudio.core.data.preprocess import Preprocessor
-from nnstudio.core.data.read import FLOAT32_MAX_SCALE, read_table
+from nnstudio.core.data.read import FLOAT32_MAX_SCALE, _first_line, _sniff_delimiter, _sniff_encoding, read_table
 from nnstudio.core.data.split import (LazyTableDataset, PreparedData, TensorSplit, iter_batches, split_indices,
                                       validate_split)
 
@@ -20,5 +20,5 @@ __all__ = [
     "ColumnInfo", "LazyTableDataset", "PreparedData", "Preprocessor", "TensorSplit", "column_kind", "default_target",
     "describe_columns", "feature_columns", "infer_task", "unusable_features", "iter_batches", "load_dataset", "model_io_size", "prepare", "read_table",
     "resolve_task", "split_indices", "summarize", "validate_split",
-    "_label_codes", "_label_key", "_label_keys", "_missing_count", "_natural_key", "_text_kind",
+    "_first_line", "_sniff_delimiter", "_sniff_encoding", "_label_codes", "_label_key", "_label_keys", "_missing_count", "_natural_key", "_text_kind",
 ]

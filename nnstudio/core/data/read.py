@@ -273,7 +273,9 @@ def _read_npy(path: Path) -> pd.DataFrame:
             raise DataError(f"{path.name}: holds Python objects (pickled data), which nnstudio never loads; "
                             "save plain numeric arrays") from exc
         raise DataError(f"{path.name}: not a plain numeric NumPy file ({_first_line(exc)})") from exc
-    except (OSError, EOFError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged header fails anywhere in numpy's own parser (even tokenize)
         raise DataError(f"{path.name}: not a readable NumPy file ({_first_line(exc)})") from exc
     if arr.dtype.names:
         return pd.DataFrame.from_records(arr)
