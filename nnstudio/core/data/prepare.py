@@ -13,7 +13,7 @@ from nnstudio.core.data.columns import (_label_codes, _missing_count, _natural_k
                                         describe_columns, feature_columns, resolve_task)
 from nnstudio.core.data.preprocess import (Preprocessor, _category_codes, _check_classes, _feature_values,
                                            _fill_float32, _fit_categorical)
-from nnstudio.core.data.read import read_table
+from nnstudio.core.data.read import _first_line, read_table
 from nnstudio.core.data.split import PreparedData, TensorSplit, split_indices
 from nnstudio.core.errors import DataError
 
@@ -189,6 +189,8 @@ def load_dataset(path: str | Path, target: str | None = None, task: str = "auto"
         data = prepare(df, target, task, split, seed, missing, features=features)
     except DataError as exc:
         raise DataError(f"{Path(path).name}: {exc}") from exc
+    except (ValueError, TypeError, UnicodeError) as exc:  # a damaged file's cells reaching pandas: still one sentence
+        raise DataError(f"{Path(path).name}: its values cannot be prepared ({_first_line(exc)})") from exc
     data.report["excluded"] = [str(c) for c in df.columns if c != target and c not in features]
     return data
 

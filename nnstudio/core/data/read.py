@@ -336,6 +336,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
             df = _read_csv(path)
     except MemoryError as exc:
         raise DataError(f"{path.name}: too large to load into memory") from exc
+    except DataError:
+        raise
+    except Exception as exc:  # a damaged file reaches parsers' own errors (zipfile, numpy, polars): still one sentence
+        raise DataError(f"{path.name}: not a readable {suffix.lstrip('.')} file ({_first_line(exc)})") from exc
     if df.shape[1] < 2:
         raise DataError(f"{path.name}: found {df.shape[1]} column(s); a dataset needs at least one feature and a target")
     if len(df) == 0:
