@@ -78,6 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run = TrainingRun(cfg, callbacks=[c for c in (progress, watch) if c is not None])
         stopper, execute, main_rank = run.trainer, TrainingRun.execute, True
+    if not args.quiet and main_rank:
+        print(_data_line(cfg.data_path.name, run.data.report), file=sys.stderr)
 
     def on_sigint(signum, frame):  # first Ctrl+C stops after the current batch; the second one kills
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -113,6 +115,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.run_dir:
             print(f"tensorboard: tensorboard --logdir {result.run_dir.parent}")
     return 0
+
+
+def _data_line(name: str, r: dict) -> str:
+    """One line on what became of the table's rows and columns before training."""
+    parts = [f"{r.get('rows_read', 0):,} rows", f"{r.get('rows_dropped_no_target', 0):,} dropped without a target"]
+    if r.get("missing_policy") == "drop":
+        parts.append(f"{r.get('rows_dropped_missing', 0):,} dropped with missing values")
+    if r.get("excluded"):
+        parts.append("excluded: " + ", ".join(r["excluded"]))
+    parts.append(f"{r.get('n_features', 0)} inputs")
+    return f"data: {name}: " + "; ".join(parts)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

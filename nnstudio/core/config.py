@@ -1,7 +1,7 @@
 """One TOML file describes a whole run; the window saves and opens the same file as a project.
 
 ```
-[data]     path, target, task = "auto", split = [0.7, 0.15, 0.15], seed, missing = "impute"
+[data]     path, target, task = "auto", split = [0.7, 0.15, 0.15], seed, missing = "impute", exclude = ["id", ...]
 [model]    layers = [{type = "Linear", out_features = 64}, {type = "ReLU"}, {type = "Linear", out_features = "auto"}]
 [training] epochs, batch_size, optimizer = {name = "Adam", lr = 0.001}, device = "auto", seed,
            class_weight = "none" | "balanced", ...
@@ -37,6 +37,9 @@ class DataConfig:
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     seed: int = 0
     missing: str = "impute"
+    #: Columns left out of the features. Absent (None): the ones that cannot be features are left out
+    #: (identifiers, constants, dates, text above the one-hot cap); the window always writes the list.
+    exclude: list[str] | None = None
 
 
 @dataclass
@@ -90,7 +93,7 @@ class RunConfig:
             training["class_weight"] = t.class_weight
         if t.seed is not None:
             training["seed"] = t.seed
-        data = {k: v for k, v in vars(self.data).items()}
+        data = {k: v for k, v in vars(self.data).items() if v is not None}
         return {"data": data, "model": {"layers": copy.deepcopy(self.layers)}, "training": training,
                 "output": dict(vars(self.output))}
 
@@ -197,6 +200,11 @@ def _fill(obj: Any, raw: Any, section: str, source: str) -> Any:
                           f"allowed: {', '.join(allowed)}")
     for key, value in raw.items():
         current = getattr(obj, key)
+        if key == "exclude" and section == "data":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{source}: [data] exclude must be a list of column names, got {value!r}")
+            setattr(obj, key, list(value))
+            continue
         expected = type(current)
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):

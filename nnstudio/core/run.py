@@ -35,7 +35,7 @@ class RunResult:
 
 def load_data(cfg: RunConfig) -> PreparedData:
     d = cfg.data
-    return load_dataset(cfg.data_path, d.target or None, d.task, d.split, d.seed, d.missing)
+    return load_dataset(cfg.data_path, d.target or None, d.task, d.split, d.seed, d.missing, d.exclude)
 
 
 class TrainingRun:

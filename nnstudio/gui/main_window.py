@@ -36,7 +36,7 @@ from nnstudio.gui.predict_panel import PredictPanel
 from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
 from nnstudio.gui.training_panel import TrainingPanel
 from nnstudio.gui.training_worker import TrainingController
-from nnstudio.resources import resource_path, sample_dataset
+from nnstudio.resources import SAMPLES, resource_path, sample_dataset
 
 DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq *.npy *.npz *.pt *.pth);;All files (*)"
 CHECKPOINT_FILTER = "PyTorch checkpoints (*.pt *.pth);;All files (*)"
@@ -57,6 +57,14 @@ NEXT_PASS_MS = 1
 def default_logdir() -> Path:
     base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation) or str(Path.home())
     return Path(base) / "runs"
+
+
+def _excluded_by(preprocessor, frame) -> list[str] | None:
+    """The columns a checkpoint's model does not take as inputs (None when it needs columns the table lacks)."""
+    names = set(preprocessor.feature_names)
+    if not names <= set(frame.columns):
+        return None
+    return [str(c) for c in frame.columns if c != preprocessor.target and c not in names]
 
 
 class MainWindow(QMainWindow):
@@ -282,6 +290,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addActions([self.actionOpenDataset, self.actionOpenCheckpoint, self.actionOpenModelClass,
                               self.actionSaveCheckpoint])
+        self._build_samples_menu(file_menu)
         file_menu.addSeparator()
         file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
         self.exportMenu = file_menu.addMenu("E&xport")
@@ -443,8 +452,21 @@ class MainWindow(QMainWindow):
         else:
             self.open_dataset(path)
 
-    def open_sample(self) -> None:
-        self.open_dataset(sample_dataset())
+    def _build_samples_menu(self, file_menu) -> None:
+        """File → Open sample: the bundled real datasets, one action each (objectName sampleAction_<stem>)."""
+        self.samplesMenu = file_menu.addMenu("Open &sample")
+        self.samplesMenu.setObjectName("samplesMenu")
+        for name, text in SAMPLES:
+            action = self.samplesMenu.addAction(text)
+            action.setObjectName(f"sampleAction_{Path(name).stem}")
+            action.setData(name)
+            action.triggered.connect(self._on_sample_triggered)
+
+    def _on_sample_triggered(self) -> None:
+        self.open_sample(self.sender().data())
+
+    def open_sample(self, name: str | None = None) -> None:
+        self.open_dataset(sample_dataset(name) if name else sample_dataset())
 
     def open_dataset(self, path: str | Path) -> None:
         self.statusBar().showMessage(f"loading {Path(path).name}…")
@@ -469,11 +491,16 @@ class MainWindow(QMainWindow):
         if self._pending_project is not None:
             cfg, self._pending_project = self._pending_project, None
             d = cfg.data
-            self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split, missing=d.missing)
+            try:
+                self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split, missing=d.missing,
+                                              exclude=d.exclude)
+            except NNStudioError as exc:
+                self.show_error("Cannot apply the project's data choices", str(exc))
         if self.loaded_checkpoint is not None and self.loaded_checkpoint.preprocessor is not None:
             pre = self.loaded_checkpoint.preprocessor
             if pre.target in self.datasetPanel.dataframe().columns:
-                self.datasetPanel.set_choices(target=pre.target, task=pre.task)
+                self.datasetPanel.set_choices(target=pre.target, task=pre.task,
+                                              exclude=_excluded_by(pre, self.datasetPanel.dataframe()))
         self.statusBar().showMessage(f"loaded {Path(path).name}", 5000)
         self._update_title(self._project_path or path)
         self._on_dataset_choices_changed()
@@ -493,7 +520,8 @@ class MainWindow(QMainWindow):
         if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model:
             return ckpt.preprocessor.n_features, ckpt.preprocessor.n_outputs
         try:
-            return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice())
+            return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice(),
+                                 features=self.datasetPanel.features())
         except NNStudioError as exc:
             self.datasetStatus.setText(f"dataset: {exc}")
             return None, None
@@ -510,17 +538,17 @@ class MainWindow(QMainWindow):
     def _data_request(self, preprocessor=None) -> tuple:
         dp = self.datasetPanel
         return (dp.dataframe(), dp.target(), dp.task_choice(), tuple(dp.split()), self.data_seed, dp.missing(),
-                preprocessor)
+                preprocessor, tuple(dp.features()))
 
     def _prepare(self, request: tuple) -> PreparedData:
         cached = self._prepared
         if cached is not None:
             key = cached[0]
             # The table and the preprocessing by identity (the table is never changed in place), choices by value.
-            if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6]:
+            if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6] and key[7:] == request[7:]:
                 return cached[1]
-        df, target, task, split, seed, missing, preprocessor = request
-        data = prepare(df, target, task, list(split), seed, missing, preprocessor=preprocessor)
+        df, target, task, split, seed, missing, preprocessor, features = request
+        data = prepare(df, target, task, list(split), seed, missing, preprocessor=preprocessor, features=list(features))
         self._prepared = (request, data)
         return data
 
@@ -596,6 +624,7 @@ class MainWindow(QMainWindow):
             cfg.data.task = dp.task_choice()
             cfg.data.split = list(dp.split())
             cfg.data.missing = dp.missing()
+            cfg.data.exclude = dp.excluded()
         cfg.layers = copy.deepcopy(self.modelBuilder.layers())
         cfg.training = self.trainingPanel.train_config()
         cfg.data.seed = self.data_seed
@@ -1039,7 +1068,8 @@ class MainWindow(QMainWindow):
         if ckpt.preprocessor is not None and self.datasetPanel.dataframe() is not None:
             pre = ckpt.preprocessor
             if pre.target in self.datasetPanel.dataframe().columns:
-                self.datasetPanel.set_choices(target=pre.target, task=pre.task)
+                self.datasetPanel.set_choices(target=pre.target, task=pre.task,
+                                              exclude=_excluded_by(pre, self.datasetPanel.dataframe()))
         self._on_dataset_choices_changed()
         self._add_recent(path)
         self._remember_dir(path)

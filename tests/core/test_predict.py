@@ -188,7 +188,16 @@ def test_csv_without_polars_writes_the_same_rows(models, tmp_path, monkeypatch):
     df = pd.read_csv(sample_dataset("flowers.csv")).head(30)
     df.to_csv(tmp_path / "new.csv", index=False)
     predict_file(ckpt, tmp_path / "new.csv", tmp_path / "with.csv", batch_rows=7)
-    monkeypatch.setitem(sys.modules, "polars", None)  # import polars raises ImportError
+    from nnstudio.core import predict as predict_module
+
+    write = predict_module.write_csv_chunk
+
+    def write_without_polars(*args, **kwargs):  # polars reads the table (a dependency); the writer falls back
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, "polars", None)  # import polars raises ImportError
+            return write(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "write_csv_chunk", write_without_polars)
     predict_file(ckpt, tmp_path / "new.csv", tmp_path / "without.csv", batch_rows=7)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "with.csv"), pd.read_csv(tmp_path / "without.csv"))
     assert len(pd.read_csv(tmp_path / "with.csv")) == 30
