@@ -61,20 +61,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.training.device = args.device
     cfg.training.validate()
     callbacks = [] if args.quiet else [ProgressBar(sys.stderr)]
-    run = TrainingRun(cfg, callbacks=callbacks)
+    resume, checkpoint_path = _resume_target(args, cfg)
+    run = TrainingRun(cfg, callbacks=callbacks, resume=resume, checkpoint_path=checkpoint_path)
+    stopped_by: list[int] = []
 
-    def on_sigint(signum, frame):  # first Ctrl+C stops after the current batch; the second one kills
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nstopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
+    def on_signal(signum, frame):  # the first SIGINT/SIGTERM stops after the current batch and saves
+        stopped_by.append(signum)
+        if signum == signal.SIGINT:  # a second Ctrl+C kills
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"\n{name}: stopping after this batch and saving" +
+              (" (Ctrl+C again to abort)" if signum == signal.SIGINT else ""), file=sys.stderr)
         run.trainer.request_stop()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = run.execute()
     except TrainingDiverged as exc:
         return _error(str(exc), EXIT_DIVERGED)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for note in result.notes:
+        print(f"nnstudio: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), default=str))
     else:
@@ -84,7 +93,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"checkpoint: {result.checkpoint}")
         if result.run_dir:
             print(f"tensorboard: tensorboard --logdir {result.run_dir.parent}")
-    return 0
+    return 128 + stopped_by[0] if stopped_by else 0
+
+
+def _resume_target(args: argparse.Namespace, cfg):
+    """`--resume CKPT`: the checkpoint to go on from, and where to save (CKPT itself unless the config's
+    [output] checkpoint names a file)."""
+    if not args.resume:
+        return None, None
+    import tomllib
+
+    from nnstudio.core.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.resume)
+    try:
+        named = "checkpoint" in tomllib.loads(Path(args.config).read_text(encoding="utf-8-sig")).get("output", {})
+    except (OSError, ValueError):
+        named = False
+    return ckpt, (None if named else Path(args.resume))
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -124,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     train.add_argument("--epochs", type=int, help="override [training] epochs")
     train.add_argument("--device", help="override [training] device (auto, cpu, cuda:N, mps)")
+    train.add_argument("--resume", metavar="CKPT.pt", help="go on from a checkpoint (model, optimizer, RNGs, "
+                       "history); --epochs, or the config's, counts the further epochs")
     train.set_defaults(func=cmd_train)
     info = sub.add_parser("info", help="print what a checkpoint (.pt) holds")
     info.add_argument("file")

@@ -50,8 +50,10 @@ class TensorBoardLogger(Callback):
 
     def __init__(self, logdir: str | Path, name: str = "run", hparams: dict[str, Any] | None = None,
                  model_text: str | None = None, step_every: int = 1, max_step_rate: float | None = None,
-                 burst_s: float = 1.0):
-        self.run_dir = unique_run_dir(logdir, name)
+                 burst_s: float = 1.0, run_dir: str | Path | None = None):
+        # A resumed run writes into its first run's folder: TensorBoard continues the same curves.
+        self.run_dir = Path(run_dir) if run_dir is not None else unique_run_dir(logdir, name)
+        self.error: Exception | None = None  # a write that failed (full disk, folder removed); the run reports it
         self.hparams = {k: v for k, v in (hparams or {}).items() if isinstance(v, (int, float, str, bool))}
         self.model_text = model_text
         self.step_every = max(1, step_every)
@@ -90,8 +92,19 @@ class TensorBoardLogger(Callback):
         self._last_burst = time.perf_counter()
         pending, self._pending = self._pending, []
         if self.writer is not None:
-            for tag, value, step, wall in pending:
-                self.writer.add_scalar(tag, value, step, walltime=wall)
+            try:
+                for tag, value, step, wall in pending:
+                    self.writer.add_scalar(tag, value, step, walltime=wall)
+            except Exception as exc:  # tensorboard's writer thread re-raises its OSError here
+                self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.error = self.error or exc
+        writer, self.writer = self.writer, None
+        try:
+            writer.close()
+        except Exception:
+            pass
 
     def on_epoch_end(self, trainer, event: EpochFinished) -> None:
         wall, epoch = time.time(), event.epoch
@@ -114,6 +127,14 @@ class TensorBoardLogger(Callback):
         if self.writer is None:
             return
         self._write_pending()  # what the last burst left (a stopped or failed fit, too)
+        if self.writer is None:
+            return
+        try:
+            self._close()
+        except Exception as exc:
+            self._failed(exc)
+
+    def _close(self) -> None:
         if self.hparams:
             from torch.utils.tensorboard.summary import hparams
 

@@ -84,7 +84,8 @@ class RunConfig:
             scheduler.update(factor=t.plateau_factor, patience=t.plateau_patience)
         training = {"epochs": t.epochs, "batch_size": t.batch_size, "shuffle": t.shuffle, "optimizer": optimizer,
                     "loss": t.loss, "scheduler": scheduler, "early_stopping": t.early_stopping,
-                    "grad_clip": t.grad_clip, "device": t.device, "threads": t.threads}
+                    "grad_clip": t.grad_clip, "device": t.device, "threads": t.threads,
+                    "divergence_factor": t.divergence_factor}
         if t.seed is not None:
             training["seed"] = t.seed
         data = {k: v for k, v in vars(self.data).items()}
@@ -208,7 +209,7 @@ def _check_data(data: DataConfig, source: str) -> None:
 
 
 _TRAINING_KEYS = {"epochs", "batch_size", "shuffle", "optimizer", "loss", "scheduler", "early_stopping", "grad_clip",
-                  "device", "seed", "threads"}
+                  "device", "seed", "threads", "divergence_factor"}
 
 
 def _training(raw: Any, source: str) -> TrainConfig:

@@ -1,0 +1,91 @@
+"""`last.pt` and `best.pt` in each run's folder, written at epoch ends so a crash loses little.
+
+Each write is atomic (`atomic_torch_save`). Writes are throttled so that, at every point of a run, the time
+spent writing stays within `budget` (1%) of the time trained: an epoch end writes only when the time
+written so far plus the last write's cost fits in the budget. The fit's end, a stop and a divergence
+always write (a diverged run's weights are never written: `best.pt` holds its last good epoch).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from nnstudio.core.checkpoint import atomic_torch_save
+from nnstudio.core.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+class RunCheckpoints(Callback):
+    """`build(which)` returns the checkpoint dict for "last" (resumable) or "best" (the best epoch's weights)."""
+
+    def __init__(self, run_dir: Path, build: Callable[[str], dict[str, Any]], budget: float = 0.01):
+        self.run_dir = Path(run_dir)
+        self.build = build
+        self.budget = budget
+        self.spent = 0.0  # seconds spent writing
+        self.start = 0.0
+        self.last_cost = 0.0
+        self.writes = 0
+        self.saved_epoch: int | None = None  # epoch held by last.pt
+        self.best_saved_epoch: int | None = None  # epoch held by best.pt
+        self.error: Exception | None = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / LAST
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / BEST
+
+    def _write(self, which: str) -> None:
+        t0 = time.perf_counter()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(self.build(which), self.run_dir / (LAST if which == "last" else BEST))
+        cost = time.perf_counter() - t0
+        self.spent += cost
+        self.last_cost = cost
+        self.writes += 1
+
+    def on_fit_start(self, trainer, event: FitStarted) -> None:
+        self.start = time.perf_counter()
+        self.spent = 0.0
+
+    def on_epoch_end(self, trainer, event: EpochFinished) -> None:
+        elapsed = time.perf_counter() - self.start
+        if self.spent + self.last_cost > self.budget * elapsed:
+            return
+        self._save(trainer)
+
+    def _save(self, trainer) -> None:
+        if trainer.history and self.saved_epoch != trainer.history[-1].epoch:
+            self._write("last")
+            self.saved_epoch = trainer.history[-1].epoch
+        if trainer.best_state is not None and trainer.best_epoch is not None \
+                and self.best_saved_epoch != trainer.best_epoch:
+            self._write("best")
+            self.best_saved_epoch = trainer.best_epoch
+
+    def on_fit_end(self, trainer, event: FitFinished) -> None:
+        self._save(trainer)
+
+    def on_exception(self, trainer, event: FitFailed) -> None:
+        """A divergence or a crash: the best (finite) weights go to best.pt; last.pt keeps its good epoch."""
+        try:
+            if trainer.best_state is not None and trainer.best_epoch is not None \
+                    and self.best_saved_epoch != trainer.best_epoch:
+                self._write("best")
+                self.best_saved_epoch = trainer.best_epoch
+        except Exception as exc:  # the original error is what the user must read; keep this one too
+            self.error = exc
+
+    def good_checkpoint(self) -> Path | None:
+        """The newest checkpoint of a good epoch this run wrote (for a diverged run's message)."""
+        if self.best_saved_epoch is not None and self.best_path.exists():
+            return self.best_path
+        if self.saved_epoch is not None and self.last_path.exists():
+            return self.last_path
+        return None
