@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nnstudio.core.checkpoint import atomic_torch_save
+from nnstudio.core.errors import CheckpointError
 from nnstudio.core.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted
 
 LAST, BEST = "last.pt", "best.pt"
@@ -42,9 +43,18 @@ class RunCheckpoints(Callback):
         return self.run_dir / BEST
 
     def _write(self, which: str) -> None:
+        """A failed write (full disk, the folder removed) is kept in `error` and ends autosaving, not the fit:
+        the run reports it at its end, after its own checkpoint."""
+        if self.error is not None:
+            return
         t0 = time.perf_counter()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(self.build(which), self.run_dir / (LAST if which == "last" else BEST))
+        try:
+            if not self.writes:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_torch_save(self.build(which), self.run_dir / (LAST if which == "last" else BEST))
+        except (OSError, CheckpointError) as exc:
+            self.error = exc
+            return
         cost = time.perf_counter() - t0
         self.spent += cost
         self.last_cost = cost
@@ -63,24 +73,24 @@ class RunCheckpoints(Callback):
     def _save(self, trainer) -> None:
         if trainer.history and self.saved_epoch != trainer.history[-1].epoch:
             self._write("last")
-            self.saved_epoch = trainer.history[-1].epoch
+            if self.error is None:
+                self.saved_epoch = trainer.history[-1].epoch
         if trainer.best_state is not None and trainer.best_epoch is not None \
                 and self.best_saved_epoch != trainer.best_epoch:
             self._write("best")
-            self.best_saved_epoch = trainer.best_epoch
+            if self.error is None:
+                self.best_saved_epoch = trainer.best_epoch
 
     def on_fit_end(self, trainer, event: FitFinished) -> None:
         self._save(trainer)
 
     def on_exception(self, trainer, event: FitFailed) -> None:
         """A divergence or a crash: the best (finite) weights go to best.pt; last.pt keeps its good epoch."""
-        try:
-            if trainer.best_state is not None and trainer.best_epoch is not None \
-                    and self.best_saved_epoch != trainer.best_epoch:
-                self._write("best")
+        if trainer.best_state is not None and trainer.best_epoch is not None \
+                and self.best_saved_epoch != trainer.best_epoch:
+            self._write("best")
+            if self.error is None:
                 self.best_saved_epoch = trainer.best_epoch
-        except Exception as exc:  # the original error is what the user must read; keep this one too
-            self.error = exc
 
     def good_checkpoint(self) -> Path | None:
         """The newest checkpoint of a good epoch this run wrote (for a diverged run's message)."""

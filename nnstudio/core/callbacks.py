@@ -71,9 +71,17 @@ class TensorBoardLogger(Callback):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=10)
+        _quiet_writer_thread_errors()
         text = self.model_text if self.model_text is not None else str(trainer.model)
-        self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
+        try:
+            self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=10)
+            self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
+        except OSError as exc:  # before the first epoch: say so now rather than train without a log
+            from nnstudio.core.errors import TrainingError
+
+            self._failed(exc)
+            raise TrainingError(f"TensorBoard log {self.run_dir}: could not be written "
+                                f"({exc.strerror or exc}); free some space or choose another [output] logdir") from exc
         self._last_burst = time.perf_counter()
 
     def on_train_batch_end(self, trainer, event: StepFinished) -> None:
@@ -102,7 +110,8 @@ class TensorBoardLogger(Callback):
         self.error = self.error or exc
         writer, self.writer = self.writer, None
         try:
-            writer.close()
+            if writer is not None:
+                writer.close()
         except Exception:
             pass
 
@@ -129,10 +138,22 @@ class TensorBoardLogger(Callback):
         self._write_pending()  # what the last burst left (a stopped or failed fit, too)
         if self.writer is None:
             return
+        if not self._event_file_exists():  # removed while the run wrote into it: the events went with it
+            import errno
+
+            self._failed(FileNotFoundError(errno.ENOENT, "the folder was removed during the run"))
+            return
         try:
             self._close()
         except Exception as exc:
             self._failed(exc)
+
+    def _event_file_exists(self) -> bool:
+        try:
+            name = self.writer.file_writer.event_writer._file_name
+        except AttributeError:
+            return self.run_dir.is_dir()
+        return Path(name).exists()
 
     def _close(self) -> None:
         if self.hparams:
@@ -147,6 +168,25 @@ class TensorBoardLogger(Callback):
                 self.writer.add_scalar(k, v)
         self.writer.close()
         self.writer = None
+
+
+def _quiet_writer_thread_errors() -> None:
+    """TensorBoard's writer thread re-raises a failed write (a full disk) into `threading.excepthook`, which
+    prints a traceback; the same error reaches the logger at its next write and the run reports it in one
+    sentence, so the thread's copy is dropped. Any other thread's exception goes to the previous hook."""
+    import threading
+
+    if getattr(threading.excepthook, "_nnstudio", False):
+        return
+    previous = threading.excepthook
+
+    def hook(args):
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+            return
+        previous(args)
+
+    hook._nnstudio = True
+    threading.excepthook = hook
 
 
 class HistoryRecorder(Callback):

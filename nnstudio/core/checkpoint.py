@@ -99,7 +99,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         raise CheckpointError(f"{path.parent}: folder does not exist")
     remove_stale_temp_files(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise CheckpointError(f"{path}: could not save ({exc.strerror or exc})") from exc
     try:
@@ -130,7 +130,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 
 
 def remove_stale_temp_files(path: str | Path) -> list[Path]:
-    """Remove what an interrupted `atomic_torch_save` of `path` left (killed between write and rename)."""
+    """Remove what an interrupted `atomic_torch_save` of `path` left (killed between write and rename).
+
+    A temp file names its writer's process id; one whose writer is still alive (another run saving the
+    same path right now) is left alone.
+    """
     path = Path(path)
     removed = []
     try:
@@ -138,6 +142,9 @@ def remove_stale_temp_files(path: str | Path) -> list[Path]:
     except OSError:
         return removed
     for tmp in candidates:
+        pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
         try:
             if tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
@@ -145,6 +152,16 @@ def remove_stale_temp_files(path: str | Path) -> list[Path]:
         except OSError:
             pass
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def glob_escape(name: str) -> str:

@@ -151,8 +151,19 @@ class RunConfig:
                     data[section][key] = str(absolute)
         text = tomli_w.dumps(_drop_none(data))
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk or a vanished folder: say so, leave no temp file, keep the old file
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise ConfigError(f"{path}: could not save ({exc.strerror or exc}); the previous file, if any, "
+                              "is unchanged") from exc
         self.base_dir = target_dir
         for section, key in (("data", "path"), ("output", "checkpoint"), ("output", "logdir")):
             setattr(getattr(self, section), key, data[section][key])

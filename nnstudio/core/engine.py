@@ -603,6 +603,8 @@ class Trainer:
         values = torch.stack(pending).tolist() if len(pending) > 1 else [pending[0].item()]
         first = self.global_step - len(values) + 1
         weighted = 0.0
+        if self.best_train_loss is None and values and math.isfinite(values[0]):
+            self.best_train_loss = values[0]  # the untrained model's loss: what a first epoch may not explode past
         for i, (value, size) in enumerate(zip(values, sizes)):
             if not math.isfinite(value):
                 self._diverged(epoch, value, first + i)

@@ -78,3 +78,19 @@ def check_run_outputs(checkpoint: Path | None, logdir: Path | None, model=None) 
         remove_stale_temp_files(checkpoint)
     if logdir is not None:
         check_folder_target(logdir, "[output] logdir", 2 * need)
+        remove_stale_run_temp_files(logdir)
+
+
+def remove_stale_run_temp_files(folder: Path) -> None:
+    """Temp files of interrupted last.pt/best.pt writes in a run folder and in the run folders beside it."""
+    from nnstudio.core.checkpoint import remove_stale_temp_files
+
+    folder = Path(folder)
+    for base in {folder, folder.parent}:
+        try:
+            runs = [base, *(p for p in base.iterdir() if p.is_dir())] if base.is_dir() else []
+        except OSError:
+            continue
+        for run in runs:
+            for name in ("last.pt", "best.pt"):
+                remove_stale_temp_files(run / name)

@@ -137,7 +137,10 @@ class TrainingRun:
             else:
                 path = atomic_torch_save(self.checkpoint_dict("last"), self.checkpoint_path)
         if self.autosave is not None and self.autosave.error is not None:
-            raise CheckpointError(str(self.autosave.error))
+            exc = self.autosave.error
+            reason = getattr(exc, "strerror", None) or str(exc)
+            saved = f"; the model was saved to {path}" if path else ""
+            raise CheckpointError(f"run folder {self.run_dir}: last.pt/best.pt could not be written ({reason}){saved}")
         if self.tb is not None and self.tb.error is not None:
             exc = self.tb.error
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
