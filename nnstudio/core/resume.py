@@ -139,3 +139,23 @@ def differences(checkpoint: Any, data: Any, layers: list[dict[str, Any]] | None 
     if layers is not None and list(layers) != list(checkpoint.layers):
         out.append("the model's layers differ from the checkpoint's")
     return out
+
+
+def choice_differences(checkpoint: Any, target: str | None, task: str | None, data_path: str | None) -> list[str]:
+    """The window's check before Continue: the dataset, target and task chosen now against the checkpoint's.
+    (The preprocessing is the checkpoint's own when it continues; `differences` checks it on the prepared data.)"""
+    pre = checkpoint.preprocessor
+    if pre is None:
+        return ["the checkpoint holds no preprocessing (a bare state_dict); train it on a dataset first"]
+    out = []
+    if target and pre.target != target:
+        out.append(f"the checkpoint was trained on target '{pre.target}', the dataset panel has '{target}'")
+    if task and task != "auto" and pre.task != task:
+        out.append(f"the checkpoint's task is {pre.task}, the dataset panel's is {task}")
+    saved = ((checkpoint.config or {}).get("data") or {}).get("path")
+    if data_path and saved:
+        from pathlib import Path
+
+        if Path(saved).name != Path(data_path).name:
+            out.append(f"the checkpoint was trained on {Path(saved).name}, the open dataset is {Path(data_path).name}")
+    return out

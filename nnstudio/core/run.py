@@ -79,7 +79,10 @@ class TrainingRun:
         self.autosave = RunCheckpoints(self.run_dir, self.checkpoint_dict) if (
             tensorboard if autosave is None else autosave) else None
         if self.autosave is not None:
+            from nnstudio.core.recovery import RunningMark
+
             all_callbacks.append(self.autosave)
+            all_callbacks.append(RunningMark(self.run_dir))
         self.save = checkpoint
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else (
             cfg.checkpoint_path if cfg.output.checkpoint else None)
