@@ -60,28 +60,52 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.device is not None:
         cfg.training.device = args.device
     cfg.training.validate()
-    callbacks = [] if args.quiet else [ProgressBar(sys.stderr)]
-    resume, checkpoint_path = _resume_target(args, cfg)
-    run = TrainingRun(cfg, callbacks=callbacks, resume=resume, checkpoint_path=checkpoint_path)
+    progress = None if args.quiet else ProgressBar(sys.stderr)
+    distributed = None
+    watch = _overfit_watch(args.quiet)
+    if _torchrun_launched():  # torchrun --nproc-per-node N -m nnstudio train RUN.toml
+        from nnstudio.core import distributed
+
+        if args.resume:
+            return _error("--resume is not available under torchrun yet; resume on one process")
+        try:
+            ctx, run = distributed.prepare(cfg, [watch] if watch is not None and ctx_is_main() else [], progress)
+        except distributed.PeerFailed:
+            return EXIT_ERROR  # the process that read the data has said why
+        stopper, execute, main_rank = run.trainer.strategy, distributed.execute, ctx.is_main
+    else:
+        resume, checkpoint_path = _resume_target(args, cfg)
+        run = TrainingRun(cfg, callbacks=[c for c in (progress, watch) if c is not None], resume=resume,
+                          checkpoint_path=checkpoint_path)
+        stopper, execute, main_rank = run.trainer, TrainingRun.execute, True
     stopped_by: list[int] = []
 
     def on_signal(signum, frame):  # the first SIGINT/SIGTERM stops after the current batch and saves
         stopped_by.append(signum)
         if signum == signal.SIGINT:  # a second Ctrl+C kills
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
-        print(f"\n{name}: stopping after this batch and saving" +
-              (" (Ctrl+C again to abort)" if signum == signal.SIGINT else ""), file=sys.stderr)
-        run.trainer.request_stop()
+        if main_rank:
+            name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+            print(f"\n{name}: stopping after this batch and saving"
+                  + (" (Ctrl+C again to abort)" if signum == signal.SIGINT else ""), file=sys.stderr)
+        stopper.request_stop()
 
+    # torchrun answers Ctrl+C by sending its workers SIGTERM: there, it stops the run the same way
+    # (the checkpoint of what was trained is saved); torchrun kills what is left after its grace period.
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = run.execute()
+        result = execute(run)
     except TrainingDiverged as exc:
-        return _error(str(exc), EXIT_DIVERGED)
+        return _error(str(exc), EXIT_DIVERGED) if main_rank else EXIT_DIVERGED
+    except Exception as exc:
+        if distributed is not None and isinstance(exc, distributed.PeerFailed):
+            return EXIT_ERROR  # the process that failed has said why; torchrun names it
+        raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not main_rank:
+        return 0
     for note in result.notes:
         print(f"nnstudio: {note}", file=sys.stderr)
     if args.json:
@@ -93,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"checkpoint: {result.checkpoint}")
         if result.run_dir:
             print(f"tensorboard: tensorboard --logdir {result.run_dir.parent}")
-    return 128 + stopped_by[0] if stopped_by else 0
+    return 128 + stopped_by[0] if stopped_by and distributed is None else 0
 
 
 def _resume_target(args: argparse.Namespace, cfg):
@@ -113,10 +137,77 @@ def _resume_target(args: argparse.Namespace, cfg):
     return ckpt, (None if named else Path(args.resume))
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from nnstudio.core.config import RunConfig
+    from nnstudio.core.lr_find import find_lr
+    from nnstudio.core.model import build_model
+    from nnstudio.core.run import load_data
+
+    cfg = RunConfig.load(args.config)
+    if args.device is not None:
+        cfg.training.device = args.device
+    cfg.training.validate()
+    if not (0 < args.start_lr < args.end_lr):
+        return _error(f"--start-lr ({args.start_lr:g}) must be above 0 and below --end-lr ({args.end_lr:g})")
+    if args.steps < 10:
+        return _error(f"--steps must be at least 10, got {args.steps}")
+    data = load_data(cfg)
+    model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+    result = find_lr(model, data, cfg.training, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(f"range test: {len(result.lrs)} steps of {result.optimizer}, lr {args.start_lr:g} to "
+              f"{result.lrs[-1] if result.lrs else args.start_lr:.3g} ({result.status})")
+        if result.suggestion is not None:
+            print(f"suggested lr: {result.suggestion:.3g}  ({result.why})")
+            print(f"use it: [training] optimizer = {{name = \"{result.optimizer}\", lr = {result.suggestion:.3g}}}")
+        else:
+            print(f"no suggestion: {result.why}")
+    return 0 if result.suggestion is not None else 1
+
+
+def _overfit_watch(quiet: bool):
+    from nnstudio.core.health import OverfitWatch
+
+    def warn(warning) -> None:
+        print(f"\nwarning: {warning.message}", file=sys.stderr)
+
+    return None if quiet else OverfitWatch(on_warning=warn)
+
+
+def ctx_is_main() -> bool:  # before the process group exists: torchrun's RANK
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _torchrun_launched() -> bool:
+    from nnstudio.core.distributed import launched
+
+    return launched()
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from nnstudio.core.checkpoint import describe, load_checkpoint
+    from nnstudio.core.errors import CheckpointError, NNStudioError
+    from nnstudio.core.files import file_failure
 
-    info = describe(load_checkpoint(args.file))
+    try:
+        if args.model_class:
+            from nnstudio.core.model_class import open_with_class, parse_arguments
+
+            py_path, _, class_name = args.model_class.rpartition(":")
+            if not py_path or not class_name:
+                raise CheckpointError(f"--model-class {args.model_class}: write it as FILE.py:ClassName")
+            arguments = parse_arguments(args.args) if args.args is not None else None
+            info = describe(open_with_class(args.file, py_path, class_name, arguments))
+        else:
+            info = describe(load_checkpoint(args.file))
+    except NNStudioError:
+        raise
+    except Exception as exc:  # whatever else a hostile file provokes is still one line
+        raise CheckpointError(file_failure(args.file, exc)) from exc
     if args.json:
         print(json.dumps(info, default=str))
         return 0
@@ -141,6 +232,29 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`nnstudio export RUN.toml|MODEL.pt --script train.py | --onnx m.onnx | --torchscript m.pt | --state-dict m.pt`."""
+    wanted = [(fmt, dest) for fmt, dest in (("script", args.script), ("onnx", args.onnx),
+                                             ("torchscript", args.torchscript), ("state_dict", args.state_dict)) if dest]
+    if not wanted:
+        return _error("export: say what to write: --script, --onnx, --torchscript or --state-dict")
+    failed = False
+    for fmt, dest in wanted:
+        if fmt == "script":
+            from nnstudio.core.codegen import export_script
+
+            print(f"{export_script(args.source, dest)}: a standalone script (torch, numpy, pandas, tensorboard)")
+            continue
+        if Path(args.source).suffix.lower() == ".toml":
+            return _error(f"{args.source}: --{fmt.replace('_', '-')} exports a trained model; give its checkpoint (.pt)")
+        from nnstudio.core.export import export_checkpoint
+
+        report = export_checkpoint(args.source, dest, fmt)
+        print(report.message())
+        failed |= not report.ok
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -153,19 +267,47 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="CKPT.pt", help="go on from a checkpoint (model, optimizer, RNGs, "
                        "history); --epochs, or the config's, counts the further epochs")
     train.set_defaults(func=cmd_train)
+    lr_find = sub.add_parser("lr-find", help="a learning-rate range test on a run config; prints a proposal")
+    lr_find.add_argument("config", help="the run config (.toml)")
+    lr_find.add_argument("--json", action="store_true", help="print one JSON object (lrs, losses, suggestion)")
+    lr_find.add_argument("--start-lr", type=float, default=1e-7)
+    lr_find.add_argument("--end-lr", type=float, default=10.0)
+    lr_find.add_argument("--steps", type=int, default=200)
+    lr_find.add_argument("--device", help="override [training] device (auto, cpu, cuda:N, mps)")
+    lr_find.set_defaults(func=cmd_lr_find)
     info = sub.add_parser("info", help="print what a checkpoint (.pt) holds")
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
+    info.add_argument("--model-class", metavar="FILE.py:CLASS",
+                      help="build the model with your own nn.Module class (this RUNS that Python file)")
+    info.add_argument("--args", metavar="NAME=VALUE,...", help="__init__ arguments for --model-class, e.g. 'n_in=8, n_out=3' "
+                      "(default: the ones stored in the checkpoint)")
     info.set_defaults(func=cmd_info)
+    export = sub.add_parser("export", help="write a run as a standalone script, or a model as ONNX/TorchScript/state_dict")
+    export.add_argument("source", help="a run config (.toml) or a checkpoint (.pt)")
+    export.add_argument("--script", metavar="TRAIN.py", help="the run as a Python script that needs no nnstudio")
+    export.add_argument("--onnx", metavar="M.onnx", help="the model as ONNX, checked with onnxruntime")
+    export.add_argument("--torchscript", metavar="M.pt", help="the model as TorchScript, checked by running it")
+    export.add_argument("--state-dict", dest="state_dict", metavar="M.pt",
+                        help="a plain nn.Sequential state_dict (keys 0.weight, ...) with a note of the layers")
+    export.set_defaults(func=cmd_export)
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    """The names `nnstudio NAME ...` runs headless; anything else opens the window."""
+    return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices}
 
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks. "
-                     "Subcommands: train RUN.toml, info FILE.pt (see nnstudio train --help).")
+                     "Subcommands: train RUN.toml, info FILE.pt, lr-find RUN.toml (see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
-    parser.add_argument("--self-test", action="store_true", help="check the installation headless and exit")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the installation (a real window where a display is present) and exit")
+    parser.add_argument("--self-test-window", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -180,13 +322,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         tensorboard_main.run_main()
         return 0
     try:
-        if argv and argv[0] in ("train", "info"):
-            args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if argv and argv[0] in subcommands(parser):
+            args = parser.parse_args(argv)
             return args.func(args)
         args = build_gui_parser().parse_args(argv)
         if args.version:
             print(version_text())
             return 0
+        if args.self_test_window:
+            from nnstudio.selftest import run_window_check
+
+            return run_window_check()
         if args.self_test:
             from nnstudio.selftest import run_self_test
 

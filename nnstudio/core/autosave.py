@@ -55,8 +55,6 @@ class RunCheckpoints(Callback):
             return
         t0 = time.perf_counter()
         try:
-            if not self.writes:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_torch_save(self.build(which), self.run_dir / (LAST if which == "last" else BEST))
         except (OSError, CheckpointError) as exc:
             self.error = exc
@@ -67,6 +65,8 @@ class RunCheckpoints(Callback):
         self.writes += 1
 
     def on_fit_start(self, trainer, event: FitStarted) -> None:
+        """The folder is made here, once: one removed during the run is reported, not silently made again."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.start = time.perf_counter()
         self.spent = 0.0
 

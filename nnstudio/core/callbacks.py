@@ -17,6 +17,7 @@ TAG_STEP_LOSS = "loss/train_step"
 TAG_TRAIN_LOSS = "loss/train"
 TAG_VAL_LOSS = "loss/validation"
 TAG_LR = "learning_rate"
+TAG_GRAD_NORM = "gradients/norm"
 TAG_METRIC = "metrics/validation_{}"
 TAG_MODEL = "model/structure"
 
@@ -124,6 +125,8 @@ class TensorBoardLogger(Callback):
         for name, value in event.metrics.items():
             pending.append((TAG_METRIC.format(name), value, epoch, wall))
         pending.append((TAG_LR, event.lr, epoch, wall))
+        if event.grad_norm is not None:
+            pending.append((TAG_GRAD_NORM, event.grad_norm, epoch, wall))
         if time.perf_counter() - self._last_burst >= self.burst_s:
             self._write_pending()
 

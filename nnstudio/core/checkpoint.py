@@ -1,8 +1,9 @@
 """Checkpoints: a dict of plain values and tensors that `torch.load(weights_only=True)` opens.
 
 Saving is atomic (temp file in the destination folder, fsync, `os.replace`). Loading never falls
-back to an unsafe unpickler. A bare `state_dict` of a plain `nn.Sequential` MLP loads too: the
-Linear/BatchNorm/LayerNorm chain is inferred from keys and shapes.
+back to an unsafe unpickler and checks every field, the model's size and each weight's shape before
+anything is allocated. A bare `state_dict` (an `nn.Sequential` or a course-notes module, bare, wrapped
+in a dict or with DataParallel's `module.`) loads too: see `checkpoint_infer`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import platform
 import re
 import struct
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +25,10 @@ from torch import nn
 
 from nnstudio import __version__
 from nnstudio.core.data import Preprocessor
+from nnstudio.core.checkpoint_infer import STATE_KEYS, InferredStack, infer_stack, unwrap_state_dict
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, ModelSpecError
-from nnstudio.core.model import SpecModel, count_parameters
+from nnstudio.core.files import available_memory, regular_file
+from nnstudio.core.model import SpecModel, count_parameters, normalize_layer
 
 FORMAT = "nnstudio"
 VERSION = 1
@@ -61,7 +65,8 @@ def plain(value: Any, where: str = "checkpoint") -> Any:
 def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, config: dict[str, Any] | None = None,
                      optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, epoch: int = 0,
                      metrics: dict[str, float] | None = None, history: list[dict[str, Any]] | None = None,
-                     trainer_state: dict[str, Any] | None = None, run_dir: str | None = None) -> dict[str, Any]:
+                     trainer_state: dict[str, Any] | None = None, run_dir: str | None = None,
+                     world_size: int = 1) -> dict[str, Any]:
     scheduler_state = None
     if scheduler is not None:
         scheduler_state = {k: v for k, v in scheduler.state_dict().items() if _is_plain_tree(v)}
@@ -80,6 +85,7 @@ def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, con
         "versions": versions(),
         "trainer_state": trainer_state,  # Trainer.state_dict(): what `--resume` / Continue go on from
         "run_dir": run_dir,
+        "world_size": int(world_size),  # processes that trained it (torchrun); the weights are the same kind
     })
 
 
@@ -191,6 +197,9 @@ class LoadedCheckpoint:
     run_dir: str | None = None
     notes: list[str] = field(default_factory=list)  # what a bare state_dict could not tell
     bare: bool = False
+    inferred: InferredStack | None = None  # for a bare state_dict: the stack, its unknowns and other orders
+    source_state: dict[str, torch.Tensor] | None = None
+    wrapper: dict[str, Any] | None = None
 
     @property
     def n_parameters(self) -> int:
@@ -208,25 +217,42 @@ class LoadedCheckpoint:
         return self.preprocessor.decode(out)
 
 
+_PICKLE_START = (b"\x80",)  # protocol 2+ pickles, which is what torch's legacy format writes
+_ZIP_START = b"PK\x03\x04"
+
+
 def _read(path: Path) -> Any:
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    regular_file(path, CheckpointError, "checkpoint file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+    if not head:
+        raise CheckpointError(f"{path.name}: is empty, not a PyTorch file")
+    if not (head.startswith(_ZIP_START) or head.startswith(_PICKLE_START)):
+        raise CheckpointError(f"{path.name}: not a PyTorch file (torch.save writes a zip archive or a pickle; "
+                              "this is neither)")
+    try:
+        with warnings.catch_warnings():  # torch's remarks on a damaged file's pickle protocol; the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=head.startswith(_ZIP_START))
     except pickle.UnpicklingError as exc:
         if _looks_truncated(path, exc):
             raise CheckpointError(f"{path.name}: not a complete PyTorch file (truncated or another format)") from exc
         found = re.search(r"GLOBAL (\S+)", str(exc)) or re.search(r"global (\S+)", str(exc))
-        what = f" ({found.group(1)})" if found else ""
-        raise CheckpointError(f"{path.name}: refused: it holds Python objects{what} that a safe (weights-only) "
-                              "load does not run; only open checkpoints from sources you trust") from exc
+        if found or "Unsupported" in str(exc) or "weights_only" in str(exc).split("\n", 1)[0].lower() and "global" in str(exc).lower():
+            what = f" ({found.group(1)})" if found else ""
+            raise CheckpointError(f"{path.name}: refused: it holds Python objects{what} that a safe (weights-only) "
+                                  "load does not run; only open checkpoints from sources you trust") from exc
+        raise CheckpointError(f"{path.name}: not a PyTorch file (its contents are damaged or another format)") from exc
+    except MemoryError as exc:
+        raise CheckpointError(f"{path.name}: declares more data than fits in memory; not a usable checkpoint") from exc
     except Exception as exc:  # the unpickler raises many kinds on garbage; each means "not a checkpoint"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "zip archive" in msg or "central directory" in msg or _looks_truncated(path, exc):
             raise CheckpointError(f"{path.name}: not a complete PyTorch file (truncated or another format)") from exc
-        raise CheckpointError(f"{path.name}: cannot be read as a PyTorch checkpoint ({msg})") from exc
+        raise CheckpointError(f"{path.name}: not a PyTorch file that can be read ({msg[:200]})") from exc
 
 
 def _looks_truncated(path: Path, exc: BaseException) -> bool:
@@ -235,17 +261,65 @@ def _looks_truncated(path: Path, exc: BaseException) -> bool:
         return True
     try:  # a zip whose end (the central directory) is cut off: torch says only "Invalid argument"
         with open(path, "rb") as fh:
-            return fh.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+            return fh.read(4) == _ZIP_START and not zipfile.is_zipfile(path)
     except OSError:
         return False
 
 
-def _load_state(model: nn.Module, state: dict[str, Any], name: str) -> None:
-    expected = model.state_dict()
+def memory_limit() -> int:
+    """Bytes a checkpoint's model may take: half of what the kernel says is available now."""
+    return available_memory() // 2
+
+
+def _size(n_bytes: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1000 or unit == "PB":
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1000
+    return ""
+
+
+def check_model_size(layers: list[dict[str, Any]], in_features: int, n_outputs: int, name: str) -> None:
+    """Refuse, before anything is allocated, a model that would not fit in memory; name the layer."""
+    from nnstudio.core.model import analyze, layer_label
+
+    limit = memory_limit()
+    summary = analyze(layers, in_features, n_outputs)
+    total = 0
+    for row in summary.rows:
+        widest = max(row.in_features or 0, row.out_features or 0)
+        n_bytes = max(row.params, widest) * 4
+        total += n_bytes
+        if n_bytes > limit:
+            shape = f" ({row.in_features} → {row.out_features})" if row.type == "Linear" else ""
+            raise CheckpointError(f"{name}: {layer_label(row.index, row.type)}{shape} would take {_size(n_bytes)} "
+                                  f"({row.params:,} parameters), more than the {_size(limit)} this machine can spare; "
+                                  "the file is damaged or not meant for this machine")
+    if total > limit:
+        raise CheckpointError(f"{name}: the model would take {_size(total)}, more than the {_size(limit)} this "
+                              "machine can spare")
+
+
+def _load_state(model: nn.Module, state: Any, name: str) -> None:
+    check_state(model.state_dict(), state, name)
+    model.load_state_dict(state)
+
+
+def check_state(expected: dict[str, torch.Tensor], state: Any, name: str) -> None:
+    """Every key present, every value a tensor of the expected shape and a floating/int type; else one sentence."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{name}: its state_dict is a {type(state).__name__}, not a dict of tensors")
+    not_tensors = [f"{k} ({type(v).__name__})" for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{name}: the state_dict holds values that are not tensors: "
+                              + ", ".join(not_tensors[:4]) + (" …" if len(not_tensors) > 4 else ""))
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    unexpected = [str(k) for k in state if k not in expected]
     mismatched = [f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
-                  if k in state and isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(v.shape)]
+                  if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    kinds = [f"{k} ({state[k].dtype})" for k, v in expected.items() if k in state and tuple(state[k].shape) == tuple(v.shape)
+             and (state[k].is_complex() or state[k].dtype == torch.bool
+                  or state[k].is_floating_point() != v.is_floating_point())]
     problems = []
     if missing:
         problems.append("missing keys: " + ", ".join(missing[:6]) + (" …" if len(missing) > 6 else ""))
@@ -253,13 +327,70 @@ def _load_state(model: nn.Module, state: dict[str, Any], name: str) -> None:
         problems.append("unexpected keys: " + ", ".join(unexpected[:6]) + (" …" if len(unexpected) > 6 else ""))
     if mismatched:
         problems.append("shape mismatch: " + "; ".join(mismatched[:4]) + (" …" if len(mismatched) > 4 else ""))
+    if kinds:
+        problems.append("wrong kind of numbers: " + ", ".join(kinds[:4]))
     if problems:
         raise CheckpointError(f"{name}: the weights do not match the model ({'; '.join(problems)})")
-    model.load_state_dict(state)
+
+
+def _expected_state(layers: list[dict[str, Any]], in_features: int, n_outputs: int) -> dict[str, torch.Tensor]:
+    """The state_dict's keys and shapes, built on the meta device: nothing is allocated."""
+    with torch.device("meta"):
+        return SpecModel(layers, in_features, n_outputs).state_dict()
+
+
+#: Top-level fields of an nnstudio checkpoint: what each must be (None allowed where the tuple has type(None)).
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "model_spec": (dict,), "state_dict": (dict,), "optimizer_state": (dict, type(None)),
+    "scheduler_state": (dict, type(None)), "epoch": (int,), "preprocessing": (dict, type(None)),
+    "config": (dict, type(None)), "metrics": (dict, type(None)), "history": (list, type(None)),
+    "versions": (dict, type(None)),
+}
+_KIND = {dict: "a table", list: "a list", int: "a whole number", type(None): "empty"}
+
+
+def _check_fields(obj: dict[str, Any], name: str) -> None:
+    for key, kinds in _FIELDS.items():
+        if key not in obj:
+            if key in ("model_spec", "state_dict"):
+                raise CheckpointError(f"{name}: the checkpoint has no '{key}'")
+            continue
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            wanted = " or ".join(_KIND[k] for k in kinds)
+            raise CheckpointError(f"{name}: '{key}' must be {wanted}, not {type(value).__name__} {_short(value)}")
+    if obj["epoch"] < 0 if "epoch" in obj else False:
+        raise CheckpointError(f"{name}: 'epoch' must be 0 or more, not {obj['epoch']}")
+    for key, value_kinds, wanted in (("metrics", (int, float), "numbers"), ("versions", (str,), "strings")):
+        table = obj.get(key) or {}
+        bad = [k for k, v in table.items() if not isinstance(k, str) or isinstance(v, bool) and key == "metrics"
+               or not isinstance(v, value_kinds)]
+        if bad:
+            raise CheckpointError(f"{name}: '{key}' must map names to {wanted}; '{bad[0]}' is "
+                                  f"{type(table[bad[0]]).__name__} {_short(table[bad[0]])}")
+    if any(not isinstance(row, dict) for row in obj.get("history") or []):
+        raise CheckpointError(f"{name}: 'history' must be a list of tables, one per epoch")
+    spec = obj["model_spec"]
+    for key, kind in (("layers", list), ("in_features", int), ("n_outputs", int)):
+        if key not in spec:
+            raise CheckpointError(f"{name}: its model spec has no '{key}'")
+        value = spec[key]
+        if isinstance(value, bool) or not isinstance(value, kind) or (kind is int and value < 1):
+            wanted = "a list of layers" if kind is list else "a whole number ≥ 1"
+            raise CheckpointError(f"{name}: model spec '{key}' must be {wanted}, not {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"
 
 
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
-    """Open a checkpoint (or a bare state_dict); raise CheckpointError naming the problem, leaving nothing half-loaded."""
+    """Open a checkpoint (or a bare state_dict); raise CheckpointError naming the problem, leaving nothing half-loaded.
+
+    Everything is checked before the model is allocated: field types, the model's size against free memory,
+    and every weight's shape.
+    """
     path = Path(path)
     obj = _read(path)
     if not isinstance(obj, dict):
@@ -268,28 +399,35 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         if "X" in obj and "state_dict" not in obj:
             raise DatasetNotCheckpoint(f"{path.name}: this holds a dataset (tensors X, y), not a model; "
                                        "open it as a dataset")
-        state = obj.get("state_dict", obj) if isinstance(obj.get("state_dict", obj), dict) else obj
-        if state and all(isinstance(v, torch.Tensor) for v in state.values()):
-            return load_bare_state_dict(state, path)
-        raise CheckpointError(f"{path.name}: not an nnstudio checkpoint (no 'format' key) and not a state_dict")
+        state, _ = unwrap_state_dict(obj)
+        if state is not None:
+            return load_bare_state_dict(state, path, wrapper=obj)
+        raise CheckpointError(f"{path.name}: not an nnstudio checkpoint (no 'format' key) and holds no state_dict "
+                              f"(looked for a dict of tensors, or one under {', '.join(STATE_KEYS)})")
     version = obj.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise CheckpointError(f"{path.name}: checkpoint version {version!r} is newer than this nnstudio reads "
+    if isinstance(version, bool) or not isinstance(version, int) or version > VERSION or version < 1:
+        raise CheckpointError(f"{path.name}: checkpoint version {_short(version)} is newer than this nnstudio reads "
                               f"(up to {VERSION}); update nnstudio")
-    for key in ("model_spec", "state_dict"):
-        if key not in obj:
-            raise CheckpointError(f"{path.name}: the checkpoint has no '{key}'")
+    _check_fields(obj, path.name)
     spec = obj["model_spec"]
     try:
-        model = SpecModel(list(spec["layers"]), int(spec["in_features"]), int(spec["n_outputs"]))
-    except (ModelSpecError, KeyError, TypeError, ValueError) as exc:
+        layers = [normalize_layer(layer, i + 1) for i, layer in enumerate(spec["layers"])]
+        check_model_size(layers, spec["in_features"], spec["n_outputs"], path.name)
+        expected = _expected_state(layers, spec["in_features"], spec["n_outputs"])
+    except ModelSpecError as exc:
         raise CheckpointError(f"{path.name}: its model spec is invalid ({exc})") from exc
-    _load_state(model, obj["state_dict"], path.name)
+    check_state(expected, obj["state_dict"], path.name)
     pre = obj.get("preprocessing")
     try:
         preprocessor = Preprocessor.from_dict(pre) if pre else None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path.name}: its preprocessing record is invalid ({exc})") from exc
+        widths = (preprocessor.n_features, preprocessor.n_outputs) if preprocessor is not None else None
+    except Exception as exc:  # a damaged record can fail in many ways inside the preprocessor; all mean "invalid"
+        raise CheckpointError(f"{path.name}: its preprocessing record is invalid ({_short(str(exc))})") from exc
+    if widths is not None and widths != (spec["in_features"], spec["n_outputs"]):
+        raise CheckpointError(f"{path.name}: its preprocessing gives {widths[0]} inputs and {widths[1]} outputs but "
+                              f"the model takes {spec['in_features']} and gives {spec['n_outputs']}")
+    model = SpecModel(layers, spec["in_features"], spec["n_outputs"])
+    _load_state(model, obj["state_dict"], path.name)
     model.eval()
     return LoadedCheckpoint(path, model, model.spec, preprocessor, obj.get("config") or {}, obj.get("metrics") or {},
                             int(obj.get("epoch") or 0), obj.get("versions") or {}, obj.get("optimizer_state"),
@@ -299,75 +437,49 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
 
 
 def infer_layers_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[list[dict[str, Any]], int, int, dict[str, str], list[str]]:
-    """Infer a Sequential MLP's layers from keys like `0.weight`, `module.net.3.bias`.
-
-    Returns (layers, in_features, n_outputs, key map from our names to theirs, notes on what could not be told).
-    """
-    modules: dict[int, dict[str, tuple[str, torch.Tensor]]] = {}
-    prefixes = set()
-    for key, tensor in state.items():
-        k = key[len("module."):] if key.startswith("module.") else key
-        m = re.fullmatch(r"(?:(.*)\.)?(\d+)\.(\w+)", k)
-        if not m:
-            raise CheckpointError(f"key '{key}' does not look like part of an nn.Sequential (expected '<index>.weight')")
-        prefixes.add(m.group(1) or "")
-        modules.setdefault(int(m.group(2)), {})[m.group(3)] = (key, tensor)
-    if len(prefixes) > 1:
-        raise CheckpointError(f"keys come from several containers ({', '.join(sorted(prefixes))}); "
-                              "only a single nn.Sequential can be inferred")
-    layers: list[dict[str, Any]] = []
-    key_map: dict[str, str] = {}
-    notes: list[str] = []
-    width: int | None = None
-    in_features = n_outputs = None
-    last_index = -1
-    for index in sorted(modules):
-        gap = index - last_index - 1
-        for g in range(gap):
-            layers.append({"type": "ReLU"})
-            notes.append(f"layer {len(layers)}: a module without weights at index {last_index + 1 + g} "
-                         "(an activation or Dropout); assumed ReLU — set the real one in the builder")
-        last_index = index
-        params = modules[index]
-        pos = len(layers)
-        weight = params.get("weight", (None, None))[1]
-        if weight is None:
-            raise CheckpointError(f"module {index} has no weight ({', '.join(params)}); cannot infer its type")
-        if weight.ndim == 2:
-            out_f, in_f = weight.shape
-            if width is not None and in_f != width:
-                raise CheckpointError(f"module {index} Linear expects {in_f} inputs but the layer before gives {width}")
-            in_features = in_features if in_features is not None else int(in_f)
-            layers.append({"type": "Linear", "out_features": int(out_f), "bias": "bias" in params})
-            width = int(out_f)
-        elif weight.ndim == 1 and "running_mean" in params:
-            layers.append({"type": "BatchNorm1d"})
-        elif weight.ndim == 1:
-            layers.append({"type": "LayerNorm"})
-        else:
-            raise CheckpointError(f"module {index} has a {weight.ndim}-D weight; only Linear, BatchNorm1d and "
-                                  "LayerNorm can be inferred")
-        for name, (orig, _) in params.items():
-            key_map[f"layers.{pos}.{name}"] = orig
-    if in_features is None:
-        raise CheckpointError("no Linear layer found in the state_dict")
-    n_outputs = width
-    last_linear = max(i for i, l in enumerate(layers) if l["type"] == "Linear")
-    layers[last_linear]["out_features"] = "auto"
-    notes.append("a state_dict stores no activations after the last weight and no Dropout rates; "
-                 "check them in the builder")
-    return layers, int(in_features), int(n_outputs), key_map, notes
+    """(layers, in_features, n_outputs, our key -> their key, what was assumed) with the default answers."""
+    stack = infer_stack(state)
+    layers, key_map, notes = stack.build()
+    return layers, stack.in_features, stack.n_outputs, key_map, notes
 
 
-def load_bare_state_dict(state: dict[str, torch.Tensor], path: Path) -> LoadedCheckpoint:
+def load_bare_state_dict(state: dict[str, torch.Tensor], path: Path, wrapper: dict[str, Any] | None = None,
+                         stack: InferredStack | None = None, answers: list[str] | None = None,
+                         dropout_p: float = 0.5) -> LoadedCheckpoint:
+    """A model rebuilt from a state_dict; with `answers` (from a person) nothing is noted as assumed."""
     try:
-        layers, in_features, n_outputs, key_map, notes = infer_layers_from_state_dict(state)
-        model = SpecModel(layers, in_features, n_outputs)
+        stack = stack or infer_stack(state)
+        layers, key_map, notes = stack.build(answers, dropout_p)
+        check_model_size(layers, stack.in_features, stack.n_outputs, path.name)
+        model = SpecModel(layers, stack.in_features, stack.n_outputs)
     except (CheckpointError, ModelSpecError) as exc:
         raise CheckpointError(f"{path.name}: a state_dict, but {exc}") from exc
     _load_state(model, {ours: state[theirs] for ours, theirs in key_map.items()}, path.name)
     model.eval()
-    return LoadedCheckpoint(path, model, model.spec, None, notes=notes, bare=True)
+    wrapper = wrapper or {}
+    epoch = wrapper.get("epoch")
+    epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else 0
+    metrics = {k: float(v) for k, v in wrapper.items() if k in ("loss", "val_loss", "accuracy", "val_accuracy")
+               and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    extras = [k for k in wrapper if isinstance(k, str) and k not in (*STATE_KEYS, "epoch", *metrics)]
+    if extras and wrapper is not state:
+        notes.append(f"also in the file, not used: {', '.join(extras[:6])}")
+    ckpt = LoadedCheckpoint(path, model, model.spec, None, metrics=metrics, epoch=epoch, notes=notes, bare=True)
+    ckpt.inferred = stack
+    ckpt.source_state = state
+    ckpt.wrapper = wrapper
+    return ckpt
+
+
+def reinfer(ckpt: LoadedCheckpoint, answers: list[str], order: tuple[str, ...] | None = None,
+            dropout_p: float = 0.5) -> LoadedCheckpoint:
+    """The same bare state_dict rebuilt with a person's answers (and order): what the window's dialog returns."""
+    if ckpt.inferred is None or ckpt.source_state is None:
+        raise CheckpointError(f"{ckpt.path.name}: not a state_dict whose layers were inferred")
+    stack = ckpt.inferred.with_order(order) if order is not None else ckpt.inferred
+    out = load_bare_state_dict(ckpt.source_state, ckpt.path, ckpt.wrapper, stack, answers, dropout_p)
+    out.notes = [n for n in out.notes if not n.startswith("assumed")]
+    return out
 
 
 def describe(ckpt: LoadedCheckpoint) -> dict[str, Any]:

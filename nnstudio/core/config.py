@@ -98,7 +98,7 @@ class RunConfig:
             raise ConfigError(f"{source}: expected tables [data], [model], [training], [output]")
         unknown = set(raw) - set(SECTIONS)
         if unknown:
-            raise ConfigError(f"{source}: unknown section(s) [{'], ['.join(sorted(unknown))}]; "
+            raise ConfigError(f"{source}: unknown section(s) [{'], ['.join(_name(k) for k in sorted(unknown, key=str))}]; "
                               f"allowed: [{'], ['.join(SECTIONS)}]")
         cfg = cls(base_dir=base_dir or Path.cwd())
         cfg.data = _fill(DataConfig(), raw.get("data", {}), "data", source)
@@ -107,7 +107,7 @@ class RunConfig:
         _expect_table(model, "model", source)
         extra = set(model) - {"layers"}
         if extra:
-            raise ConfigError(f"{source}: unknown key(s) in [model]: {', '.join(sorted(extra))}; allowed: layers")
+            raise ConfigError(f"{source}: unknown key(s) in [model]: {_names(extra)}; allowed: layers")
         if "layers" in model:
             layers = model["layers"]
             if not isinstance(layers, list) or not layers:
@@ -170,6 +170,16 @@ class RunConfig:
         return path
 
 
+def _name(key: Any) -> str:
+    """A key as it can be shown in one line: odd ones (blank, control characters) quoted."""
+    text = str(key)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def _names(keys: Any) -> str:
+    return ", ".join(_name(k) for k in sorted(keys, key=str))
+
+
 def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
@@ -192,7 +202,7 @@ def _fill(obj: Any, raw: Any, section: str, source: str) -> Any:
     allowed = {f.name: f for f in fields(obj)}
     unknown = set(raw) - set(allowed)
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}; "
+        raise ConfigError(f"{source}: unknown key(s) in [{section}]: {_names(unknown)}; "
                           f"allowed: {', '.join(allowed)}")
     for key, value in raw.items():
         current = getattr(obj, key)
@@ -219,6 +229,29 @@ def _check_data(data: DataConfig, source: str) -> None:
         raise ConfigError(f"{source}: [data] {exc}") from exc
 
 
+#: The ranges the window's training controls hold. A project outside them is reported by the window, never clamped.
+WINDOW_LIMITS: dict[str, tuple[float, float]] = {
+    "epochs": (1, 1_000_000), "batch_size": (1, 10_000_000), "seed": (0, 2_147_483_647), "lr": (1e-6, 10.0),
+    "weight_decay": (0.0, 1.0), "momentum": (0.0, 1.0), "step_size": (1, 1_000_000), "gamma": (0.001, 1.0),
+    "plateau_factor": (0.001, 0.999), "plateau_patience": (0, 100_000), "early_stopping": (0, 100_000),
+    "grad_clip": (0.0, 1_000_000.0),
+}
+#: torch.manual_seed takes any 64-bit value; beyond that it raises instead of seeding.
+SEED_RANGE = (-(2 ** 63), 2 ** 64 - 1)
+
+
+def window_range_problems(t: TrainConfig) -> list[str]:
+    """Each [training] value the window's controls cannot hold, with its key and the range they allow."""
+    problems = []
+    for key, (low, high) in WINDOW_LIMITS.items():
+        value = getattr(t, key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not low <= value <= high:
+            problems.append(f"[training] {_toml_key(key)} = {value:g} is outside {low:g} … {high:g}")
+    return problems
+
+
 _TRAINING_KEYS = {"epochs", "batch_size", "shuffle", "optimizer", "loss", "scheduler", "early_stopping", "grad_clip",
                   "device", "seed", "threads", "divergence_factor"}
 
@@ -227,7 +260,7 @@ def _training(raw: Any, source: str) -> TrainConfig:
     _expect_table(raw, "training", source)
     unknown = set(raw) - _TRAINING_KEYS
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) in [training]: {', '.join(sorted(unknown))}; "
+        raise ConfigError(f"{source}: unknown key(s) in [training]: {_names(unknown)}; "
                           f"allowed: {', '.join(sorted(_TRAINING_KEYS))}")
     flat: dict[str, Any] = {k: v for k, v in raw.items() if k not in ("optimizer", "scheduler")}
     flat.update(_subtable(raw, "optimizer", {"name": "optimizer", "lr": "lr", "weight_decay": "weight_decay",
@@ -246,9 +279,13 @@ def _training(raw: Any, source: str) -> TrainConfig:
             raise ConfigError(f"{source}: [training] {_toml_key(key)} must be {_type_name(type(default))}, got {value!r}")
         setattr(cfg, key, value)
     try:
-        return cfg.validate()
+        cfg.validate()
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+    if cfg.seed is not None and not SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1]:
+        raise ConfigError(f"{source}: [training] seed must be a 64-bit whole number "
+                          f"({SEED_RANGE[0]} … {SEED_RANGE[1]}), got {cfg.seed}")
+    return cfg
 
 
 def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str) -> dict[str, Any]:
@@ -259,7 +296,7 @@ def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str)
     _expect_table(table, f"training.{name}", source)
     bad = set(table) - set(keys)
     if bad:
-        raise ConfigError(f"{source}: unknown key(s) in [training] {name}: {', '.join(sorted(bad))}; "
+        raise ConfigError(f"{source}: unknown key(s) in [training] {name}: {_names(bad)}; "
                           f"allowed: {', '.join(keys)}")
     return {keys[k]: v for k, v in table.items()}
 

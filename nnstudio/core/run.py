@@ -25,6 +25,7 @@ class RunResult:
     test: dict[str, float]
     checkpoint: Path | None
     run_dir: Path | None
+    world_size: int = 1
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -32,7 +33,8 @@ class RunResult:
         return {"status": f.reason, "epochs": f.epochs_completed, "steps": f.steps, "seconds": round(f.seconds, 3),
                 "best_epoch": f.best_epoch, "best_val_loss": f.best_val_loss, "validation": f.metrics,
                 "test": self.test, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-                "tensorboard": str(self.run_dir) if self.run_dir else None, "notes": list(self.notes)}
+                "tensorboard": str(self.run_dir) if self.run_dir else None, "world_size": self.world_size,
+                "notes": list(self.notes)}
 
 
 def load_data(cfg: RunConfig) -> PreparedData:
@@ -86,6 +88,7 @@ class TrainingRun:
         self.save = checkpoint
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else (
             cfg.checkpoint_path if cfg.output.checkpoint else None)
+        self.world_size = 1  # set by core.distributed for a torchrun job
         self.trainer = Trainer(self.model, self.data, cfg.training, all_callbacks)
         if resume is not None:
             if resume.trainer_state is not None:
@@ -109,7 +112,8 @@ class TrainingRun:
             best = next((e for e in t.history if e.epoch == t.best_epoch), None)
             metrics = {f"val_{k}": v for k, v in (best.metrics if best else {}).items()}
             out = build_checkpoint(self.model, self.data.preprocessor, config=self.cfg.to_dict(),
-                                   epoch=t.best_epoch or 0, metrics=metrics, history=history, run_dir=str(self.run_dir))
+                                   epoch=t.best_epoch or 0, metrics=metrics, history=history, run_dir=str(self.run_dir),
+                                   world_size=self.world_size)
             out["state_dict"] = plain(dict(t.best_state))
             return out
         last = t.history[-1].metrics if t.history else {}
@@ -117,7 +121,7 @@ class TrainingRun:
         finished = t.history[-1].epoch if t.history else t.epoch
         return build_checkpoint(self.model, self.data.preprocessor, config=self.cfg.to_dict(), optimizer=t.optimizer,
                                 scheduler=t.scheduler, epoch=finished, metrics=metrics, history=history,
-                                trainer_state=t.state_dict(), run_dir=str(self.run_dir))
+                                trainer_state=t.state_dict(), run_dir=str(self.run_dir), world_size=self.world_size)
 
     def execute(self) -> RunResult:
         self.check_outputs()
@@ -149,7 +153,8 @@ class TrainingRun:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             saved = f"; the checkpoint was saved to {path}" if path else ""
             raise TrainingError(f"TensorBoard log {self.tb.run_dir}: could not be written ({reason}){saved}")
-        return RunResult(finished, self.test, path, self.tb.run_dir if self.tb else None, tuple(notes))
+        return RunResult(finished, self.test, path, self.tb.run_dir if self.tb else None, self.world_size,
+                         tuple(notes))
 
 
 def _layer_text(layer: dict[str, Any]) -> str:

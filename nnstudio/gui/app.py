@@ -11,6 +11,12 @@ FIRST_PAINT_TIMEOUT_MS = 500
 
 
 def run_app(file: str | None = None) -> int:
+    from nnstudio.launch_check import EXIT_NO_WINDOW, check_launch
+
+    problem = check_launch()  # before QApplication: Qt's own message names the wrong library and aborts
+    if problem is not None:
+        print(problem.message(), file=sys.stderr)
+        return EXIT_NO_WINDOW
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

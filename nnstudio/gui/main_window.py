@@ -17,14 +17,19 @@ from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget)
 
 from nnstudio import __version__
-from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint
+from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint, reinfer
+from nnstudio.core.files import file_failure, regular_file
+from nnstudio.core.model_class import classes_in, open_with_class, parse_arguments, read_dict as _read_dict, stored_arguments
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, model_io_size, prepare
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudioError
 from nnstudio.core.model import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun, evaluate_model
 from nnstudio.gui.dataset_panel import DatasetPanel
+from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, fit_docks, fit_to_screen
+from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.model_builder import ModelBuilderPanel
+from nnstudio.gui.model_file_dialogs import InferredModelDialog, RunModelCodeDialog
 from nnstudio.gui.plots import LossPlot, MetricsPlot
 from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
 from nnstudio.gui.training_panel import TrainingPanel
@@ -60,6 +65,7 @@ class MainWindow(QMainWindow):
     project_loaded = Signal(str)
     project_saved = Signal(str)
     error_shown = Signal(str)
+    layers_asked = Signal(str)  # a state_dict's unknown layers are being asked about (file name)
     training_finished = Signal(dict)
     loss_warned = Signal(str)  # the loss climbed far above its best (before it is NaN)
     recovery_offered = Signal(str)  # the run folder of an unfinished run
@@ -86,6 +92,8 @@ class MainWindow(QMainWindow):
         self.checkpoint_path: Path | None = None
         self.run_count = 0
         self._pending_project: RunConfig | None = None
+        self._pending_inferred: LoadedCheckpoint | None = None
+        self._pending_model_class: tuple[Path, Path] | None = None
         self._continue_next = False
         self._finished_info: dict | None = None
         self._metrics_end_pending = False  # the metrics plot leaves live mode in the pass after the run ends
@@ -93,6 +101,7 @@ class MainWindow(QMainWindow):
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
+        self._project_path: Path | None = None  # the project the window shows (named in the title)
 
         self._build_central()
         self._build_docks()
@@ -102,6 +111,7 @@ class MainWindow(QMainWindow):
         self.controller = TrainingController(self)
         self.tensorboard = TensorBoardLauncher(self)
         self._connect()
+        self._build_health()
         self._restore_settings()
         self.modelBuilder.set_layers(default_layers(), undoable=False)
         self._on_smoothing_toggled(self.actionSmoothing.isChecked())
@@ -119,12 +129,14 @@ class MainWindow(QMainWindow):
         self.plotSplitter.addWidget(self.metricsPlot)
         self.plotSplitter.setStretchFactor(0, 3)
         self.plotSplitter.setStretchFactor(1, 2)
+        self.plotSplitter.setMinimumWidth(MIN_PLOT_WIDTH)  # the docks shrink and scroll first
         self.setCentralWidget(self.plotSplitter)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """Every dock scrolls rather than clips its panel (see gui/dock_layout.py for what a new dock does)."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        dock.setWidget(DockScrollArea(widget))
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -147,8 +159,24 @@ class MainWindow(QMainWindow):
         self.trainingDock = self._dock("Training", "trainingDock", self.trainingPanel,
                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.setTabPosition(Qt.DockWidgetArea.LeftDockWidgetArea, QTabWidget.TabPosition.North)
-        self.resizeDocks([self.datasetDock, self.trainingDock], [470, 330], Qt.Orientation.Horizontal)
         self._default_state = None
+        self._build_code_view()
+
+    def _build_code_view(self) -> None:
+        """The code view dock, tabbed behind Training, and its File > Export actions (gui/code_view.py)."""
+        from nnstudio.gui.code_view import CodeExport
+
+        self.codeExport = CodeExport(self)
+        self.codeViewPanel = self.codeExport.panel
+        self.codeView = self._dock("Code", "codeView", self.codeViewPanel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.trainingDock, self.codeView)
+        self.trainingDock.raise_()
+        self.actionExportScript = self._action("actionExportScript", "&Python script…",
+                                               self.codeExport._on_export_script_triggered,
+                                               tip="The run as a script that needs only torch, numpy, pandas and tensorboard")
+        self.actionExportModel = self._action("actionExportModel", "&Model (ONNX, TorchScript, state_dict)…",
+                                              self.codeExport._on_export_model_triggered,
+                                              tip="The trained model for use without nnstudio, checked after export")
 
     def _action(self, name: str, text: str, slot, shortcut: QKeySequence | str | None = None,
                 tip: str = "") -> QAction:
@@ -170,6 +198,9 @@ class MainWindow(QMainWindow):
                                                  self._on_open_checkpoint_triggered, "Ctrl+Shift+O")
         self.actionSaveCheckpoint = self._action("actionSaveCheckpoint", "&Save checkpoint…",
                                                  self._on_save_checkpoint_triggered, K.Save)
+        self.actionOpenModelClass = self._action("actionOpenModelClass", "Open model class from a &Python file…",
+                                                 self._on_open_model_class_triggered, None,
+                                                 "Open weights with your own nn.Module class (runs that file)")
         self.actionOpenProject = self._action("actionOpenProject", "Open &project…", self._on_open_project_triggered,
                                               "Ctrl+Alt+O")
         self.actionSaveProject = self._action("actionSaveProject", "Save p&roject…", self._on_save_project_triggered,
@@ -182,6 +213,8 @@ class MainWindow(QMainWindow):
         self.actionStop = self._action("actionStop", "St&op", self._on_stop_requested, "Shift+F5")
         self.actionEvaluate = self._action("actionEvaluate", "&Evaluate on test split", self._on_evaluate_triggered,
                                            "F7")
+        self.actionFindLR = self._action("actionFindLR", "Find &learning rate…", self._on_find_lr_triggered,
+                                         tip="A short range test on a copy of the model proposes a learning rate")
         self.actionTensorBoard = self._action("actionTensorBoard", "Open &TensorBoard",
                                               self._on_tensorboard_triggered, "F8")
         self.actionExportLoss = self._action("actionExportLoss", "Export loss plot as PNG…",
@@ -206,9 +239,13 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.actionOpenDataset, self.actionOpenCheckpoint, self.actionSaveCheckpoint])
+        file_menu.addActions([self.actionOpenDataset, self.actionOpenCheckpoint, self.actionOpenModelClass,
+                              self.actionSaveCheckpoint])
         file_menu.addSeparator()
         file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
+        self.exportMenu = file_menu.addMenu("E&xport")
+        self.exportMenu.setObjectName("exportMenu")
+        self.exportMenu.addActions([self.actionExportScript, self.actionExportModel])
         file_menu.addSeparator()
         self.recentMenu = file_menu.addMenu("Recent files")
         self.recentMenu.setObjectName("recentMenu")
@@ -219,9 +256,9 @@ class MainWindow(QMainWindow):
         run_menu = bar.addMenu("&Run")
         run_menu.addActions([self.actionTrain, self.actionContinue, self.actionPause, self.actionStop])
         run_menu.addSeparator()
-        run_menu.addActions([self.actionEvaluate, self.actionTensorBoard])
+        run_menu.addActions([self.actionEvaluate, self.actionFindLR, self.actionTensorBoard])
         view_menu = bar.addMenu("&View")
-        for dock in (self.datasetDock, self.modelDock, self.trainingDock):
+        for dock in (self.datasetDock, self.modelDock, self.trainingDock, self.codeView):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addActions([self.actionSmoothing, self.actionLogScale, self.actionClearHistory])
@@ -263,15 +300,19 @@ class MainWindow(QMainWindow):
         c.running_changed.connect(self._on_training_running_changed)
         self.tensorboard.ready.connect(self._on_tensorboard_ready)
         self.tensorboard.failed.connect(self._on_tensorboard_failed)
+        ce = self.codeExport
+        for signal in (dp.choices_changed, dp.dataset_loaded, mb.layers_changed, tp.config_changed):
+            signal.connect(ce._on_inputs_changed)
+        mb.layer_hovered.connect(ce._on_layer_hovered)
+        c.running_changed.connect(ce._on_running_changed)
 
     # ------------------------------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
-        self._default_state = self.saveState()
         geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1440, 860)
+        restored = geometry is not None and self.restoreGeometry(geometry)
+        fit_to_screen(self, restored=restored)
+        self._fit_docks()
+        self._default_state = self.saveState()
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
@@ -309,11 +350,21 @@ class MainWindow(QMainWindow):
         if isinstance(action, QAction):
             self.open_path(action.data())
 
+    def _fit_docks(self) -> None:
+        """Side columns as wide as their panels want, as far as the plots' minimum width allows."""
+        fit_docks(self, self.datasetDock, self.trainingDock, left_wanted=470,
+                  right_wanted=max(330, self.trainingPanel.minimumSizeHint().width()))
+
     def _on_reset_layout(self) -> None:
         if self._default_state is not None:
             self.restoreState(self._default_state)
         for dock in (self.datasetDock, self.modelDock, self.trainingDock):
             dock.show()
+        self._fit_docks()
+
+    def _update_title(self, path: str | Path | None) -> None:
+        """The window names what it shows: the project if one is open, else the dataset."""
+        self.setWindowTitle(f"{Path(path).name} — nnstudio" if path else "nnstudio")
 
     # ------------------------------------------------------------------------------------------ messages
     def show_error(self, title: str, message: str) -> None:
@@ -337,6 +388,11 @@ class MainWindow(QMainWindow):
             self.show_error("File not found", f"{path}: no such file.")
             return
         suffix = path.suffix.lower()
+        try:
+            regular_file(path, NNStudioError)
+        except NNStudioError as exc:
+            self.show_error("Cannot open", str(exc))
+            return
         if suffix == ".toml":
             self.open_project(path)
         elif suffix in (".pt", ".pth"):
@@ -365,6 +421,8 @@ class MainWindow(QMainWindow):
     def _on_dataset_loaded(self, path: str) -> None:
         self._add_recent(path)
         self._remember_dir(path)
+        if self._pending_project is None:
+            self._project_path = None  # a dataset opened on its own: the project no longer describes the window
         if self._pending_project is not None:
             cfg, self._pending_project = self._pending_project, None
             d = cfg.data
@@ -374,6 +432,7 @@ class MainWindow(QMainWindow):
             if pre.target in self.datasetPanel.dataframe().columns:
                 self.datasetPanel.set_choices(target=pre.target, task=pre.task)
         self.statusBar().showMessage(f"loaded {Path(path).name}", 5000)
+        self._update_title(self._project_path or path)
         self._on_dataset_choices_changed()
 
     def _on_dataset_load_failed(self, path: str, message: str) -> None:
@@ -476,6 +535,7 @@ class MainWindow(QMainWindow):
         self.actionSaveCheckpoint.setEnabled(not running and self.model is not None)
         self.actionPause.setEnabled(running)
         self.actionStop.setEnabled(running)
+        self.actionFindLR.setEnabled(not reason and not running)
 
     # ------------------------------------------------------------------------------------------ training
     def _on_continue_triggered(self) -> None:
@@ -549,16 +609,17 @@ class MainWindow(QMainWindow):
                 self.show_error("Cannot continue training", "; ".join(problems))
                 return
         request = self._data_request(source.preprocessor if source is not None else None)
+        overfit_watch = self.healthNotifier.watch()
 
         def build_run() -> TrainingRun:
             """Runs in the training thread: table → tensors, the model, the run (the window stays live)."""
             data = self._prepare(request)
             if source is not None:
                 return TrainingRun(cfg, data=data, resume=source, tensorboard=True, checkpoint=False,
-                                   max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND)
+                                   max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
             model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
             return TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False,
-                               max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND)
+                               max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
 
         self.run_count += 1
         self._starting = True
@@ -648,6 +709,7 @@ class MainWindow(QMainWindow):
                                  [info.get("val_loss") for info in infos])
         self.metricsPlot.add_epochs(epochs, [info.get("metrics", {}) for info in infos])
         self.metricsPlot.add_lrs(epochs, [info["lr"] for info in infos])
+        self.metricsPlot.add_grad_norms(epochs, [info.get("grad_norm") for info in infos])
 
     def _check_climb(self, infos: list) -> None:
         """Warn once per run when the training loss climbs far above its best (core.divergence)."""
@@ -730,6 +792,47 @@ class MainWindow(QMainWindow):
         info, self._finished_info = self._finished_info, None
         self.training_finished.emit(info)
 
+    # ------------------------------------------------------------------------------------------ health, lr finder
+    def _build_health(self) -> None:
+        """Overfitting warnings (core.health through HealthNotifier) and Run → Find learning rate."""
+        self.healthNotifier = HealthNotifier(self)
+        self.lrFindDialog = None
+
+    def _on_find_lr_triggered(self) -> None:
+        if self.controller.is_running() or self.datasetPanel.dataframe() is None or not self.modelBuilder.is_valid():
+            return
+        cfg = self.run_config()
+        try:
+            cfg.training.validate()
+        except NNStudioError as exc:
+            self.show_error("Cannot find a learning rate", str(exc))
+            return
+        request = self._data_request(None)
+
+        def build_range_test():
+            """Runs in the range test's thread, like a training run's factory."""
+            from nnstudio.core.lr_find import LRFindRun
+
+            data = self._prepare(request)
+            model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+            return LRFindRun(model, data, cfg.training)
+
+        if self.lrFindDialog is None:
+            from nnstudio.gui.lr_find_dialog import LRFindDialog
+
+            self.lrFindDialog = LRFindDialog(build_range_test, self)
+            self.lrFindDialog.lr_applied.connect(self._on_lrFindDialog_lr_applied)
+        else:
+            self.lrFindDialog.factory = build_range_test
+        self.lrFindDialog.show()
+        self.lrFindDialog.raise_()
+        self.lrFindDialog.start()
+
+    def _on_lrFindDialog_lr_applied(self, lr: float) -> None:
+        spin = self.trainingPanel.learningRateSpin
+        spin.setValue(lr)
+        self.statusBar().showMessage(f"learning rate set to {spin.value():.3g} (from the range test)", 8000)
+
     def _on_evaluate_triggered(self) -> None:
         if self.model is None or self.datasetPanel.dataframe() is None:
             return
@@ -761,15 +864,93 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(path)
 
     def open_checkpoint(self, path: str | Path) -> bool:
-        """Load safely; on any problem show why and change nothing."""
+        """Load safely; on any problem show why and change nothing. A state_dict with unknowns asks first."""
         try:
             ckpt = load_checkpoint(path)
         except DatasetNotCheckpoint:
             self.open_dataset(path)
             return False
-        except CheckpointError as exc:
+        except NNStudioError as exc:
             self.show_error("Cannot open checkpoint", str(exc))
             return False
+        except Exception as exc:  # whatever else a hostile file provokes is still one sentence, never a traceback
+            self.show_error("Cannot open checkpoint", file_failure(path, exc))
+            return False
+        if ckpt.inferred is not None and ckpt.inferred.needs_answers:
+            self._ask_layers(ckpt)
+            return False
+        return self._apply_checkpoint(ckpt)
+
+    def _ask_layers(self, ckpt: LoadedCheckpoint) -> None:
+        dialog = InferredModelDialog(ckpt.path.name, ckpt.inferred, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._pending_inferred = ckpt
+        dialog.accepted.connect(self._on_inferredModelDialog_accepted)
+        dialog.rejected.connect(self._on_inferredModelDialog_rejected)
+        dialog.open()
+        self.layers_asked.emit(ckpt.path.name)
+
+    def _on_inferredModelDialog_accepted(self) -> None:
+        dialog, ckpt = self.sender(), self._pending_inferred
+        self._pending_inferred = None
+        if ckpt is None:
+            return
+        try:
+            ckpt = reinfer(ckpt, dialog.answers(), dialog.order(), dialog.dropout_p())
+        except (NNStudioError, ValueError) as exc:
+            self.show_error("Cannot open checkpoint", f"{ckpt.path.name}: {exc}")
+            return
+        self._apply_checkpoint(ckpt)
+
+    def _on_inferredModelDialog_rejected(self) -> None:
+        self._pending_inferred = None
+        self.statusBar().showMessage("nothing opened", 5000)
+
+    def _on_open_model_class_triggered(self) -> None:
+        ckpt, _ = QFileDialog.getOpenFileName(self, "Weights to open (state_dict or checkpoint)", self._last_dir(),
+                                              CHECKPOINT_FILTER)
+        if not ckpt:
+            return
+        py, _ = QFileDialog.getOpenFileName(self, "Python file with the model class", str(Path(ckpt).parent),
+                                            "Python files (*.py)")
+        if py:
+            self.open_model_class(ckpt, py)
+
+    def open_model_class(self, checkpoint: str | Path, py_path: str | Path) -> None:
+        """Ask before running `py_path` (it is code); on Run, build its class and load the weights."""
+        try:
+            classes = classes_in(py_path)
+            stored = stored_arguments(_read_dict(checkpoint)) or {}
+        except NNStudioError as exc:
+            self.show_error("Cannot open model class", str(exc))
+            return
+        except Exception as exc:
+            self.show_error("Cannot open model class", file_failure(checkpoint, exc))
+            return
+        text = ", ".join(f"{k}={v!r}" for k, v in stored.items())
+        dialog = RunModelCodeDialog(Path(py_path).name, Path(checkpoint).name, classes, text, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._pending_model_class = (Path(checkpoint), Path(py_path))
+        dialog.accepted.connect(self._on_runModelCodeDialog_accepted)
+        dialog.open()
+
+    def _on_runModelCodeDialog_accepted(self) -> None:
+        dialog = self.sender()
+        checkpoint, py_path = self._pending_model_class
+        try:
+            text = dialog.argumentsEdit.text().strip()
+            arguments = parse_arguments(text) if text else None
+            ckpt = open_with_class(checkpoint, py_path, dialog.classCombo.currentText(), arguments)
+        except NNStudioError as exc:
+            self.show_error("Cannot open model class", str(exc))
+            return
+        except Exception as exc:
+            self.show_error("Cannot open model class", file_failure(py_path, exc))
+            return
+        self._apply_checkpoint(ckpt)
+
+    def _apply_checkpoint(self, ckpt: LoadedCheckpoint) -> bool:
+        path = ckpt.path
         self.loaded_checkpoint = ckpt
         self.model = ckpt.model
         self.model_unsaved = False
@@ -812,10 +993,6 @@ class MainWindow(QMainWindow):
         run = self.last_run if self.last_run is not None and self.last_run.model is self.model else None
         try:
             if run is not None:
-                t = run.trainer
-                history = [{"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, **e.metrics}
-                           for e in t.history]
-                final = t.history[-1].metrics if t.history else {}
                 obj = run.checkpoint_dict("last")  # resumable: the trainer's whole state
                 obj["config"] = build_checkpoint(self.model, None, config=self.run_config().to_dict())["config"]
             else:
@@ -846,8 +1023,12 @@ class MainWindow(QMainWindow):
     def open_project(self, path: str | Path) -> bool:
         try:
             cfg = RunConfig.load(path)
+            self.trainingPanel.check_train_config(cfg.training, Path(path).name)
         except NNStudioError as exc:
             self.show_error("Cannot open project", str(exc))
+            return False
+        except Exception as exc:  # whatever else a hostile file provokes is still one sentence
+            self.show_error("Cannot open project", file_failure(path, exc))
             return False
         self.modelBuilder.set_layers(cfg.layers, undoable=True)
         self.trainingPanel.set_train_config(cfg.training)
@@ -859,6 +1040,8 @@ class MainWindow(QMainWindow):
             self.open_dataset(cfg.data_path)
         self._add_recent(path)
         self._remember_dir(path)
+        self._project_path = Path(path)
+        self._update_title(path)
         self.project_loaded.emit(str(path))
         return True
 
@@ -877,6 +1060,8 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot save project", str(exc))
             return False
         self._add_recent(path)
+        self._project_path = Path(path)
+        self._update_title(path)
         self.statusBar().showMessage(f"saved project {path}", 8000)
         self.project_saved.emit(str(path))
         return True
@@ -1030,6 +1215,8 @@ class MainWindow(QMainWindow):
             from nnstudio.core.recovery import mark_unfinished
 
             mark_unfinished(self.last_run.run_dir)  # its last.pt is offered back at the next start
+        if self.lrFindDialog is not None:
+            self.lrFindDialog.controller.shutdown()
         shutdown = getattr(self.datasetPanel, "shutdown", None)
         if shutdown is not None:
             shutdown()

@@ -721,6 +721,8 @@ class ModelBuilderPanel(QWidget):
     layers_changed = Signal()
     #: Whether the stack can be trained now, and if not the first reason (naming the layer).
     validity_changed = Signal(bool, str)
+    #: The pointer is over this layer's row (0-based); -1 when it leaves the list.
+    layer_hovered = Signal(int)
 
     def __init__(self, layers: list[dict[str, Any]] | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -829,6 +831,8 @@ class ModelBuilderPanel(QWidget):
         self.layerList.setIconSize(QSize(14, 14))
         self.layerList.setItemDelegate(_LayerDelegate(self.layerList))
         self.layerList.setMinimumHeight(170)
+        self.layerList.setMouseTracking(True)
+        self.layerList.viewport().installEventFilter(self)
         self.layerList.setToolTip("Drag a layer to reorder; Delete removes, Ctrl+D duplicates, Alt+↑/↓ moves")
         header = self.layerList.header()
         header.setStretchLastSection(False)
@@ -1054,6 +1058,7 @@ class ModelBuilderPanel(QWidget):
         self.model.summary_changed.connect(self._on_model_summary_changed)
         self.model.row_touched.connect(self._on_model_row_touched)
         self.layerList.selectionModel().currentRowChanged.connect(self._on_layerList_currentRowChanged)
+        self.layerList.entered.connect(self._on_layerList_entered)
         self.addLayerButton.clicked.connect(self._on_addLayerButton_clicked)
         self.removeLayerButton.clicked.connect(self._on_removeLayerButton_clicked)
         self.duplicateLayerButton.clicked.connect(self._on_duplicateLayerButton_clicked)
@@ -1074,6 +1079,14 @@ class ModelBuilderPanel(QWidget):
         self.featuresAutoCheck.toggled.connect(self._on_featuresAutoCheck_toggled)
         self.epsSpin.valueChanged.connect(self._on_epsSpin_valueChanged)
         self.momentumSpin.valueChanged.connect(self._on_momentumSpin_valueChanged)
+
+    def _on_layerList_entered(self, index: QModelIndex) -> None:
+        self.layer_hovered.emit(index.row() if index.isValid() else -1)
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.layerList.viewport() and event.type() == QEvent.Type.Leave:
+            self.layer_hovered.emit(-1)
+        return super().eventFilter(watched, event)
 
     # ---- slots: stack buttons ----------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from nnstudio.gui.redraw import scheduler
 from nnstudio.gui.plots import (
     DOWNSAMPLE_PER_PIXEL, EARLIER_DASHES, FROZEN_MAX_BLOCKS, LEGEND_NAME_CHARS, MAX_EARLIER_RUNS,
-    MIN_BLOCKS_PER_PIXEL, NONFINITE_COLOR, PALETTE, CurveBuffer, PeakPyramid, check_smoothing, smooth_ema)
+    MIN_BLOCKS_PER_PIXEL, NONFINITE_COLOR, PALETTE, RECENT_POINTS, CurveBuffer, PeakPyramid, check_smoothing,
+    smooth_ema)
 
 __all__ = ["LossPlotWidget", "MetricsPlotWidget"]
 
@@ -130,6 +131,8 @@ class _Series:
     def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
         self.buffer.extend(xs, ys)
         self.dirty = True
+        if self.pyramid is not None and len(self.buffer) > RECENT_POINTS + RECENT_POINTS // 2:
+            self.pyramid.update(self.buffer)  # summarises and drops old points even while nothing redraws
         if self.marks is not None and ys.size:
             self._track(xs, ys)
 
@@ -180,10 +183,9 @@ class _Series:
             return 0
         if self.dirty:
             self.pyramid.update(self.buffer)
-        n = len(self.buffer)
+        n = len(self.buffer) + self.buffer.dropped
         if x_range is not None and n:
-            lo, hi = np.searchsorted(self.buffer.x, x_range)
-            n = int(hi - lo)
+            n = self.pyramid.index_of(self.buffer, x_range[1]) - self.pyramid.index_of(self.buffer, x_range[0])
         return self.pyramid.level_for(n, int(max(width_px, 100) * MIN_BLOCKS_PER_PIXEL))
 
     def push(self, x_range: tuple[float, float] | None = None, width_px: float = 0.0,
@@ -212,8 +214,9 @@ class _Series:
             if self.pyramid is not None:
                 self.pyramid.update(self.buffer)
                 level = 0
+                total = len(self.buffer) + self.buffer.dropped
                 while (level < self.pyramid.levels
-                       and len(self.buffer) // self.pyramid.factor**level > FROZEN_MAX_BLOCKS):
+                       and total // self.pyramid.factor**level > FROZEN_MAX_BLOCKS):
                     level += 1
                 x, y = self.pyramid.data(self.buffer, level)
             else:
@@ -328,6 +331,9 @@ class _Fade:
     symbol_alpha: int
 
 
+#: Below this width a plot's legend moves under the view, so the curves keep most of the width.
+LEGEND_BELOW_WIDTH = 560
+
 #: Delay of a held paint (see _RunPlotWidget.hold_paint): a timer, so that it runs in a later pass.
 PAINT_LATER_MS = 1
 
@@ -403,6 +409,7 @@ class _RunPlotWidget(pg.PlotWidget):
         item.layout.addItem(self._legend, 2, 3)
         item.layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignTop)
         item.layout.setColumnStretchFactor(3, 0)
+        self._legend_below = False  # a narrow plot shows its legend under the x axis (see _place_legend)
         self._series: dict[str, _Series] = {}
         self._run_name = ""
         self._runs_started = 1
@@ -636,7 +643,37 @@ class _RunPlotWidget(pg.PlotWidget):
         area = self.viewport().width() * self.viewport().height() * self.devicePixelRatioF() ** 2
         _reserve_pixmaps(self, int(1.25 * parts * area * 4 / 1024))
 
+    def _place_legend(self) -> None:
+        """Right of the view where the plot is wide; under it, in two columns, where the view would be squeezed."""
+        below = self.width() < LEGEND_BELOW_WIDTH
+        if below == self._legend_below:
+            return
+        self._legend_below = below
+        layout = self.getPlotItem().layout
+        layout.removeItem(self._legend)
+        if below:
+            layout.addItem(self._legend, 4, 1)
+            layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignHCenter)
+            self._legend.setColumnCount(2)
+        else:
+            layout.addItem(self._legend, 2, 3)
+            layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignTop)
+            self._legend.setColumnCount(1)
+
+    def legend_is_below(self) -> bool:
+        return self._legend_below
+
+    def history_nbytes(self) -> int:
+        """Bytes the current run's buffers and summaries hold (bounded: see plots.PeakPyramid)."""
+        total = 0
+        for series in self._series.values():
+            total += series.buffer.nbytes + (series.pyramid.nbytes if series.pyramid is not None else 0)
+            total += series.marks.nbytes if series.marks is not None else 0
+        return total
+
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        if hasattr(self, "_legend_below"):
+            self._place_legend()
         super().resizeEvent(event)
         if hasattr(self, "_earlier"):
             self._update_pixmap_reserve()
@@ -967,6 +1004,8 @@ class LossPlotWidget(_RunPlotWidget):
         self._add_series("smoothed", "step loss (smoothed)", color=PALETTE[0], width=2,
                          track_nonfinite=False, z=1, antialias=False, legend_rank=0,
                          decimate=True)
+        # From the steps kept at full resolution: in a run longer than plots.RECENT_POINTS, a smoothing
+        # switched on later starts there (the raw curve's older envelope stays drawn).
         raw = self._series["steps"].buffer
         if len(raw):
             smoothed = smooth_ema(raw.y, self._alpha)
@@ -1041,6 +1080,10 @@ class LossPlotWidget(_RunPlotWidget):
             self._extend("val", *zip(*val))
 
 
+GRAD_NORM_KEY = "grad_norm"
+GRAD_NORM_COLOR = "#8c564b"
+
+
 class MetricsPlotWidget(_RunPlotWidget):
     """Per-epoch metric curves, one per metric name, and the learning rate on a right axis."""
 
@@ -1104,6 +1147,23 @@ class MetricsPlotWidget(_RunPlotWidget):
                 self._add_series(key, name, color=color, width=2, symbol="o", z=2)
             points = [(epoch, values[name]) for epoch, values in zip(epochs, metrics) if name in values]
             self._extend(key, *zip(*points))
+
+    @property
+    def grad_norm_curve(self) -> pg.PlotDataItem | None:
+        return self.curve(GRAD_NORM_KEY)
+
+    def add_grad_norms(self, epochs: Sequence[int], norms: Sequence[float | None]) -> None:
+        """The gradient norm of each epoch (total L2 norm, EpochFinished.grad_norm), dashed on the metric axis.
+
+        Epochs without a measure (None) are skipped; the series appears with the first value.
+        """
+        points = [(e, float(v)) for e, v in zip(epochs, norms) if v is not None]
+        if not points:
+            return
+        if GRAD_NORM_KEY not in self._series:
+            series = self._add_series(GRAD_NORM_KEY, "gradient norm", color=GRAD_NORM_COLOR, width=1.5, z=1)
+            series.item.setPen(pg.mkPen(GRAD_NORM_COLOR, width=1.5, style=QtCore.Qt.PenStyle.DashLine))
+        self._extend(GRAD_NORM_KEY, *zip(*points))
 
     def add_lr(self, epoch: float, lr: float) -> None:
         """Learning rate at ``epoch`` (fractional epochs plot per-step rates)."""

@@ -64,6 +64,7 @@ class CurveBuffer:
         self._x = np.empty(self._initial, dtype=np.float64)
         self._y = np.empty(self._initial, dtype=np.float64)
         self._n = 0
+        self.dropped = 0  # points forgotten from the front (see drop_front): the first kept one's index
 
     def __len__(self) -> int:
         return self._n
@@ -118,9 +119,25 @@ class CurveBuffer:
         self._x[self._n - 1] = x
         self._y[self._n - 1] = y
 
+    def drop_front(self, count: int) -> None:
+        """Forget the oldest ``count`` points (their summary lives elsewhere); indices stay global via ``dropped``."""
+        count = min(int(count), self._n)
+        if count <= 0:
+            return
+        kept = self._n - count
+        self._x[:kept] = self._x[count : self._n]
+        self._y[:kept] = self._y[count : self._n]
+        self._n = kept
+        self.dropped += count
+
+    @property
+    def nbytes(self) -> int:
+        return self._x.nbytes + self._y.nbytes
+
     def clear(self) -> None:
         """Forget all points and give back memory beyond the initial capacity."""
         self._n = 0
+        self.dropped = 0
         if self.capacity > self._initial:
             self._x = np.empty(self._initial, dtype=np.float64)
             self._y = np.empty(self._initial, dtype=np.float64)
@@ -194,6 +211,14 @@ def _ema_finite(v: np.ndarray, alpha: float, initial: float | None) -> np.ndarra
     return result
 
 
+#: Raw points a decimated curve keeps at full resolution (the most recent ones): 2 MiB of float64 x and y.
+RECENT_POINTS = 1 << 17
+#: Blocks each summary level keeps once a coarser level summarises the older ones. With blocks F times
+#: coarser above, the oldest kept stretch spans KEEP_BLOCKS / F = 2048 coarser blocks: at least one per pixel
+#: of a 2048-px plot whenever the view reaches back past it, so the drawn envelope is the same.
+KEEP_BLOCKS = 1 << 16
+
+
 class PeakPyramid:
     """Min/max summaries of a growing curve at block sizes F, F**2, ... (F = ``factor``).
 
@@ -201,17 +226,28 @@ class PeakPyramid:
     points instead of re-reducing every raw point. Each block is drawn as its max then its
     min at the block's first x, which keeps the curve's bounds exactly those of the raw
     data. A block holding a NaN/inf reduces to NaN/inf, so gaps stay visible.
+
+    Memory stays bounded in long runs: the raw buffer keeps the ``keep_raw`` newest points and each level
+    ``keep_blocks`` blocks, dropping (in multiples of F) only entries that the next coarser level already
+    summarises; `data` draws each stretch of the curve from the finest level that still holds it.
     """
 
-    def __init__(self, factor: int = 32, max_levels: int = 5):
+    def __init__(self, factor: int = 32, max_levels: int = 5, keep_raw: int = RECENT_POINTS,
+                 keep_blocks: int = KEEP_BLOCKS):
         self.factor = factor
         self._levels: list[list[CurveBuffer]] = []  # per level: [max buffer, min buffer]
-        self._consumed: list[int] = []  # entries of the level below already reduced
+        self._consumed: list[int] = []  # entries of the level below already reduced (global index)
         self._max_levels = max_levels
+        self._keep_raw = max(int(keep_raw), 2 * factor)
+        self._keep_blocks = max(int(keep_blocks), 2 * factor)
 
     @property
     def levels(self) -> int:
         return len(self._levels)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for pair in self._levels for b in pair)
 
     def clear(self) -> None:
         self._levels.clear()
@@ -219,22 +255,37 @@ class PeakPyramid:
 
     def update(self, raw: CurveBuffer) -> None:
         f = self.factor
-        below_x, below_hi, below_lo = raw.x, raw.y, raw.y
+        below_x, below_hi, below_lo, below_dropped = raw.x, raw.y, raw.y, raw.dropped
         for k in range(self._max_levels):
             if k == len(self._levels):
                 if below_x.size < 2 * f:
-                    return
+                    break
                 self._levels.append([CurveBuffer(64), CurveBuffer(64)])
-                self._consumed.append(0)
+                self._consumed.append(below_dropped)
             hi, lo = self._levels[k]
-            start = self._consumed[k]
+            start = self._consumed[k] - below_dropped
             stop = start + (below_x.size - start) // f * f
             if stop > start:
                 xs = below_x[start:stop:f]
                 hi.extend(xs, below_hi[start:stop].reshape(-1, f).max(axis=1))
                 lo.extend(xs, below_lo[start:stop].reshape(-1, f).min(axis=1))
-                self._consumed[k] = stop
-            below_x, below_hi, below_lo = hi.x, hi.y, lo.y
+                self._consumed[k] = below_dropped + stop
+            below_x, below_hi, below_lo, below_dropped = hi.x, hi.y, lo.y, hi.dropped
+        self._compact(raw)
+
+    def _compact(self, raw: CurveBuffer) -> None:
+        """Drop what a coarser level summarises once a buffer holds half as much again as it keeps (amortised
+        O(1); the buffers' capacity, a power of two, then stays within twice what they keep)."""
+        f = self.factor
+        buffers = [(raw, None, self._keep_raw)] + [(hi, lo, self._keep_blocks) for hi, lo in self._levels]
+        for k, (hi, lo, keep) in enumerate(buffers[:-1]):
+            if len(hi) <= keep + keep // 2:
+                continue
+            summarised = self._consumed[k] - hi.dropped
+            count = min(summarised, len(hi) - keep) // f * f
+            hi.drop_front(count)
+            if lo is not None:
+                lo.drop_front(count)
 
     def level_for(self, visible_points: int, min_blocks: int) -> int:
         """Coarsest level that still has at least ``min_blocks`` blocks in view."""
@@ -243,25 +294,65 @@ class PeakPyramid:
             k += 1
         return k
 
+    def index_of(self, raw: CurveBuffer, x: float) -> int:
+        """Raw index (counting dropped points) of the first point at or after ``x``, from the finest level
+        that still holds it."""
+        if len(raw) and (raw.dropped == 0 or x >= raw.x[0]):
+            return raw.dropped + int(np.searchsorted(raw.x, x))
+        for k, (hi, _lo) in enumerate(self._levels, start=1):
+            if len(hi) and (hi.dropped == 0 or x >= hi.x[0]):
+                return (hi.dropped + int(np.searchsorted(hi.x, x))) * self.factor**k
+        return 0
+
     def data(self, raw: CurveBuffer, level: int) -> tuple[np.ndarray, np.ndarray]:
-        """Points to draw at ``level`` (0: raw), with raw points after the last full block.
+        """Points to draw at ``level`` (0: raw): that level's blocks, raw points after its last full block,
+        and, where older entries were dropped, the blocks of the finest level that still holds them.
 
         The last raw point is always included, so the x bounds are those of the raw data.
         """
         level = min(level, len(self._levels))
-        if level == 0:
+        if level == 0 and raw.dropped == 0:
             return raw.x, raw.y
-        hi, lo = self._levels[level - 1]
-        m = len(hi)
-        covered = min(m * self.factor**level, len(raw) - 1)
-        x = np.empty(2 * m + len(raw) - covered)
-        y = np.empty_like(x)
-        x[: 2 * m : 2] = hi.x
-        x[1 : 2 * m : 2] = hi.x
-        y[: 2 * m : 2] = hi.y
-        y[1 : 2 * m : 2] = lo.y
-        x[2 * m :] = raw.x[covered:]
-        y[2 * m :] = raw.y[covered:]
+        f = self.factor
+        n = raw.dropped + len(raw)
+        # (entries, first global entry index, size in raw points) of raw (0) and each level
+        tiers = [((raw, raw), raw.dropped, 1)] + [
+            ((hi, lo), hi.dropped, f ** (k + 1)) for k, (hi, lo) in enumerate(self._levels)]
+        segments: list[tuple[int, CurveBuffer, CurveBuffer, int, int]] = []
+        pos = 0  # raw index up to which the picture is drawn
+        for j in range(len(tiers) - 1, -1, -1):
+            (hi, lo), first, size = tiers[j]
+            kept_end = (first + len(hi)) * size
+            if j == 0:
+                end = n
+            elif j == level:
+                end = min(kept_end, n - 1)
+            else:
+                finer_first = tiers[j - 1][1] * tiers[j - 1][2]
+                end = min(kept_end, finer_first, n - 1)
+            if end <= pos:
+                continue
+            a = max(pos // size - first, 0)
+            b = min(-(-end // size) - first, len(hi))
+            if b > a:
+                segments.append((j, hi, lo, a, b))
+            pos = end
+        total = sum((b - a) * (1 if j == 0 else 2) for j, _, _, a, b in segments)
+        x = np.empty(total)
+        y = np.empty(total)
+        at = 0
+        for j, hi, lo, a, b in segments:  # one allocation, strided copies: as fast as the unbounded version
+            if j == 0:
+                x[at : at + b - a] = hi.x[a:b]
+                y[at : at + b - a] = hi.y[a:b]
+                at += b - a
+            else:
+                m = b - a
+                x[at : at + 2 * m : 2] = hi.x[a:b]
+                x[at + 1 : at + 2 * m : 2] = hi.x[a:b]
+                y[at : at + 2 * m : 2] = hi.y[a:b]
+                y[at + 1 : at + 2 * m : 2] = lo.y[a:b]
+                at += 2 * m
         return x, y
 
 
@@ -490,8 +581,8 @@ class LossPlot(_LazyPlot):
 class MetricsPlot(_LazyPlot):
     """Per-epoch metric curves, one per metric name, and the learning rate on a right axis.
 
-    The API is `plot_widgets.MetricsPlotWidget`'s: add_epoch(s), add_lr(s), start_run, set_live, redraw,
-    metric_curve, curves, lr_curve, export_png, ...
+    The API is `plot_widgets.MetricsPlotWidget`'s: add_epoch(s), add_lr(s), add_grad_norms, start_run, set_live,
+    redraw, metric_curve, curves, lr_curve, grad_norm_curve, export_png, ...
     """
 
     _widget_class = "MetricsPlotWidget"

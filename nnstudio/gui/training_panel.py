@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.devices import list_devices, resolve_device
 from nnstudio.core.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
+from nnstudio.core.config import window_range_problems
+from nnstudio.core.errors import ConfigError
 from nnstudio.gui.widgets import LogSpinBox, WrappedLine
 
 if TYPE_CHECKING:
@@ -290,6 +292,15 @@ class TrainingPanel(QWidget):
         hint.setWidth(max(340, min(hint.width(), 420)))
         return hint
 
+    def minimumSizeHint(self):
+        """As wide as the settings need beside their scroll bar: the dock scrolls sideways before it clips."""
+        hint = super().minimumSizeHint()
+        margins = self.layout().contentsMargins()
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        hint.setWidth(max(hint.width(), self._settings.minimumSizeHint().width() + bar
+                          + margins.left() + margins.right()))
+        return hint
+
     # ------------------------------------------------------------------------------------------ config
     def train_config(self) -> TrainConfig:
         """The settings as shown; fields without a widget come from the last `set_train_config`."""
@@ -315,7 +326,16 @@ class TrainingPanel(QWidget):
             device=self.deviceCombo.currentData(),
         )
 
+    def check_train_config(self, cfg: TrainConfig, source: str = "project") -> None:
+        """Raise ConfigError naming each value these controls cannot hold (and its range); they never clamp one."""
+        problems = window_range_problems(cfg)
+        if problems:
+            raise ConfigError(f"{source}: " + "; ".join(problems) + "; change the file or train it with "
+                              "nnstudio train")
+
     def set_train_config(self, cfg: TrainConfig) -> None:
+        """Show `cfg`; a value outside the controls' ranges raises ConfigError and changes nothing."""
+        self.check_train_config(cfg)
         self._base = copy.deepcopy(cfg)
         self._loading = True
         try:

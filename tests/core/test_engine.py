@@ -56,11 +56,11 @@ def _lrs(trainer) -> list[float]:
 
 @pytest.mark.parametrize("scheduler, extra, check", [
     ("step", {"step_size": 1, "gamma": 0.5},
-     lambda lrs, lr: lrs == pytest.approx([lr * 0.5 ** k for k in range(1, len(lrs) + 1)])),
-    ("cosine", {}, lambda lrs, lr: lrs[-1] == pytest.approx(0.0, abs=1e-12) and lrs == sorted(lrs, reverse=True)),
+     lambda lrs, lr: lrs == pytest.approx([lr * 0.5 ** k for k in range(len(lrs))])),
+    ("cosine", {}, lambda lrs, lr: lrs[0] == pytest.approx(lr) and lrs[-1] > 0 and lrs == sorted(lrs, reverse=True)),
     ("plateau", {"plateau_patience": 0, "plateau_factor": 0.5},
      lambda lrs, lr: lrs == sorted(lrs, reverse=True) and all(math.log2(lr / v) % 1 == 0 for v in lrs)),
-    ("onecycle", {}, lambda lrs, lr: max(lrs) <= lr and lrs[-1] < lr / 100),
+    ("onecycle", {}, lambda lrs, lr: max(lrs) <= lr and lrs[0] == pytest.approx(lr / 25) and lrs[-1] < lrs[1]),
 ])
 def test_each_scheduler_runs_and_the_loss_falls(flowers_data, scheduler, extra, check):
     lr = 0.02

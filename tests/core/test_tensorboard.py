@@ -147,7 +147,7 @@ def test_scalars_are_written_in_bursts_with_their_own_wall_times(tmp_path, house
     monkeypatch.setattr(tb, "_write_pending", counting)
     trainer.fit()
     steps_per_epoch = trainer.global_step // 2
-    per_epoch = 1 + 1 + len(trainer.history[0].metrics) + 1  # loss, validation loss, metrics, learning rate
+    per_epoch = 1 + 1 + len(trainer.history[0].metrics) + 1 + 1  # loss, validation loss, metrics, lr, grad norm
     assert calls == [2 * steps_per_epoch + 2 * per_epoch]  # one burst, not one write per scalar
     acc = EventAccumulator(str(tb.run_dir), size_guidance={"scalars": 0})
     acc.Reload()

@@ -473,11 +473,27 @@ def test_long_run_draws_from_pyramid_until_zoomed_in(loss_plot, qtbot):
     assert len(ox) < n / 10
     assert oy.max() == 40.0 and oy.min() == y.min()
     assert ox[0] == 0 and ox[-1] == n - 1
-    loss_plot.getPlotItem().vb.setXRange(500_000, 501_000, padding=0)
-    qtbot.waitUntil(lambda: len(curve.getOriginalDataset()[0]) == n, timeout=2000)
+    # Zoomed into the recent steps (kept whole, plots.RECENT_POINTS): every raw point.
+    loss_plot.getPlotItem().vb.setXRange(n - 1000, n, padding=0)
+    qtbot.waitUntil(lambda: curve.getOriginalDataset()[0][-2] == n - 2, timeout=2000)
     x, yy = curve.getData()  # clipped to the view, every raw point
     assert len(x) < 2000
     np.testing.assert_array_equal(yy, y[x.astype(int)])
+    np.testing.assert_array_equal(np.unique(x), np.arange(x.min(), x.max() + 1))
+    # Zoomed into old steps (summarised in blocks of 32 to bound memory): their min/max envelope.
+    loss_plot.getPlotItem().vb.setXRange(500_000, 501_000, padding=0)
+    qtbot.waitUntil(lambda: len(curve.getData()[0]) and curve.getData()[0].max() < 600_000, timeout=2000)
+    x, yy = curve.getData()
+    starts = x.astype(int)
+    assert np.all(starts % 32 == 0) and 2 * (1000 // 32) <= len(x) < 200
+    blocks = y[: n // 32 * 32].reshape(-1, 32)
+    whole = 0
+    for start in np.unique(starts):
+        drawn = set(yy[starts == start].tolist())
+        envelope = {blocks[start // 32].max(), blocks[start // 32].min()}
+        assert drawn <= envelope, start
+        whole += drawn == envelope
+    assert whole >= len(np.unique(starts)) - 2  # only the view's clipped edges may show half a block
 
 
 def test_long_earlier_run_is_kept_coarse(loss_plot):

@@ -162,7 +162,8 @@ def test_full_run_reports_every_stage_in_order(qtbot, controller, make_run, tmp_
 
     epochs = rec.of("epoch_finished")
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
-    assert set(epochs[0]) == {"epoch", "step", "train_loss", "val_loss", "metrics", "lr", "seconds", "improved"}
+    assert set(epochs[0]) == {"epoch", "step", "train_loss", "val_loss", "metrics", "lr", "seconds", "improved",
+                               "grad_norm"}
     assert set(epochs[0]["metrics"]) >= {"accuracy"}
 
     finished = rec.of("fit_finished")[0]

@@ -1,0 +1,662 @@
+"""The course notes' PyTorch for a run: Dataset, DataLoader, nn.Module, device, loss, optimizer, loop, SummaryWriter.
+
+One text serves both the code view and *Export → Python script*: a file that runs with torch, numpy, pandas and
+tensorboard only, and repeats nnstudio's run of the same config (same rows, split, preprocessing fitted on the
+same training rows, same initial weights, batch order, dropout masks and optimizer arithmetic), then writes a
+checkpoint in nnstudio's own format (see ``core.checkpoint.build_checkpoint``).
+
+The rules it writes out in plain code are those of ``core.data.prepare``/``split_indices`` and
+``core.engine.Trainer``; ``tests/core/test_codegen_export.py`` runs an exported script with nnstudio blocked
+and compares its checkpoint with nnstudio's own run, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+import pprint
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnstudio.core.config import RunConfig
+from nnstudio.core.engine import DEFAULT_LOSS
+from nnstudio.core.errors import ConfigError
+from nnstudio.core.model import ACTIVATIONS, normalize_layer
+
+#: Loop parts the window's plots read, by the tag of what they plot.
+PARTS = ("step", "step_loss", "epoch_loss", "validation", "learning_rate", "save")
+
+_LOSS_CODE = {"mse": "nn.MSELoss()", "l1": "nn.L1Loss()", "huber": "nn.HuberLoss()",
+              "bce": "nn.BCEWithLogitsLoss()", "cross_entropy": "nn.CrossEntropyLoss()"}
+_LOSS_NOTE = {"mse": "MSELoss on the standardised target (the plots show it in those units)",
+              "l1": "L1Loss on the standardised target", "huber": "HuberLoss on the standardised target",
+              "bce": "BCEWithLogitsLoss: the model outputs one logit; the sigmoid is inside the loss",
+              "cross_entropy": "CrossEntropyLoss on logits: the softmax is inside the loss"}
+_ATTR = {"Linear": "fc", "BatchNorm1d": "bn", "LayerNorm": "ln", "Dropout": "dropout", "ReLU": "relu",
+         "LeakyReLU": "leaky_relu", "GELU": "gelu", "SiLU": "silu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+_SUPPORTED_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+
+
+@dataclass
+class DataFacts:
+    """What the script must know about the data beyond the config: nnstudio's decisions about each column."""
+
+    path: str = "data.csv"
+    target: str = "target"
+    task: str = "multiclass"
+    features: dict[str, str] = field(default_factory=dict)  # name -> numeric, boolean or categorical
+    float32_columns: list[str] = field(default_factory=list)  # columns nnstudio holds as float32
+    separator: str = ","
+    empty_text_columns: list[str] = field(default_factory=list)  # CSV text columns where nnstudio reads "" as text
+    placeholder: bool = False  # no dataset yet: the text shows the shape, the values are examples
+
+
+@dataclass
+class GeneratedCode:
+    text: str
+    layer_lines: dict[int, int]  # layer index (0-based, as in the spec) -> line (0-based) of its attribute
+    parts: dict[str, tuple[int, int]]  # loop part -> first and last line (0-based, inclusive)
+
+
+def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preprocessor: Any = None,
+                     separator: str | None = None) -> DataFacts:
+    """Column decisions from a table (and, when given, the preprocessing nnstudio fitted on it)."""
+    import numpy as np
+
+    from nnstudio.core.data import column_kind, resolve_task
+
+    if preprocessor is not None:
+        features = {f["name"]: f["kind"] for f in preprocessor.features}
+        target, task = preprocessor.target, preprocessor.task
+    else:
+        task = resolve_task(df, target, task)
+        features = {str(c): column_kind(df[c]) for c in df.columns if c != target}
+    float32 = [str(c) for c in df.columns if df[c].dtype == np.float32 and (c in features or c == target)]
+    sep = separator if separator is not None else _separator(Path(path))
+    empty_text = []
+    if Path(path).suffix.lower() not in (".parquet", ".pq"):
+        for c in df.columns:
+            if (c in features or c == target) and df[c].dtype.kind in "OUT" or str(df[c].dtype) == "string":
+                if bool((df[c].astype("string") == "").fillna(False).any()):
+                    empty_text.append(str(c))
+    return DataFacts(str(path), target, task, features, float32, sep, empty_text)
+
+
+def _separator(path: Path) -> str:
+    from nnstudio.core.data import _sniff_delimiter, _sniff_encoding
+
+    if path.suffix.lower() in (".parquet", ".pq") or not path.is_file():
+        return ","
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    encoding = _sniff_encoding(head)
+    return _sniff_delimiter(head.decode(encoding, errors="replace"), path.suffix.lower())
+
+
+def layer_attribute_names(layers: list[dict[str, Any]]) -> list[str]:
+    """fc1, bn1, relu1, dropout1, fc2, ..., out: the names people give a model's attributes."""
+    last_linear = max((i for i, l in enumerate(layers) if l["type"] == "Linear"), default=-1)
+    counts: dict[str, int] = {}
+    names = []
+    for i, layer in enumerate(layers):
+        if i == last_linear:
+            names.append("out")
+            continue
+        stem = _ATTR[layer["type"]]
+        counts[stem] = counts.get(stem, 0) + 1
+        names.append(f"{stem}{counts[stem]}")
+    return names
+
+
+def _layer_code(layer: dict[str, Any], width: str, n_outputs: str) -> tuple[str, str]:
+    """(the constructor call, the width after it) with widths as code: numbers or names."""
+    t = layer["type"]
+    if t == "Linear":
+        out = n_outputs if layer["out_features"] == "auto" else str(layer["out_features"])
+        bias = "" if layer["bias"] else ", bias=False"
+        return f"nn.Linear({width}, {out}{bias})", out
+    if t == "BatchNorm1d":
+        extra = "".join(f", {k}={layer[k]!r}" for k, d in (("eps", 1e-5), ("momentum", 0.1)) if layer[k] != d)
+        return f"nn.BatchNorm1d({width}{extra})", width
+    if t == "LayerNorm":
+        extra = f", eps={layer['eps']!r}" if layer["eps"] != 1e-5 else ""
+        return f"nn.LayerNorm({width}{extra})", width
+    if t == "Dropout":
+        return f"nn.Dropout(p={layer['p']!r})", width
+    if t == "LeakyReLU":
+        return f"nn.LeakyReLU({layer['negative_slope']!r})", width
+    return f"nn.{t}()", width
+
+
+def generate(cfg: RunConfig, facts: DataFacts | None = None, *, source: str = "the window",
+             script_name: str = "train.py") -> GeneratedCode:
+    """The whole script for a config; raises ConfigError for a stack the script cannot express."""
+    from nnstudio import __version__
+
+    facts = facts or DataFacts(placeholder=True)
+    try:
+        layers = [normalize_layer(l, i + 1) for i, l in enumerate(cfg.layers)]
+    except Exception as exc:
+        raise ConfigError(f"the model cannot be written as code yet: {exc}") from exc
+    if not any(l["type"] == "Linear" for l in layers):
+        raise ConfigError("the model cannot be written as code yet: it needs at least one Linear layer")
+    t = cfg.training
+    task = facts.task
+    loss_name = DEFAULT_LOSS[task] if t.loss == "auto" else t.loss
+    names = layer_attribute_names(layers)
+    has_bn = any(l["type"] == "BatchNorm1d" for l in layers)
+    r = repr
+    out: list[str] = []
+
+    def add(block: str) -> None:
+        out.extend(block.split("\n"))
+
+    data_path = cfg.data.path or facts.path
+    checkpoint = cfg.output.checkpoint or "model.pt"
+    split = tuple(float(f) for f in cfg.data.split) + ((0.0,) if len(cfg.data.split) == 2 else ())
+    add(f'''"""Train {cfg.output.name!s}: the PyTorch of an nnstudio run, generated by nnstudio {__version__} from {source}.
+
+Runs with torch, numpy, pandas and tensorboard only:
+
+    python {script_name}
+
+It repeats the nnstudio run: the same rows of the same file, the same split and preprocessing (fitted on
+the training rows only), the same model, settings and seed. The checkpoint it writes opens in nnstudio
+(File > Open checkpoint, or `nnstudio info {Path(checkpoint).name}`), which predicts with it.
+"""
+
+import math
+import os
+import platform
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, SubsetRandomSampler
+from torch.utils.tensorboard import SummaryWriter
+
+# ------------------------------------------------------------------------------------ settings of the run
+DATA_PATH = {r(data_path)}
+TARGET = {r(facts.target)}
+TASK = {r(task)}  # regression, binary or multiclass
+FEATURES = {_literal(facts.features, 11)}  # column -> how nnstudio typed it
+FLOAT32_COLUMNS = {r(facts.float32_columns)}  # read as float32, as nnstudio holds them
+CSV_SEPARATOR = {r(facts.separator)}
+EMPTY_TEXT_COLUMNS = {r(facts.empty_text_columns)}  # an empty cell here is the text "" to nnstudio, not missing
+SPLIT = {r(split)}  # train, validation, test
+DATA_SEED = {cfg.data.seed!r}  # shuffles the rows before the split
+MISSING = {r(cfg.data.missing)}  # impute: a missing feature becomes the training mean; drop: the row goes
+
+EPOCHS = {t.epochs}
+BATCH_SIZE = {t.batch_size}
+SHUFFLE = {t.shuffle!r}
+LR = {t.lr!r}
+WEIGHT_DECAY = {t.weight_decay!r}''')
+    if t.optimizer in ("SGD", "RMSprop"):
+        add(f"MOMENTUM = {t.momentum!r}")
+    if t.optimizer == "SGD":
+        add(f"NESTEROV = {bool(t.nesterov and t.momentum > 0)!r}")
+    if t.scheduler == "step":
+        add(f"STEP_SIZE = {t.step_size}  # epochs between learning-rate decays\nGAMMA = {t.gamma!r}")
+    elif t.scheduler == "plateau":
+        add(f"PLATEAU_FACTOR = {t.plateau_factor!r}\nPLATEAU_PATIENCE = {t.plateau_patience}")
+    add(f'''EARLY_STOPPING = {t.early_stopping}  # epochs without a better validation loss; 0: off
+GRAD_CLIP = {t.grad_clip!r}  # largest gradient norm; 0: off
+SEED = {t.seed!r}
+DEVICE = {r(t.device)}  # auto: CUDA when available, then Apple MPS, then the CPU
+THREADS = {t.threads if isinstance(t.threads, int) else None!r}  # CPU threads; None: torch's default
+LOGDIR = {r(str(Path(cfg.output.logdir or "runs") / cfg.output.name))}
+CHECKPOINT = {r(checkpoint)}
+LAYERS = {_literal(layers, 9)}  # the model below as nnstudio describes it (stored in the checkpoint)
+
+
+# ------------------------------------------------------------------------------------ the data
+def read_table(path):
+    """The file as nnstudio reads it."""
+    if path.lower().endswith((".parquet", ".pq")):
+        df = pd.read_parquet(path)
+    else:
+        df = pd.read_csv(path, sep=CSV_SEPARATOR)
+        for name in EMPTY_TEXT_COLUMNS:
+            df[name] = df[name].fillna("")
+    df.columns = [str(c) for c in df.columns]
+    for name in FLOAT32_COLUMNS:
+        df[name] = df[name].astype(np.float32)
+    return df
+
+
+def label_key(value):
+    """A class label as text, as nnstudio stores it (1.0 -> "1")."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def natural_key(label):
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def as_numbers(column, kind):
+    """A numeric or boolean column as float64 (NaN where missing)."""
+    if kind == "boolean" and not (pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column)):
+        return column.astype(str).str.strip().str.lower().map({{"true": 1.0, "false": 0.0}}).to_numpy(dtype="float64")
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
+
+
+def split_rows(n, labels=None):
+    """Train, validation and test rows: shuffled by DATA_SEED, stratified by class (labels: class codes)."""
+    rng = np.random.default_rng(DATA_SEED)
+    groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == k) for k in range(labels.max() + 1)]
+    part = np.zeros(n, dtype=np.int8)
+    for group in groups:
+        group = rng.permutation(group)
+        n_val = int(round(SPLIT[1] * len(group)))
+        n_test = int(round(SPLIT[2] * len(group)))
+        n_train = len(group) - n_val - n_test
+        part[group[n_train:n_train + n_val]] = 1
+        part[group[n_train + n_val:]] = 2
+    return [np.flatnonzero(part == k) for k in range(3)]
+
+
+def fit_preprocessing(train):
+    """Means, spreads, categories and classes, from the training rows only (nnstudio's preprocessing record)."""
+    features = []
+    for name, kind in FEATURES.items():
+        if kind == "categorical":  # one-hot: one input per category seen in training
+            categories = sorted(train[name].dropna().astype(str).unique().tolist())
+            features.append({{"name": name, "kind": kind, "categories": categories}})
+        else:  # standardised: (x - mean) / std
+            values = as_numbers(train[name], kind)
+            finite = values[np.isfinite(values)]
+            mean = float(finite.mean()) if len(finite) else 0.0
+            std = float(finite.std()) if len(finite) > 1 else 1.0
+            features.append({{"name": name, "kind": kind, "mean": mean, "std": std if std > 1e-12 else 1.0}})
+    pre = {{"target": TARGET, "task": TASK, "features": features, "classes": None,
+           "target_mean": 0.0, "target_std": 1.0, "missing": MISSING}}
+    if TASK == "regression":  # the model learns the standardised target
+        y = pd.to_numeric(train[TARGET], errors="coerce").to_numpy(dtype="float64")
+        pre["target_mean"] = float(y.mean())
+        pre["target_std"] = float(y.std()) if len(y) > 1 and y.std() > 1e-12 else 1.0
+    else:
+        pre["classes"] = sorted({{label_key(v) for v in train[TARGET].tolist()}}, key=natural_key)
+    return pre
+
+
+def encode(rows, pre):
+    """Table rows to float32 inputs X and targets y, with the fitted preprocessing."""
+    columns = []
+    for f in pre["features"]:
+        if f["kind"] == "categorical":
+            text = rows[f["name"]].astype("string").to_numpy(dtype=object, na_value=None)
+            columns += [(text == c).astype(np.float32) for c in f["categories"]]
+        else:
+            values = (as_numbers(rows[f["name"]], f["kind"]) - f["mean"]) / f["std"]
+            values[~np.isfinite(values)] = 0.0  # missing: the training mean
+            columns.append(values.astype(np.float32))
+    X = np.stack(columns, axis=1) if columns else np.zeros((len(rows), 0), dtype=np.float32)
+    if TASK == "regression":
+        y = pd.to_numeric(rows[TARGET], errors="coerce").to_numpy(dtype="float64")
+        return X, ((y - pre["target_mean"]) / pre["target_std"]).astype(np.float32)
+    index = {{c: i for i, c in enumerate(pre["classes"])}}
+    labels = [label_key(v) for v in rows[TARGET].tolist()]
+    unseen = [v for v in labels if v not in index]
+    if unseen:
+        raise SystemExit(f"target {{TARGET!r}}: class {{unseen[0]!r}} is not in the training rows")
+    y = np.array([index[v] for v in labels], dtype=np.int64)
+    return X, (y if TASK == "multiclass" else y.astype(np.float32))
+
+
+def load_data():
+    """Read, drop rows without a target, split, fit on the training rows, encode every split."""
+    df = read_table(DATA_PATH)
+    keep = np.array(df[TARGET].notna())
+    if TASK == "regression":
+        keep &= np.isfinite(pd.to_numeric(df[TARGET], errors="coerce").to_numpy(dtype="float64"))
+    if MISSING == "drop":
+        keep &= df[list(FEATURES)].notna().all(axis=1).to_numpy()
+    df = df[keep].reset_index(drop=True)
+    labels = None
+    if TASK != "regression":
+        _, codes = np.unique(np.array([label_key(v) for v in df[TARGET].tolist()]), return_inverse=True)
+        codes = codes.reshape(-1)
+        labels = codes if np.bincount(codes).min() >= 2 else None  # a class of one row cannot be stratified
+    splits = split_rows(len(df), labels)
+    pre = fit_preprocessing(df.iloc[splits[0]])
+    return [encode(df.iloc[rows], pre) for rows in splits], pre
+
+
+class TableDataset(Dataset):
+    """Encoded rows: features X and targets y as tensors."""
+
+    def __init__(self, X, y):
+        self.X = torch.from_numpy(X)
+        self.y = torch.from_numpy(y)
+
+    def __getitem__(self, index):
+        return self.X[index], self.y[index]
+
+    def __len__(self):
+        return len(self.X)
+
+
+# ------------------------------------------------------------------------------------ the model
+class Net(nn.Module):
+    def __init__(self, in_features, n_outputs):
+        super().__init__()''')
+    width = "in_features"
+    for i, (layer, name) in enumerate(zip(layers, names)):
+        code, width = _layer_code(layer, width, "n_outputs")
+        add(f"        self.{name} = {code}  #@layer:{i}")
+    add("\n    def forward(self, x):")
+    for name in names[:-1] if names[-1] == "out" else names:
+        add(f"        x = self.{name}(x)")
+    add(f"        return self.{names[-1]}(x)" if names[-1] == "out" else "        return x")
+    loss_call = "outputs" if task == "multiclass" else "outputs.squeeze(-1)"
+    add(f'''
+
+def to_nnstudio_keys(model):
+    """fc1.weight -> layers.0.weight: nnstudio numbers the layers in the order of LAYERS."""
+    names = [name for name, _ in model.named_children()]
+    return {{f"layers.{{names.index(key.split('.')[0])}}.{{key.split('.', 1)[1]}}": value
+            for key, value in model.state_dict().items()}}
+
+
+def from_nnstudio_keys(state, model):
+    """layers.0.weight -> fc1.weight, for load_state_dict into this file's Net."""
+    names = [name for name, _ in model.named_children()]
+    return {{f"{{names[int(key.split('.')[1])]}}.{{key.split('.', 2)[2]}}": value for key, value in state.items()}}
+
+
+def is_main_process():
+    """Hook for torchrun/DDP (not wired yet): with several processes only rank 0 logs and saves."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@torch.no_grad()
+def evaluate(model, loss_fn, dataset, pre, device):
+    """Loss and a metric on a whole split, in eval mode (Dropout off, BatchNorm's running statistics)."""
+    if len(dataset) == 0:
+        return None, {{}}
+    model.eval()
+    X, y = dataset.X.to(device), dataset.y.to(device)
+    outputs = torch.cat([model(X[i:i + 8192]) for i in range(0, len(X), 8192)])
+    loss = float(loss_fn({loss_call}, y))
+    model.train()
+    if TASK == "regression":  # in the target's own units
+        error = (outputs.squeeze(-1) - y) * pre["target_std"]
+        return loss, {{"rmse": float(error.pow(2).mean().sqrt()), "mae": float(error.abs().mean())}}
+    predicted = outputs.argmax(dim=1) if TASK == "multiclass" else (outputs.squeeze(-1) > 0).float()
+    return loss, {{"accuracy": float((predicted == y).float().mean())}}
+
+
+def main():
+    (train_xy, val_xy, test_xy), pre = load_data()
+    train_set, val_set, test_set = TableDataset(*train_xy), TableDataset(*val_xy), TableDataset(*test_xy)
+    in_features = train_set.X.shape[1]
+    n_outputs = len(pre["classes"]) if TASK == "multiclass" else 1
+''')
+    if t.device == "auto":
+        add('''    if torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")''')
+    else:
+        add(f'''    device = torch.device(DEVICE)''')
+    add('''    if THREADS:
+        torch.set_num_threads(THREADS)
+''')
+    seeded = t.seed is not None
+    if seeded:
+        add('''    torch.manual_seed(SEED)  # the same initial weights as nnstudio's
+    model = Net(in_features, n_outputs).to(device)
+    torch.manual_seed(SEED)  # the run's own random numbers (Dropout) start from the seed
+    order = torch.Generator().manual_seed(SEED)  # the order of the rows, epoch after epoch''')
+    else:
+        add('''    model = Net(in_features, n_outputs).to(device)
+    order = None''')
+    if t.shuffle:
+        add('''    # shuffle=True, drawn the way nnstudio draws it (one torch.randperm per epoch from `order`), so this script
+    # repeats its run; the loader's own generator keeps the global one (Dropout's) untouched.
+    train_loader = DataLoader(train_set, batch_size=BATCH_SIZE,
+                              sampler=SubsetRandomSampler(range(len(train_set)), generator=order),
+                              generator=torch.Generator())''')
+    else:
+        add('''    train_loader = DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=False, generator=torch.Generator())''')
+    add(f'''
+    loss_fn = {_LOSS_CODE[loss_name]}  # {_LOSS_NOTE[loss_name]}''')
+    fused = '(device.type in ("cpu", "cuda")) or None'
+    if t.optimizer == "SGD":
+        add(f'''    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=NESTEROV,
+                                weight_decay=WEIGHT_DECAY, fused={fused})''')
+    elif t.optimizer in ("Adam", "AdamW"):
+        add(f'''    optimizer = torch.optim.{t.optimizer}(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY,
+                                 fused={fused})  # one kernel for all parameters, as nnstudio steps''')
+    else:
+        add('''    optimizer = torch.optim.RMSprop(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)''')
+    per_batch = t.scheduler == "onecycle"
+    if t.scheduler == "step":
+        add("    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=STEP_SIZE, gamma=GAMMA)")
+    elif t.scheduler == "cosine":
+        add("    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=EPOCHS)")
+    elif t.scheduler == "plateau":
+        add("    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=PLATEAU_FACTOR,\n"
+            "                                                           patience=PLATEAU_PATIENCE)")
+    elif per_batch:
+        add("    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LR, epochs=EPOCHS,\n"
+            "                                                    steps_per_epoch=len(train_loader))\n"
+            "    last_scheduled_step = EPOCHS * len(train_loader) - 1")
+    else:
+        add("    scheduler = None  # a constant learning rate")
+    add(f'''    writer = SummaryWriter(LOGDIR) if is_main_process() else None
+
+    step = 0  # one step per batch
+    best_val_loss, best_epoch, best_state = None, None, None
+    history = []
+    for epoch in range(1, EPOCHS + 1):  # one epoch per pass over the training rows
+        model.train()
+        total, seen = 0.0, 0
+        for xb, yb in train_loader:
+            #@begin:step
+            xb, yb = xb.to(device), yb.to(device)''')
+    if has_bn:
+        add('''            if len(xb) == 1:
+                continue  # BatchNorm cannot train on a batch of one''')
+    add(f'''            outputs = model(xb)  # forward
+            loss = loss_fn({loss_call}, yb)
+            optimizer.zero_grad()
+            loss.backward()  # gradients''')
+    if t.grad_clip > 0:
+        add("            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)")
+    add("            optimizer.step()  # update the weights")
+    if per_batch:
+        add('''            if step < last_scheduled_step:
+                scheduler.step()''')
+    add('''            step += 1
+            #@end:step
+            #@begin:step_loss
+            if writer:
+                writer.add_scalar("loss/train_step", loss.item(), step)
+            #@end:step_loss
+            total += loss.item() * len(xb)
+            seen += len(xb)
+        if seen == 0:
+            break
+        #@begin:epoch_loss
+        train_loss = total / seen  # the mean over the epoch's rows
+        #@end:epoch_loss
+        if not math.isfinite(train_loss):
+            raise SystemExit(f"the loss became {train_loss} at epoch {epoch}: try a lower learning rate (now {LR:g})")
+        #@begin:validation
+        val_loss, metrics = evaluate(model, loss_fn, val_set, pre, device)
+        #@end:validation
+        improved = val_loss is None or (math.isfinite(val_loss) and (best_val_loss is None or val_loss < best_val_loss))
+        if improved:
+            best_epoch, best_val_loss = epoch, val_loss
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}''')
+    if t.scheduler == "plateau":
+        add("        scheduler.step(val_loss if val_loss is not None else train_loss)")
+    elif t.scheduler in ("step", "cosine"):
+        add("        scheduler.step()  # once per epoch")
+    add('''        #@begin:learning_rate
+        lr = optimizer.param_groups[0]["lr"]
+        #@end:learning_rate
+        if writer:
+            writer.add_scalar("loss/train", train_loss, epoch)
+            if val_loss is not None:
+                writer.add_scalar("loss/validation", val_loss, epoch)
+            for name, value in metrics.items():
+                writer.add_scalar(f"metrics/validation_{name}", value, epoch)
+            writer.add_scalar("learning_rate", lr, epoch)
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, **metrics})
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        print(f"epoch {epoch}/{EPOCHS}  loss {train_loss:.4g}  validation {val_loss if val_loss is None else f'{val_loss:.4g}'}  {shown}")
+        if EARLY_STOPPING and best_epoch is not None and epoch - best_epoch >= EARLY_STOPPING:
+            break
+    if EARLY_STOPPING and best_state is not None:
+        model.load_state_dict(best_state)  # the weights of the best validation loss
+    if writer:
+        writer.close()
+
+    test_loss, test_metrics = evaluate(model, loss_fn, test_set, pre, device)
+    if test_loss is not None:
+        print("test: " + "  ".join(f"{k} {v:.4g}" for k, v in {"loss": test_loss, **test_metrics}.items()))
+    if not is_main_process():
+        return
+    #@begin:save
+    checkpoint = {  # nnstudio's checkpoint format: plain values and tensors only
+        "format": "nnstudio", "version": 1,
+        "model_spec": {"layers": LAYERS, "in_features": in_features, "n_outputs": n_outputs},
+        "state_dict": {k: v.cpu() for k, v in to_nnstudio_keys(model).items()},
+        "optimizer_state": optimizer.state_dict(),
+        "scheduler_state": None,
+        "epoch": epoch,
+        "preprocessing": pre,
+        "config": {"data": {"path": DATA_PATH, "target": TARGET, "task": TASK, "split": list(SPLIT),
+                            "seed": DATA_SEED, "missing": MISSING},
+                   "model": {"layers": LAYERS}},
+        "metrics": {**{f"val_{k}": v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "train_loss", "val_loss")},
+                    **({"test_loss": test_loss} if test_loss is not None else {}),
+                    **{f"test_{k}": v for k, v in test_metrics.items()}},
+        "history": history,
+        "versions": {"torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version(),
+                     "script": os.path.basename(__file__)},
+    }
+    torch.save(checkpoint, CHECKPOINT)
+    print(f"checkpoint: {CHECKPOINT}")
+
+    # Load it back into a fresh instance, as one does to predict later.
+    fresh = Net(in_features, n_outputs)
+    fresh.load_state_dict(from_nnstudio_keys(torch.load(CHECKPOINT, weights_only=True)["state_dict"], fresh))
+    fresh.eval()
+    #@end:save
+
+
+if __name__ == "__main__":
+    main()''')
+    return _resolve_markers(out)
+
+
+def _literal(value: Any, indent: int) -> str:
+    text = pprint.pformat(value, width=110 - indent, sort_dicts=False)
+    return text.replace("\n", "\n" + " " * indent)
+
+
+_MARK = re.compile(r"^\s*#@(begin|end):(\w+)\s*$")
+_LAYER = re.compile(r"\s*#@layer:(\d+)$")
+
+
+def _resolve_markers(lines: list[str]) -> GeneratedCode:
+    """Strip the `#@` markers, remembering where the layers and the loop parts are."""
+    text_lines: list[str] = []
+    layer_lines: dict[int, int] = {}
+    parts: dict[str, tuple[int, int]] = {}
+    open_parts: dict[str, int] = {}
+    for line in lines:
+        m = _MARK.match(line)
+        if m:
+            if m.group(1) == "begin":
+                open_parts[m.group(2)] = len(text_lines)
+            else:
+                parts[m.group(2)] = (open_parts.pop(m.group(2)), len(text_lines) - 1)
+            continue
+        m = _LAYER.search(line)
+        if m:
+            layer_lines[int(m.group(1))] = len(text_lines)
+            line = line[:m.start()]
+        text_lines.append(line)
+    return GeneratedCode("\n".join(text_lines) + "\n", layer_lines, parts)
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+def script_for_config(cfg: RunConfig, source: str, script_name: str = "train.py") -> GeneratedCode:
+    """Read the config's data the way a run does and write its script (column decisions from the real fit)."""
+    from nnstudio.core.data import prepare, read_table
+
+    path = cfg.data_path
+    if not cfg.data.path:
+        raise ConfigError(f"{source}: [data] path is empty; a script needs the data file")
+    if path.suffix.lower() not in _SUPPORTED_SUFFIXES:
+        raise ConfigError(f"{path.name}: a script reads CSV/TSV or Parquet files; "
+                          f"convert this {path.suffix} file to one of them first")
+    df = read_table(path)
+    d = cfg.data
+    data = prepare(df, d.target or None, d.task, d.split, d.seed, d.missing)
+    facts = facts_from_frame(df, path, data.preprocessor.target, data.task, data.preprocessor)
+    return generate(cfg, facts, source=source, script_name=script_name)
+
+
+def config_from_source(source: str | Path) -> RunConfig:
+    """A RunConfig from a run config (.toml) or from the config a checkpoint (.pt) carries."""
+    from nnstudio.core.checkpoint import load_checkpoint
+
+    source = Path(source)
+    if source.suffix.lower() == ".toml":
+        return RunConfig.load(source)
+    ckpt = load_checkpoint(source)
+    raw = ckpt.config
+    if not raw or not raw.get("data", {}).get("path"):
+        raise ConfigError(f"{source.name}: the checkpoint does not record the run's data file, so no script can "
+                          "be written from it; export from the project (.toml) instead")
+    raw = {k: v for k, v in raw.items() if k in ("data", "model", "training", "output")}
+    cfg = RunConfig.from_dict(raw, source.resolve().parent, source.name)
+    cfg.layers = list(ckpt.layers)
+    return cfg
+
+
+def export_script(source: str | Path, dest: str | Path) -> Path:
+    """Write the standalone script of a run config or checkpoint to `dest`; data and output paths are absolute."""
+    cfg = config_from_source(source)
+    cfg.data.path = str(cfg.data_path.resolve())
+    dest = Path(dest)
+    cfg.output.logdir = str(cfg.logdir.resolve())
+    cfg.output.checkpoint = str(cfg.checkpoint_path.resolve())
+    code = script_for_config(cfg, Path(source).name, dest.name)
+    return atomic_text_write(code.text, dest)
+
+
+def atomic_text_write(text: str, dest: str | Path) -> Path:
+    """Write beside the destination, then replace it: a failed export never leaves half a file."""
+    import os
+
+    from nnstudio.core.errors import NNStudioError
+
+    dest = Path(dest)
+    if dest.is_dir():
+        raise NNStudioError(f"{dest}: is a folder; choose a file name")
+    if not dest.parent.exists():
+        raise NNStudioError(f"{dest.parent}: folder does not exist")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise NNStudioError(f"{dest}: could not write ({exc.strerror or exc})") from exc
+    return dest

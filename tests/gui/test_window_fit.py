@@ -1,0 +1,141 @@
+"""The window fits common screens: sized to the available geometry, Train visible, plots usable, docks scroll."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QRect, QSettings, QSize
+from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QProgressBar,
+                               QScrollArea, QWidget)
+
+from nnstudio.gui import dock_layout
+from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, first_size, side_widths
+from nnstudio.gui.main_window import MainWindow
+
+
+def _window(qtbot, tmp_path, monkeypatch, width: int, height: int, settings: QSettings | None = None) -> MainWindow:
+    monkeypatch.setattr(dock_layout, "available_geometry", lambda window: QRect(0, 0, width, height))
+    settings = settings or QSettings(str(tmp_path / f"fit-{width}.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, logdir=tmp_path / "runs")
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    QApplication.processEvents()  # the layout requests posted by showing it
+    return window
+
+
+def _inside(widget: QWidget, window: QWidget) -> bool:
+    top_left = widget.mapTo(window, widget.rect().topLeft())
+    return window.rect().contains(QRect(top_left, widget.size()))
+
+
+def _controls(panel: QWidget) -> list[QWidget]:
+    kinds = (QAbstractButton, QAbstractSpinBox, QComboBox, QProgressBar)
+    return [w for w in panel.findChildren(QWidget) if isinstance(w, kinds) and w.isVisibleTo(panel)
+            and not isinstance(w.parent(), QScrollArea)]
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (1280, 720)])
+def test_every_training_control_is_on_screen_without_scrolling(qtbot, tmp_path, monkeypatch, width, height):
+    window = _window(qtbot, tmp_path, monkeypatch, width, height)
+    try:
+        frame = window.frameGeometry()
+        assert frame.width() <= width and frame.height() <= height
+        assert window.size() == first_size(QSize(width, height))
+        panel = window.trainingPanel
+        controls = _controls(panel)
+        assert panel.trainButton in controls and len(controls) >= 12
+        viewport = panel._scroll.viewport()
+        for control in controls:
+            assert _inside(control, window), control.objectName()
+            if viewport.isAncestorOf(control):
+                top_left = control.mapTo(viewport, control.rect().topLeft())
+                assert viewport.rect().contains(QRect(top_left, control.size())), control.objectName()
+        assert not panel.trainButton.visibleRegion().isEmpty()
+        # nothing hidden below the settings once the layout has settled in the event loop
+        qtbot.waitUntil(lambda: panel._scroll.verticalScrollBar().maximum() == 0, timeout=2000)
+        dock_scroll = window.trainingDock.widget()
+        assert isinstance(dock_scroll, DockScrollArea)
+        assert dock_scroll.verticalScrollBar().maximum() == 0 and dock_scroll.horizontalScrollBar().maximum() == 0
+        assert window.centralWidget().width() >= MIN_PLOT_WIDTH
+    finally:
+        window.shutdown()
+
+
+def test_plots_keep_their_width_at_1024_and_docks_scroll_instead_of_clipping(qtbot, tmp_path, monkeypatch):
+    window = _window(qtbot, tmp_path, monkeypatch, 1024, 768)
+    try:
+        assert window.width() <= 1024
+        assert window.lossPlot.width() >= MIN_PLOT_WIDTH and window.metricsPlot.width() >= MIN_PLOT_WIDTH
+        assert not window.trainingPanel.trainButton.visibleRegion().isEmpty()
+        window.resizeDocks([window.datasetDock, window.trainingDock], [120, 120],
+                           dock_layout.Qt.Orientation.Horizontal)
+        qtbot.waitUntil(lambda: window.trainingDock.width() < window.trainingPanel.minimumSizeHint().width())
+        for dock in (window.datasetDock, window.trainingDock):
+            scroll = dock.widget()
+            panel = scroll.widget()
+            assert panel.width() >= panel.minimumSizeHint().width(), dock.objectName()  # never squeezed
+            assert scroll.horizontalScrollBar().maximum() > 0, dock.objectName()  # reachable by scrolling
+        # The window itself shrinks no further than the plots' minimum and the docks' scrolling minimum.
+        window.resize(700, 600)
+        qtbot.waitUntil(lambda: window.centralWidget().width() >= MIN_PLOT_WIDTH and window.width() <= 720)
+    finally:
+        window.shutdown()
+
+
+def test_narrow_plots_put_their_legend_below(qtbot, tmp_path, monkeypatch):
+    window = _window(qtbot, tmp_path, monkeypatch, 1024, 768)
+    try:
+        qtbot.waitUntil(lambda: window.lossPlot._plot is not None)
+        assert window.lossPlot._plot.legend_is_below()
+        window.resize(1440, 860)
+        window.resizeDocks([window.datasetDock, window.trainingDock], [300, 330],
+                           dock_layout.Qt.Orientation.Horizontal)
+        qtbot.waitUntil(lambda: not window.lossPlot._plot.legend_is_below())
+    finally:
+        window.shutdown()
+
+
+def test_large_screens_get_the_preferred_size(qtbot, tmp_path, monkeypatch):
+    window = _window(qtbot, tmp_path, monkeypatch, 1920, 1080)
+    try:
+        assert window.size() == dock_layout.PREFERRED_SIZE
+        assert window.datasetDock.width() >= 400 and window.trainingDock.width() >= 300
+    finally:
+        window.shutdown()
+
+
+def test_geometry_saved_on_a_larger_screen_is_fitted_to_this_one(qtbot, tmp_path, monkeypatch):
+    settings = QSettings(str(tmp_path / "moved.ini"), QSettings.Format.IniFormat)
+    big = _window(qtbot, tmp_path, monkeypatch, 1920, 1080, settings)
+    big.resize(1800, 1000)
+    big.close()  # saves the geometry
+    big.shutdown()
+    small = _window(qtbot, tmp_path, monkeypatch, 1366, 768, settings)
+    try:
+        assert small.size() == first_size(QSize(1366, 768))
+    finally:
+        small.shutdown()
+
+
+@pytest.mark.parametrize("width", [800, 1024, 1280, 1366, 1920])
+def test_side_widths_leave_the_plots_their_minimum(width):
+    left, right = side_widths(width, 470, 340)
+    assert width - left - right >= MIN_PLOT_WIDTH
+    assert right == 340 or width < 1000
+
+
+def test_title_names_the_dataset_then_the_project(qtbot, tmp_path, monkeypatch, houses_csv):
+    window = _window(qtbot, tmp_path, monkeypatch, 1366, 768)
+    try:
+        assert window.windowTitle() == "nnstudio"
+        with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+            window.open_path(houses_csv)
+        assert window.windowTitle() == "houses.csv — nnstudio"
+        project = tmp_path / "prices.toml"
+        assert window.save_project(project)
+        assert window.windowTitle() == "prices.toml — nnstudio"
+        with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+            window.open_path(project)
+        assert window.windowTitle() == "prices.toml — nnstudio"
+    finally:
+        window.shutdown()
