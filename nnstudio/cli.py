@@ -16,6 +16,10 @@ from nnstudio import __version__
 
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3
+#: `nnstudio predict`: one exit code per kind of bad input (see core.predict.KINDS).
+EXIT_PREDICT = {"missing_columns": 4, "unparseable": 5, "unknown_category": 6}
+EXIT_CHECKPOINT = 7
+EXIT_DATA = 8
 
 
 def _error(message: str, code: int = EXIT_ERROR) -> int:
@@ -232,6 +236,41 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nnstudio.core.checkpoint import load_checkpoint
+    from nnstudio.core.errors import CheckpointError, DataError
+    from nnstudio.core.predict import PredictionInputError, predict_file
+
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        return _error(f"--threshold {args.threshold:g} is not a probability between 0 and 1")
+    try:
+        ckpt = load_checkpoint(args.model)
+        if ckpt.preprocessor is None:
+            raise CheckpointError(f"{Path(args.model).name}: holds no preprocessing (a bare state_dict), so new rows "
+                                  "cannot be encoded as in training; train it in nnstudio and save it again")
+    except CheckpointError as exc:
+        return _error(str(exc), EXIT_CHECKPOINT)
+    out = Path(args.out) if args.out else Path(args.data).with_name(Path(args.data).stem + "-predictions.csv")
+    try:
+        check, metrics, note = predict_file(ckpt, args.data, out, threshold=args.threshold)
+    except PredictionInputError as exc:
+        return _error(f"{Path(args.data).name}: {exc}", EXIT_PREDICT[exc.kind])
+    except DataError as exc:
+        return _error(str(exc), EXIT_DATA)
+    for line in check.notes:
+        print(f"note: {line}", file=sys.stderr)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"predictions": str(out), "metrics": metrics, "ignored_columns": check.extra_columns,
+                          "notes": check.notes}))
+    else:
+        print(f"predictions: {out}")
+        if metrics:
+            print("metrics: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """`nnstudio export RUN.toml|MODEL.pt --script train.py | --onnx m.onnx | --torchscript m.pt | --state-dict m.pt`."""
     wanted = [(fmt, dest) for fmt, dest in (("script", args.script), ("onnx", args.onnx),
@@ -283,6 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--args", metavar="NAME=VALUE,...", help="__init__ arguments for --model-class, e.g. 'n_in=8, n_out=3' "
                       "(default: the ones stored in the checkpoint)")
     info.set_defaults(func=cmd_info)
+    predict = sub.add_parser("predict", help="apply a checkpoint to a table; write the rows with their predictions",
+                             description="Exit codes: 4 missing columns, 5 values that cannot be parsed, 6 categories "
+                             "never seen in training, 7 unusable checkpoint, 8 unreadable data file, 2 usage.")
+    predict.add_argument("model", help="the checkpoint (.pt) saved by nnstudio")
+    predict.add_argument("data", help="a table with the training columns (the target may be absent)")
+    predict.add_argument("--out", "-o", help="the CSV to write (default: DATA-predictions.csv)")
+    predict.add_argument("--threshold", type=float, help="binary tasks: the probability above which a row is the "
+                         "second class (default: the checkpoint's saved threshold, else 0.5)")
+    predict.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    predict.set_defaults(func=cmd_predict)
     export = sub.add_parser("export", help="write a run as a standalone script, or a model as ONNX/TorchScript/state_dict")
     export.add_argument("source", help="a run config (.toml) or a checkpoint (.pt)")
     export.add_argument("--script", metavar="TRAIN.py", help="the run as a Python script that needs no nnstudio")
@@ -302,7 +351,8 @@ def subcommands(parser: argparse.ArgumentParser) -> set[str]:
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks. "
-                     "Subcommands: train RUN.toml, info FILE.pt, lr-find RUN.toml (see nnstudio train --help).")
+                     "Subcommands: train RUN.toml, info FILE.pt, predict MODEL.pt DATA, lr-find RUN.toml, export "
+                     "(see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
     parser.add_argument("--self-test", action="store_true",

@@ -3,7 +3,8 @@
 ```
 [data]     path, target, task = "auto", split = [0.7, 0.15, 0.15], seed, missing = "impute"
 [model]    layers = [{type = "Linear", out_features = 64}, {type = "ReLU"}, {type = "Linear", out_features = "auto"}]
-[training] epochs, batch_size, optimizer = {name = "Adam", lr = 0.001}, device = "auto", seed, ...
+[training] epochs, batch_size, optimizer = {name = "Adam", lr = 0.001}, device = "auto", seed,
+           class_weight = "none" | "balanced", ...
 [output]   checkpoint, logdir, name
 ```
 Relative paths are resolved against the folder of the TOML file.
@@ -86,6 +87,8 @@ class RunConfig:
                     "loss": t.loss, "scheduler": scheduler, "early_stopping": t.early_stopping,
                     "grad_clip": t.grad_clip, "device": t.device, "threads": t.threads,
                     "divergence_factor": t.divergence_factor}
+        if t.class_weight != "none":
+            training["class_weight"] = t.class_weight
         if t.seed is not None:
             training["seed"] = t.seed
         data = {k: v for k, v in vars(self.data).items()}
@@ -253,7 +256,7 @@ def window_range_problems(t: TrainConfig) -> list[str]:
 
 
 _TRAINING_KEYS = {"epochs", "batch_size", "shuffle", "optimizer", "loss", "scheduler", "early_stopping", "grad_clip",
-                  "device", "seed", "threads", "divergence_factor"}
+                  "device", "seed", "threads", "divergence_factor", "class_weight"}
 
 
 def _training(raw: Any, source: str) -> TrainConfig:
@@ -304,4 +307,5 @@ def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str)
 def _toml_key(key: str) -> str:
     return {"optimizer": "optimizer.name", "lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
             "momentum": "optimizer.momentum", "nesterov": "optimizer.nesterov", "scheduler": "scheduler.name",
-            "plateau_factor": "scheduler.factor", "plateau_patience": "scheduler.patience"}.get(key, key)
+            "plateau_factor": "scheduler.factor", "plateau_patience": "scheduler.patience", "gamma": "scheduler.gamma",
+            "step_size": "scheduler.step_size"}.get(key, key)

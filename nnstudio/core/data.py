@@ -477,6 +477,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
             df = _read_csv(path)
     except MemoryError as exc:
         raise DataError(f"{path.name}: too large to load into memory") from exc
+    except DataError:
+        raise
+    except Exception as exc:  # a damaged file reaches parsers' own errors (zipfile, numpy, pyarrow): still one sentence
+        raise DataError(f"{path.name}: not a readable {suffix.lstrip('.')} file ({_first_line(exc)})") from exc
     if df.shape[1] < 2:
         raise DataError(f"{path.name}: found {df.shape[1]} column(s); a dataset needs at least one feature and a target")
     if len(df) == 0:
@@ -1204,6 +1208,8 @@ def load_dataset(path: str | Path, target: str | None = None, task: str = "auto"
         return prepare(df, target, task, split, seed, missing)
     except DataError as exc:
         raise DataError(f"{Path(path).name}: {exc}") from exc
+    except (ValueError, TypeError, UnicodeError) as exc:  # a damaged file's cells reaching pandas: still one sentence
+        raise DataError(f"{Path(path).name}: its values cannot be prepared ({_first_line(exc)})") from exc
 
 
 def summarize(df: pd.DataFrame, target: str | None = None, task: str = "auto") -> dict[str, Any]:

@@ -26,6 +26,7 @@ OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
 LOSSES = {"regression": ("mse", "l1", "huber"), "binary": ("bce",), "multiclass": ("cross_entropy",)}
 DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "cross_entropy"}
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainConfig:
     divergence_factor: float = 1000.0  # an epoch's train loss this many times its best so far stops the run; 0 off
     device: str = "auto"
     threads: int | str = "auto"  # torch intra-op threads in the training thread
+    class_weight: str = "none"  # "balanced": the loss weighted by inverse training-class frequency
 
     def validate(self) -> "TrainConfig":
         def whole(name: str, low: int) -> None:
@@ -83,6 +85,8 @@ class TrainConfig:
             raise ConfigError(f"[training] scheduler '{self.scheduler}' is unknown: use {', '.join(SCHEDULERS)}")
         if self.threads != "auto" and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"[training] threads must be \"auto\" or a whole number ≥ 1, got {self.threads!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(f"[training] class_weight must be \"none\" or \"balanced\", got {self.class_weight!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"[training] seed must be a whole number, got {self.seed!r}")
         return self
@@ -157,12 +161,36 @@ class Callback:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def make_loss(task: str, name: str = "auto") -> nn.Module:
+def make_loss(task: str, name: str = "auto", weights: torch.Tensor | None = None) -> nn.Module:
+    """The task's loss; `weights` is CrossEntropy's per-class `weight` or BCE's `pos_weight`."""
     name = DEFAULT_LOSS[task] if name == "auto" else name
     if name not in LOSSES[task]:
         raise ConfigError(f"[training] loss '{name}' does not fit a {task} task: use {', '.join(LOSSES[task])} or auto")
+    if weights is not None and name == "bce":
+        return nn.BCEWithLogitsLoss(pos_weight=weights)
+    if weights is not None and name == "cross_entropy":
+        return nn.CrossEntropyLoss(weight=weights)
     return {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss, "bce": nn.BCEWithLogitsLoss,
             "cross_entropy": nn.CrossEntropyLoss}[name]()
+
+
+def class_weights(data: PreparedData, mode: str = "none") -> torch.Tensor | None:
+    """Inverse training-class frequency, scaled as scikit-learn's "balanced": n / (k * count_k).
+
+    A binary task gets the single `pos_weight` = negatives / positives that BCEWithLogitsLoss takes.
+    """
+    if mode == "none" or data.task == "regression":
+        return None
+    if mode != "balanced":
+        raise ConfigError(f"[training] class_weight must be \"none\" or \"balanced\", got {mode!r}")
+    y = data.train.y.reshape(-1).long().cpu()
+    if data.task == "binary":
+        pos = int(y.sum())
+        neg = len(y) - pos
+        return torch.tensor([neg / pos], dtype=torch.float32) if pos and neg else None
+    counts = torch.bincount(y, minlength=data.n_outputs).double()
+    weights = torch.where(counts > 0, len(y) / (data.n_outputs * counts.clamp(min=1)), torch.zeros_like(counts))
+    return weights.float()
 
 
 def _cpu_vector_floats() -> int:
@@ -371,7 +399,7 @@ class Trainer:
         self.data = data
         self.task = data.task
         self.callbacks = list(callbacks)
-        self.loss_fn = make_loss(self.task, self.config.loss)
+        self.loss_fn = make_loss(self.task, self.config.loss, class_weights(data, self.config.class_weight))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
         self.epoch = 0
@@ -435,6 +463,7 @@ class Trainer:
             generator = seed_everything(cfg.seed) if cfg.seed is not None else None
             self.generator = generator
             self.model.to(self.device)
+            self.loss_fn.to(self.device)
             self.data = self.data.to(self.device)
             train, val = self.data.train, self.data.val
             if len(train) == 0:

@@ -14,7 +14,8 @@ from typing import Any
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget)
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout,
+    QWidget)
 
 from nnstudio import __version__
 from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint, reinfer
@@ -24,13 +25,14 @@ from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, model_io_size, prepare
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudioError
 from nnstudio.core.model import SpecModel, build_model, default_layers
-from nnstudio.core.run import TrainingRun, evaluate_model
+from nnstudio.core.run import TrainingRun
 from nnstudio.gui.dataset_panel import DatasetPanel
 from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, fit_docks, fit_to_screen
 from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.model_builder import ModelBuilderPanel
 from nnstudio.gui.model_file_dialogs import InferredModelDialog, RunModelCodeDialog
 from nnstudio.gui.plots import LossPlot, MetricsPlot
+from nnstudio.gui.predict_panel import PredictPanel
 from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
 from nnstudio.gui.training_panel import TrainingPanel
 from nnstudio.gui.training_worker import TrainingController
@@ -101,9 +103,12 @@ class MainWindow(QMainWindow):
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
+        self.evaluation = None  # core.evaluate.Evaluation of the current model, shown in the evaluation tab
+        self.decision_threshold: float | None = None  # binary: kept from the evaluation, saved with the model
         self._project_path: Path | None = None  # the project the window shows (named in the title)
 
         self._build_central()
+        self._build_evaluation()
         self._build_docks()
         self._build_actions()
         self._build_menus()
@@ -131,6 +136,45 @@ class MainWindow(QMainWindow):
         self.plotSplitter.setStretchFactor(1, 2)
         self.plotSplitter.setMinimumWidth(MIN_PLOT_WIDTH)  # the docks shrink and scroll first
         self.setCentralWidget(self.plotSplitter)
+
+    def _build_evaluation(self) -> None:
+        """Evaluation and prediction are tabs beside the training curves (they need the width)."""
+        plots = self.takeCentralWidget()
+        self.centralTabs = QTabWidget()
+        self.centralTabs.setObjectName("centralTabs")
+        self.centralTabs.setDocumentMode(True)
+        self._evaluation_panel = None
+        self.evaluationTab = QWidget()  # holds the panel, made at first use: it imports pyqtgraph
+        self.evaluationTab.setObjectName("evaluationTab")
+        layout = QVBoxLayout(self.evaluationTab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.predictPanel = PredictPanel()
+        self.predictPanel.setObjectName("predictPanel")
+        self.centralTabs.addTab(plots, "Training curves")
+        self.centralTabs.addTab(self.evaluationTab, "Evaluation")
+        self.centralTabs.addTab(self.predictPanel, "Predict")
+        self.centralTabs.currentChanged.connect(self._on_centralTabs_current_changed)
+        self.setCentralWidget(self.centralTabs)
+
+    @property
+    def evaluationPanel(self):
+        """The evaluation panel, made the first time it is needed (a run's end, F7, the tab opened)."""
+        if self._evaluation_panel is None:
+            from nnstudio.gui.evaluation_panel import EvaluationPanel
+
+            panel = EvaluationPanel()
+            panel.setObjectName("evaluationPanel")
+            self.evaluationTab.layout().addWidget(panel)
+            panel.show()  # a child added to a shown window stays hidden until shown
+            panel.threshold_kept.connect(self._on_evaluation_threshold_kept)
+            panel.exported.connect(self._on_view_exported)
+            panel.export_failed.connect(self._on_export_failed)
+            self._evaluation_panel = panel
+        return self._evaluation_panel
+
+    def _on_centralTabs_current_changed(self, index: int) -> None:
+        if self.centralTabs.widget(index) is self.evaluationTab:
+            self.evaluationPanel  # noqa: B018 - shows what it needs when opened before any evaluation
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         """Every dock scrolls rather than clips its panel (see gui/dock_layout.py for what a new dock does)."""
@@ -211,8 +255,10 @@ class MainWindow(QMainWindow):
                                            "Ctrl+F5", "Train the current model further, keeping its weights")
         self.actionPause = self._action("actionPause", "&Pause", self._on_pause_triggered, "F6")
         self.actionStop = self._action("actionStop", "St&op", self._on_stop_requested, "Shift+F5")
-        self.actionEvaluate = self._action("actionEvaluate", "&Evaluate on test split", self._on_evaluate_triggered,
-                                           "F7")
+        self.actionEvaluate = self._action("actionEvaluate", "&Evaluate", self._on_evaluate_triggered, "F7",
+                                           "Loss and metrics per split, confusion matrix or residuals, in the Evaluation tab")
+        self.actionPredict = self._action("actionPredict", "&Predict on a file…", self._on_predict_triggered, "F9",
+                                          "Apply the model to a new file with the training columns")
         self.actionFindLR = self._action("actionFindLR", "Find &learning rate…", self._on_find_lr_triggered,
                                          tip="A short range test on a copy of the model proposes a learning rate")
         self.actionTensorBoard = self._action("actionTensorBoard", "Open &TensorBoard",
@@ -256,7 +302,7 @@ class MainWindow(QMainWindow):
         run_menu = bar.addMenu("&Run")
         run_menu.addActions([self.actionTrain, self.actionContinue, self.actionPause, self.actionStop])
         run_menu.addSeparator()
-        run_menu.addActions([self.actionEvaluate, self.actionFindLR, self.actionTensorBoard])
+        run_menu.addActions([self.actionEvaluate, self.actionPredict, self.actionFindLR, self.actionTensorBoard])
         view_menu = bar.addMenu("&View")
         for dock in (self.datasetDock, self.modelDock, self.trainingDock, self.codeView):
             view_menu.addAction(dock.toggleViewAction())
@@ -299,6 +345,8 @@ class MainWindow(QMainWindow):
         c.fit_failed.connect(self._on_training_fit_failed)
         c.running_changed.connect(self._on_training_running_changed)
         self.tensorboard.ready.connect(self._on_tensorboard_ready)
+        self.predictPanel.failed.connect(self._on_predict_failed)
+        self.predictPanel.exported.connect(self._on_view_exported)
         self.tensorboard.failed.connect(self._on_tensorboard_failed)
         ce = self.codeExport
         for signal in (dp.choices_changed, dp.dataset_loaded, mb.layers_changed, tp.config_changed):
@@ -434,6 +482,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"loaded {Path(path).name}", 5000)
         self._update_title(self._project_path or path)
         self._on_dataset_choices_changed()
+        if self.loaded_checkpoint is not None and self.model is self.loaded_checkpoint.model:
+            self.evaluate_current(show=True)
 
     def _on_dataset_load_failed(self, path: str, message: str) -> None:
         self._pending_project = None
@@ -532,6 +582,7 @@ class MainWindow(QMainWindow):
         self.actionContinue.setToolTip("Continue training: " + "; ".join(problems) if problems else
                                        "Go on from the last run's or the opened checkpoint's whole state")
         self.actionEvaluate.setEnabled(not running and self.model is not None and self.datasetPanel.dataframe() is not None)
+        self.actionPredict.setEnabled(not running and self.predictPanel.predictOpenButton.isEnabled())
         self.actionSaveCheckpoint.setEnabled(not running and self.model is not None)
         self.actionPause.setEnabled(running)
         self.actionStop.setEnabled(running)
@@ -637,6 +688,7 @@ class MainWindow(QMainWindow):
         self.last_run = run
         t = run.trainer
         self._climb = (t.best_train_loss if t.history else None, t.history[-1].epoch if t.history else None, False)
+        self.centralTabs.setCurrentIndex(0)  # the curves of the new run
         self._plots_to_start = [self.lossPlot, self.metricsPlot]
         self.controller.hold_start()
         QTimer.singleShot(NEXT_PASS_MS, self, self._start_next_plot)
@@ -739,9 +791,11 @@ class MainWindow(QMainWindow):
             self._reset_after_run()
         reason = info.get("status") or info.get("reason", "completed")
         self.trainingPanel.on_finished(reason)
-        metrics = info.get("validation") or {}
+        test = info.get("test") or {}
+        metrics = test or info.get("validation") or {}
         text = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v))
-        self.statusBar().showMessage(f"{reason}: {info.get('epochs', '?')} epochs · {text}", 0)
+        label = "test score" if test else "validation (no test split)"
+        self.statusBar().showMessage(f"{reason}: {info.get('epochs', '?')} epochs · {label}: {text}", 0)
         self._update_model_status()
         self._finished_info = dict(info)
 
@@ -790,6 +844,9 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(NEXT_PASS_MS, self, self._emit_finished_when_shown)
             return
         info, self._finished_info = self._finished_info, None
+        self.decision_threshold = None  # a new model: a threshold kept for the last one no longer applies
+        if self.evaluate_current(show=True):
+            self.centralTabs.setCurrentWidget(self.evaluationTab)
         self.training_finished.emit(info)
 
     # ------------------------------------------------------------------------------------------ health, lr finder
@@ -834,28 +891,93 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"learning rate set to {spin.value():.3g} (from the range test)", 8000)
 
     def _on_evaluate_triggered(self) -> None:
+        if self.evaluate_current(show=True, quiet=False):
+            self.centralTabs.setCurrentWidget(self.evaluationTab)
+
+    def _current_preprocessor(self):
+        ckpt = self.loaded_checkpoint
+        pre = ckpt.preprocessor if (ckpt is not None and self.model is ckpt.model) else None
+        if self.last_run is not None and self.model is self.last_run.model:
+            pre = self.last_run.data.preprocessor
+        return pre
+
+    def current_checkpoint(self) -> LoadedCheckpoint | None:
+        """The current model with its preprocessing, as predict takes it (a loaded one, or the last run's)."""
+        ckpt = self.loaded_checkpoint
+        if ckpt is not None and self.model is ckpt.model:
+            ckpt.threshold = self.decision_threshold if self.decision_threshold is not None else ckpt.threshold
+            return ckpt
+        if self.last_run is not None and self.model is self.last_run.model:
+            return LoadedCheckpoint(Path(self.last_run.cfg.output.name), self.model, self.model.spec,
+                                    self.last_run.data.preprocessor, threshold=self.decision_threshold)
+        return None
+
+    def evaluate_current(self, show: bool = True, quiet: bool = True) -> bool:
+        """Evaluate the current model on the dataset panel's table (its test split), fill the evaluation tab.
+
+        ``quiet``: a table without the model's columns is not an error (after opening a checkpoint, say);
+        the tab keeps saying what it needs."""
+        from nnstudio.core.evaluate import evaluate
+
+        self._update_predict_panel()
         if self.model is None or self.datasetPanel.dataframe() is None:
-            return
+            return False
+        pre = self._current_preprocessor()
+        df = self.datasetPanel.dataframe()
+        if pre is not None and (pre.target not in df.columns or any(n not in df.columns for n in pre.feature_names)):
+            if not quiet:
+                missing = [n for n in [*pre.feature_names, pre.target] if n not in df.columns]
+                self.show_error("Cannot evaluate", f"the dataset lacks the model's column(s) {', '.join(missing)}")
+            return False
+        training = self.trainingPanel.train_config()
         try:
-            pre = self.loaded_checkpoint.preprocessor if (self.loaded_checkpoint and self.model is self.loaded_checkpoint.model) else None
-            if self.last_run is not None and self.model is self.last_run.model:
-                pre = self.last_run.data.preprocessor
-            data = self.prepare_data(pre)
-            result = evaluate_model(self.model, data, "test")
+            data = self.last_run.data if (self.last_run is not None and self.model is self.last_run.model) \
+                else self.prepare_data(pre)
+            result = evaluate(self.model, data, training.loss, threshold=0.5, class_weight=training.class_weight)
         except NNStudioError as exc:
-            self.show_error("Cannot evaluate", str(exc))
-            return
+            if not quiet:
+                self.show_error("Cannot evaluate", str(exc))
+            return False
         except RuntimeError as exc:
-            self.show_error("Cannot evaluate", f"the model does not fit this dataset ({str(exc).splitlines()[0]})")
-            return
-        self.last_evaluation = result
-        text = "  ".join(f"{k} {v:.4g}" for k, v in result.items())
-        self.statusBar().showMessage(f"test split: {text}", 0)
-        box = QMessageBox(QMessageBox.Icon.Information, "Evaluation on the test split",
-                          "\n".join(f"{k}: {v:.4f}" for k, v in result.items()), QMessageBox.StandardButton.Ok, self)
-        box.setObjectName("evaluationDialog")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
+            if not quiet:
+                self.show_error("Cannot evaluate", f"the model does not fit this dataset ({str(exc).splitlines()[0]})")
+            return False
+        self.evaluation = result
+        self.last_evaluation = dict(result.table.get("test", {}))
+        if show:
+            title = self.last_run.cfg.output.name if (self.last_run is not None and self.model is self.last_run.model) \
+                else (self.checkpoint_path.name if self.checkpoint_path else "model")
+            self.evaluationPanel.show_evaluation(result, title, data.test.X)
+            if result.task == "binary" and self.decision_threshold is not None:
+                self.evaluationPanel.thresholdSlider.setValue(int(round(self.decision_threshold * 100)))
+        self.statusBar().showMessage(f"test score: {result.test_summary()}", 0)
+        return True
+
+    def _update_predict_panel(self) -> None:
+        ckpt = self.current_checkpoint()
+        threshold = self.decision_threshold if self.decision_threshold is not None else (ckpt.threshold if ckpt else None)
+        self.predictPanel.set_model(ckpt, threshold if ckpt is not None and ckpt.preprocessor is not None
+                                    and ckpt.preprocessor.task == "binary" else None)
+        self.actionPredict.setEnabled(not self.controller.is_running() and self.predictPanel.predictOpenButton.isEnabled())
+
+    def _on_evaluation_threshold_kept(self, threshold: float) -> None:
+        self.decision_threshold = float(threshold)
+        self._update_predict_panel()
+        self.statusBar().showMessage(f"decision threshold {threshold:.2f} kept: predictions use it and "
+                                     "Save checkpoint stores it", 10000)
+
+    def _on_predict_triggered(self) -> None:
+        self.centralTabs.setCurrentWidget(self.predictPanel)
+        self.predictPanel.predictOpenButton.click()
+
+    def _on_predict_failed(self, message: str) -> None:
+        self.show_error("Cannot predict", message)
+
+    def _on_view_exported(self, path: str) -> None:
+        self.statusBar().showMessage(f"exported {path}", 5000)
+
+    def _on_export_failed(self, message: str) -> None:
+        self.show_error("Cannot export", message)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def _on_open_checkpoint_triggered(self) -> None:
@@ -973,8 +1095,11 @@ class MainWindow(QMainWindow):
         notes = "; ".join(ckpt.notes)
         self.statusBar().showMessage(f"opened {Path(path).name}: {ckpt.n_parameters:,} parameters"
                                      + (f" — {notes}" if notes else ""), 10000)
+        self.decision_threshold = ckpt.threshold
         self._update_model_status()
         self._update_can_train()
+        if not self.evaluate_current(show=True) and self._evaluation_panel is not None:
+            self._evaluation_panel.clear()
         self.checkpoint_loaded.emit(str(path))
         return True
 
@@ -993,15 +1118,23 @@ class MainWindow(QMainWindow):
         run = self.last_run if self.last_run is not None and self.last_run.model is self.model else None
         try:
             if run is not None:
+                from nnstudio.core.checkpoint import plain
+
                 obj = run.checkpoint_dict("last")  # resumable: the trainer's whole state
                 obj["config"] = build_checkpoint(self.model, None, config=self.run_config().to_dict())["config"]
+                test = self.evaluation.table.get("test", {}) if self.evaluation is not None else {}
+                obj["metrics"].update(plain({f"test_{k}": v for k, v in test.items()}))
+                obj["decision_threshold"] = (None if self.decision_threshold is None
+                                             else float(self.decision_threshold))
             else:
                 ckpt = self.loaded_checkpoint
                 obj = build_checkpoint(self.model, ckpt.preprocessor if ckpt else None,
                                        config=ckpt.config if ckpt else {}, epoch=ckpt.epoch if ckpt else 0,
                                        metrics=ckpt.metrics if ckpt else {}, history=ckpt.history if ckpt else [],
                                        trainer_state=ckpt.trainer_state if ckpt else None,
-                                       run_dir=ckpt.run_dir if ckpt else None)
+                                       run_dir=ckpt.run_dir if ckpt else None,
+                                       threshold=self.decision_threshold if self.decision_threshold is not None
+                                       else (ckpt.threshold if ckpt else None))
             atomic_torch_save(obj, path)
         except (NNStudioError, OSError, TypeError) as exc:
             self.show_error("Cannot save checkpoint", str(exc))

@@ -179,6 +179,12 @@ class TrainingPanel(QWidget):
         sched.addRow("&Patience", patience)
         sched.addRow("Early s&topping", early)
         sched.addRow("&Gradient clip", clip)
+        class_weight = self._named(QComboBox(), "classWeightCombo",
+                                   "Balanced weights the loss by inverse training-class frequency (classification), "
+                                   "so a rare class counts as much as a common one")
+        class_weight.addItem("None", "none")
+        class_weight.addItem("Balanced", "balanced")
+        sched.addRow("C&lass weight", class_weight)
         self._sched_form = sched
 
         # Device
@@ -256,7 +262,7 @@ class TrainingPanel(QWidget):
             spin.valueChanged.connect(self._on_setting_changed)
         for check in (shuffle, nesterov):
             check.toggled.connect(self._on_setting_changed)
-        for combo in (optimizer, scheduler, device):
+        for combo in (optimizer, scheduler, device, class_weight):
             combo.currentIndexChanged.connect(self._on_setting_changed)
 
     @staticmethod
@@ -324,6 +330,7 @@ class TrainingPanel(QWidget):
             grad_clip=self.gradClipSpin.value(),
             seed=None if seed == SEED_RANDOM else seed,
             device=self.deviceCombo.currentData(),
+            class_weight=self.classWeightCombo.currentData(),
         )
 
     def check_train_config(self, cfg: TrainConfig, source: str = "project") -> None:
@@ -356,6 +363,7 @@ class TrainingPanel(QWidget):
             self.earlyStoppingSpin.setValue(cfg.early_stopping)
             self.gradClipSpin.setValue(cfg.grad_clip)
             self._select_device(cfg.device)
+            self.classWeightCombo.setCurrentIndex(max(0, self.classWeightCombo.findData(cfg.class_weight)))
         finally:
             self._loading = False
         self._on_optimizer_changed()

@@ -319,7 +319,8 @@ def test_evaluate_after_loading_checkpoint_uses_its_preprocessing(qtbot, window,
     other.actionEvaluate.trigger()
     assert other.last_evaluation["loss"] == pytest.approx(expected[0], rel=1e-5)
     assert other.last_evaluation["accuracy"] == pytest.approx(expected[1]["accuracy"])
-    assert other.findChild(QMessageBox, "evaluationDialog") is not None
+    assert other.centralTabs.currentWidget() is other.evaluationTab
+    assert other.evaluationPanel.confusionMatrix.values.sum() == len(window.last_run.data.test)
     # Continue after opening a checkpoint goes on from its weights and counts on (issue 13) ...
     loaded_model = other.model
     fresh_first_epoch = window.last_run.trainer.history[0].train_loss
