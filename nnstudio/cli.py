@@ -70,27 +70,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     if _torchrun_launched():  # torchrun --nproc-per-node N -m nnstudio train RUN.toml
         from nnstudio.core import distributed
 
+        if args.resume:
+            return _error("--resume is not available under torchrun yet; resume on one process")
         try:
             ctx, run = distributed.prepare(cfg, [watch] if watch is not None and ctx_is_main() else [], progress)
         except distributed.PeerFailed:
             return EXIT_ERROR  # the process that read the data has said why
         stopper, execute, main_rank = run.trainer.strategy, distributed.execute, ctx.is_main
     else:
-        run = TrainingRun(cfg, callbacks=[c for c in (progress, watch) if c is not None])
+        resume, checkpoint_path = _resume_target(args, cfg)
+        run = TrainingRun(cfg, callbacks=[c for c in (progress, watch) if c is not None], resume=resume,
+                          checkpoint_path=checkpoint_path)
         stopper, execute, main_rank = run.trainer, TrainingRun.execute, True
     if not args.quiet and main_rank:
         print(_data_line(cfg.data_path.name, run.data.report), file=sys.stderr)
+    stopped_by: list[int] = []
 
-    def on_sigint(signum, frame):  # first Ctrl+C stops after the current batch; the second one kills
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    def on_signal(signum, frame):  # the first SIGINT/SIGTERM stops after the current batch and saves
+        stopped_by.append(signum)
+        if signum == signal.SIGINT:  # a second Ctrl+C kills
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         if main_rank:
-            print("\nstopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
+            name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+            print(f"\n{name}: stopping after this batch and saving"
+                  + (" (Ctrl+C again to abort)" if signum == signal.SIGINT else ""), file=sys.stderr)
         stopper.request_stop()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
     # torchrun answers Ctrl+C by sending its workers SIGTERM: there, it stops the run the same way
     # (the checkpoint of what was trained is saved); torchrun kills what is left after its grace period.
-    previous_term = signal.signal(signal.SIGTERM, on_sigint) if distributed is not None else None
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = execute(run)
     except TrainingDiverged as exc:
@@ -100,11 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             return EXIT_ERROR  # the process that failed has said why; torchrun names it
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not main_rank:
         return 0
+    for note in result.notes:
+        print(f"nnstudio: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), default=str))
     else:
@@ -114,7 +123,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"checkpoint: {result.checkpoint}")
         if result.run_dir:
             print(f"tensorboard: tensorboard --logdir {result.run_dir.parent}")
-    return 0
+    return 128 + stopped_by[0] if stopped_by and distributed is None else 0
+
+
+def _resume_target(args: argparse.Namespace, cfg):
+    """`--resume CKPT`: the checkpoint to go on from, and where to save (CKPT itself unless the config's
+    [output] checkpoint names a file)."""
+    if not args.resume:
+        return None, None
+    import tomllib
+
+    from nnstudio.core.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.resume)
+    try:
+        named = "checkpoint" in tomllib.loads(Path(args.config).read_text(encoding="utf-8-sig")).get("output", {})
+    except (OSError, ValueError):
+        named = False
+    return ckpt, (None if named else Path(args.resume))
 
 
 def _data_line(name: str, r: dict) -> str:
@@ -290,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     train.add_argument("--epochs", type=int, help="override [training] epochs")
     train.add_argument("--device", help="override [training] device (auto, cpu, cuda:N, mps)")
+    train.add_argument("--resume", metavar="CKPT.pt", help="go on from a checkpoint (model, optimizer, RNGs, "
+                       "history); --epochs, or the config's, counts the further epochs")
     train.set_defaults(func=cmd_train)
     lr_find = sub.add_parser("lr-find", help="a learning-rate range test on a run config; prints a proposal")
     lr_find.add_argument("config", help="the run config (.toml)")

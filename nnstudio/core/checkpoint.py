@@ -65,6 +65,7 @@ def plain(value: Any, where: str = "checkpoint") -> Any:
 def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, config: dict[str, Any] | None = None,
                      optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, epoch: int = 0,
                      metrics: dict[str, float] | None = None, history: list[dict[str, Any]] | None = None,
+                     trainer_state: dict[str, Any] | None = None, run_dir: str | None = None,
                      threshold: float | None = None, world_size: int = 1) -> dict[str, Any]:
     scheduler_state = None
     if scheduler is not None:
@@ -82,6 +83,8 @@ def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, con
         "metrics": dict(metrics or {}),
         "history": history or [],
         "versions": versions(),
+        "trainer_state": trainer_state,  # Trainer.state_dict(): what `--resume` / Continue go on from
+        "run_dir": run_dir,
         # binary tasks: the probability above which a row is the second class (predict uses it); None = 0.5
         "decision_threshold": None if threshold is None else float(threshold),
         "world_size": int(world_size),  # processes that trained it (torchrun); the weights are the same kind
@@ -102,7 +105,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         raise CheckpointError(f"{path}: is a folder; choose a file name ending in .pt")
     if not path.parent.exists():
         raise CheckpointError(f"{path.parent}: folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temp_files(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: could not save ({exc.strerror or exc})") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
@@ -114,8 +121,9 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"{path}: could not save ({exc.strerror or exc})") from exc
+        if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and "write" in str(exc).lower()):
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            raise CheckpointError(f"{path}: could not save ({reason}); the previous file, if any, is unchanged") from exc
         raise
     if hasattr(os, "O_DIRECTORY"):
         try:
@@ -127,6 +135,47 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         except OSError:
             pass
     return path
+
+
+def remove_stale_temp_files(path: str | Path) -> list[Path]:
+    """Remove what an interrupted `atomic_torch_save` of `path` left (killed between write and rename).
+
+    A temp file names its writer's process id; one whose writer is still alive (another run saving the
+    same path right now) is left alone.
+    """
+    path = Path(path)
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        try:
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 def save_checkpoint(path: str | Path, model: SpecModel, preprocessor: Preprocessor | None, **kw: Any) -> Path:
@@ -146,6 +195,8 @@ class LoadedCheckpoint:
     optimizer_state: dict[str, Any] | None = None
     scheduler_state: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    trainer_state: dict[str, Any] | None = None  # present in checkpoints that can be resumed exactly
+    run_dir: str | None = None
     notes: list[str] = field(default_factory=list)  # what a bare state_dict could not tell
     bare: bool = False
     threshold: float | None = None  # binary decision threshold saved from the evaluation panel
@@ -401,6 +452,8 @@ def _load_checkpoint(path: Path) -> LoadedCheckpoint:
     return LoadedCheckpoint(path, model, model.spec, preprocessor, obj.get("config") or {}, obj.get("metrics") or {},
                             int(obj.get("epoch") or 0), obj.get("versions") or {}, obj.get("optimizer_state"),
                             obj.get("scheduler_state"), obj.get("history") or [],
+                            trainer_state=obj.get("trainer_state") if isinstance(obj.get("trainer_state"), dict) else None,
+                            run_dir=obj.get("run_dir") if isinstance(obj.get("run_dir"), str) else None,
                             threshold=_threshold(obj.get("decision_threshold"), path.name))
 
 

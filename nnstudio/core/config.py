@@ -88,7 +88,8 @@ class RunConfig:
             scheduler.update(factor=t.plateau_factor, patience=t.plateau_patience)
         training = {"epochs": t.epochs, "batch_size": t.batch_size, "shuffle": t.shuffle, "optimizer": optimizer,
                     "loss": t.loss, "scheduler": scheduler, "early_stopping": t.early_stopping,
-                    "grad_clip": t.grad_clip, "device": t.device, "threads": t.threads}
+                    "grad_clip": t.grad_clip, "device": t.device, "threads": t.threads,
+                    "divergence_factor": t.divergence_factor}
         if t.class_weight != "none":
             training["class_weight"] = t.class_weight
         if t.seed is not None:
@@ -156,8 +157,19 @@ class RunConfig:
                     data[section][key] = str(absolute)
         text = tomli_w.dumps(_drop_none(data))
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk or a vanished folder: say so, leave no temp file, keep the old file
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise ConfigError(f"{path}: could not save ({exc.strerror or exc}); the previous file, if any, "
+                              "is unchanged") from exc
         self.base_dir = target_dir
         for section, key in (("data", "path"), ("output", "checkpoint"), ("output", "logdir")):
             setattr(getattr(self, section), key, data[section][key])
@@ -252,7 +264,7 @@ def window_range_problems(t: TrainConfig) -> list[str]:
 
 
 _TRAINING_KEYS = {"epochs", "batch_size", "shuffle", "optimizer", "loss", "scheduler", "early_stopping", "grad_clip",
-                  "device", "seed", "threads", "class_weight"}
+                  "device", "seed", "threads", "divergence_factor", "class_weight"}
 
 
 def _training(raw: Any, source: str) -> TrainConfig:

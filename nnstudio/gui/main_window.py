@@ -77,6 +77,8 @@ class MainWindow(QMainWindow):
     error_shown = Signal(str)
     layers_asked = Signal(str)  # a state_dict's unknown layers are being asked about (file name)
     training_finished = Signal(dict)
+    loss_warned = Signal(str)  # the loss climbed far above its best (before it is NaN)
+    recovery_offered = Signal(str)  # the run folder of an unfinished run
 
     def __init__(self, settings: QSettings | None = None, logdir: str | Path | None = None):
         super().__init__()
@@ -92,6 +94,9 @@ class MainWindow(QMainWindow):
 
         self.model: SpecModel | None = None  # the trained or loaded network, kept for saving and evaluating
         self.loaded_checkpoint: LoadedCheckpoint | None = None
+        self.model_unsaved = False  # a run trained the model since it was last saved or opened
+        self._close_confirmed = False
+        self._climb = (None, None, False)  # best training loss, its epoch, warned, of the running fit
         self.last_run: TrainingRun | None = None
         self.last_error = ""
         self.checkpoint_path: Path | None = None
@@ -600,7 +605,10 @@ class MainWindow(QMainWindow):
         ok = not reason and not running
         self.trainingPanel.set_can_train(not reason, reason)
         self.actionTrain.setEnabled(ok)
-        self.actionContinue.setEnabled(ok and self.model is not None)
+        problems = self.continue_problems(self.continue_source(full=False)) if ok else []
+        self.actionContinue.setEnabled(ok and not problems)
+        self.actionContinue.setToolTip("Continue training: " + "; ".join(problems) if problems else
+                                       "Go on from the last run's or the opened checkpoint's whole state")
         self.actionEvaluate.setEnabled(not running and self.model is not None and self.datasetPanel.dataframe() is not None)
         self.actionPredict.setEnabled(not running and self.predictPanel.predictOpenButton.isEnabled())
         self.actionSaveCheckpoint.setEnabled(not running and self.model is not None)
@@ -612,6 +620,31 @@ class MainWindow(QMainWindow):
     def _on_continue_triggered(self) -> None:
         self._continue_next = True
         self._on_train_requested()
+
+    def continue_source(self, full: bool = True) -> LoadedCheckpoint | None:
+        """What Continue goes on from: the last run's whole state, or the opened checkpoint's
+        (`full=False`: without copying the trainer's state, for the enabled check)."""
+        run = self.last_run
+        if run is not None and self.model is run.model:
+            from nnstudio.core.checkpoint import plain
+
+            return LoadedCheckpoint(Path(run.cfg.output.name), run.model, run.model.spec, run.data.preprocessor,
+                                    config=run.cfg.to_dict(), epoch=run.trainer.epoch,
+                                    trainer_state=plain(run.trainer.state_dict()) if full else None,
+                                    run_dir=str(run.run_dir))
+        ckpt = self.loaded_checkpoint
+        if ckpt is not None and self.model is ckpt.model:
+            return ckpt
+        return None
+
+    def continue_problems(self, source: LoadedCheckpoint | None) -> list[str]:
+        """Why Continue cannot go on from `source` with the data chosen now (empty: it can)."""
+        from nnstudio.core.resume import choice_differences
+
+        if source is None:
+            return ["there is no trained model to continue; train one or open a checkpoint"]
+        dp = self.datasetPanel
+        return choice_differences(source, dp.target(), dp.task(), dp.path())
 
     def run_config(self) -> RunConfig:
         """The window's whole state as a run config: what Save project writes and a run uses."""
@@ -647,26 +680,30 @@ class MainWindow(QMainWindow):
         except NNStudioError as exc:
             self.show_error("Cannot start training", str(exc))
             return
-        ckpt = self.loaded_checkpoint
-        keep_weights = self.model is not None and (continue_training or (ckpt is not None and self.model is ckpt.model))
-        preprocessor = ckpt.preprocessor if keep_weights and ckpt is not None and ckpt.preprocessor else None
-        if keep_weights and self.last_run is not None and self.model is self.last_run.model:
-            preprocessor = self.last_run.data.preprocessor
-        request = self._data_request(preprocessor)
-        kept_model = self.model if keep_weights else None
+        # Train always starts from freshly initialised (seeded) weights; Continue goes on from the whole state
+        # of the last run or the opened checkpoint, when that fits the data chosen now.
+        source = self.continue_source() if continue_training else None
+        if continue_training:
+            problems = self.continue_problems(source)
+            if problems:
+                self.show_error("Cannot continue training", "; ".join(problems))
+                return
+        request = self._data_request(source.preprocessor if source is not None else None)
         overfit_watch = self.healthNotifier.watch()
 
         def build_run() -> TrainingRun:
             """Runs in the training thread: table → tensors, the model, the run (the window stays live)."""
             data = self._prepare(request)
-            model = kept_model if kept_model is not None else build_model(
-                cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+            if source is not None:
+                return TrainingRun(cfg, data=data, resume=source, tensorboard=True, checkpoint=False,
+                                   max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
+            model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
             return TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False,
                                max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
 
         self.run_count += 1
         self._starting = True
-        note = " (continuing from the current weights)" if keep_weights else ""
+        note = " (continuing)" if source is not None else ""
         self.statusBar().showMessage(f"preparing {cfg.output.name} on {cfg.training.device}{note}…")
         self.controller.start(build_run)
 
@@ -678,6 +715,8 @@ class MainWindow(QMainWindow):
         has not started when the run's data or its end arrive starts first."""
         self._starting = False
         self.last_run = run
+        t = run.trainer
+        self._climb = (t.best_train_loss if t.history else None, t.history[-1].epoch if t.history else None, False)
         self.centralTabs.setCurrentIndex(0)  # the curves of the new run
         self._plots_to_start = [self.lossPlot, self.metricsPlot]
         self.controller.hold_start()
@@ -755,12 +794,30 @@ class MainWindow(QMainWindow):
 
     def _on_training_epochs_finished(self, infos: list) -> None:
         self._start_plots_now()
+        self._check_climb(infos)
         epochs = [info["epoch"] for info in infos]
         self.lossPlot.add_epochs([info["step"] for info in infos], [info["train_loss"] for info in infos],
                                  [info.get("val_loss") for info in infos])
         self.metricsPlot.add_epochs(epochs, [info.get("metrics", {}) for info in infos])
         self.metricsPlot.add_lrs(epochs, [info["lr"] for info in infos])
         self.metricsPlot.add_grad_norms(epochs, [info.get("grad_norm") for info in infos])
+
+    def _check_climb(self, infos: list) -> None:
+        """Warn once per run when the training loss climbs far above its best (core.divergence)."""
+        from nnstudio.core.divergence import climb_warning
+
+        best, best_epoch, warned = self._climb
+        factor = self.last_run.cfg.training.divergence_factor if self.last_run is not None else 1000.0
+        for info in infos:
+            loss = info["train_loss"]
+            message = None if warned else climb_warning(info["epoch"], loss, best, best_epoch, factor)
+            if message:
+                warned = True
+                self.statusBar().showMessage("Warning: " + message, 0)
+                self.loss_warned.emit(message)
+            if math.isfinite(loss) and (best is None or loss < best):
+                best, best_epoch = loss, info["epoch"]
+        self._climb = (best, best_epoch, warned)
 
     def _on_training_progress(self, info: dict) -> None:
         self.trainingPanel.on_progress(info)
@@ -769,6 +826,7 @@ class MainWindow(QMainWindow):
         run = self.last_run
         if run is not None:
             self.model = run.model
+            self.model_unsaved = self.model_unsaved or bool(info.get("epochs"))
             self._reset_after_run()
         reason = info.get("status") or info.get("reason", "completed")
         self.trainingPanel.on_finished(reason)
@@ -1056,6 +1114,7 @@ class MainWindow(QMainWindow):
         path = ckpt.path
         self.loaded_checkpoint = ckpt
         self.model = ckpt.model
+        self.model_unsaved = False
         self.checkpoint_path = Path(path)
         self.modelBuilder.set_layers(ckpt.layers, undoable=False)
         self.model = ckpt.model  # set_layers may have reset it through layers_changed
@@ -1099,21 +1158,21 @@ class MainWindow(QMainWindow):
         run = self.last_run if self.last_run is not None and self.last_run.model is self.model else None
         try:
             if run is not None:
-                t = run.trainer
-                history = [{"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, **e.metrics}
-                           for e in t.history]
-                final = t.history[-1].metrics if t.history else {}
+                from nnstudio.core.checkpoint import plain
+
+                obj = run.checkpoint_dict("last")  # resumable: the trainer's whole state
+                obj["config"] = build_checkpoint(self.model, None, config=self.run_config().to_dict())["config"]
                 test = self.evaluation.table.get("test", {}) if self.evaluation is not None else {}
-                obj = build_checkpoint(self.model, run.data.preprocessor, config=self.run_config().to_dict(),
-                                       optimizer=t.optimizer, scheduler=t.scheduler, epoch=t.epoch,
-                                       metrics={**{f"val_{k}": v for k, v in final.items()},
-                                                **{f"test_{k}": v for k, v in test.items()}}, history=history,
-                                       threshold=self.decision_threshold)
+                obj["metrics"].update(plain({f"test_{k}": v for k, v in test.items()}))
+                obj["decision_threshold"] = (None if self.decision_threshold is None
+                                             else float(self.decision_threshold))
             else:
                 ckpt = self.loaded_checkpoint
                 obj = build_checkpoint(self.model, ckpt.preprocessor if ckpt else None,
                                        config=ckpt.config if ckpt else {}, epoch=ckpt.epoch if ckpt else 0,
                                        metrics=ckpt.metrics if ckpt else {}, history=ckpt.history if ckpt else [],
+                                       trainer_state=ckpt.trainer_state if ckpt else None,
+                                       run_dir=ckpt.run_dir if ckpt else None,
                                        threshold=self.decision_threshold if self.decision_threshold is not None
                                        else (ckpt.threshold if ckpt else None))
             atomic_torch_save(obj, path)
@@ -1121,6 +1180,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot save checkpoint", str(exc))
             return False
         self.checkpoint_path = Path(path)
+        self.model_unsaved = False
         self._add_recent(path)
         self._remember_dir(path)
         self.statusBar().showMessage(f"saved {path}", 8000)
@@ -1237,13 +1297,97 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.model_unsaved and not self._close_confirmed and not self.controller.is_running():
+            event.ignore()  # asked without blocking the event loop; the answer closes again
+            self.ask_save_before_close()
+            return
         self.shutdown()
         self._save_settings()
         super().closeEvent(event)
 
+    def ask_save_before_close(self) -> QMessageBox:
+        """Save / Discard / Cancel for a trained model that was not saved (window-modal, not blocking)."""
+        buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                   | QMessageBox.StandardButton.Cancel)
+        box = QMessageBox(QMessageBox.Icon.Question, "Save the trained model?",
+                          "The model trained in this session has not been saved. Save it before closing?",
+                          buttons, self)
+        box.setObjectName("saveBeforeCloseDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(self._on_save_before_close_finished)
+        box.open()
+        return box
+
+    def _on_save_before_close_finished(self, result: int) -> None:
+        if result == QMessageBox.StandardButton.Save:
+            if self.checkpoint_path is not None:
+                saved = self.save_checkpoint(self.checkpoint_path)
+            else:
+                self._on_save_checkpoint_triggered()
+                saved = not self.model_unsaved
+            if not saved:
+                return
+        elif result != QMessageBox.StandardButton.Discard:
+            return
+        self._close_confirmed = True
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ recovery
+    def offer_recovery(self) -> QMessageBox | None:
+        """At start: an unfinished run (crash, kill, window closed mid-run) in the log folder is offered
+        back: its last checkpoint opened, with its history on the plots."""
+        from nnstudio.core.recovery import find_unfinished
+
+        found = find_unfinished(self.logdir)
+        if not found:
+            return None
+        run_dir = found[0]
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover an unfinished run?",
+                          f"The run {run_dir.name} did not finish. Open its last checkpoint "
+                          f"({run_dir / 'last.pt'}) with its history?",
+                          QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Discard, self)
+        box.setObjectName("recoveryDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda result, d=run_dir: self._on_recovery_finished(d, result))
+        box.open()
+        self.recovery_offered.emit(str(run_dir))
+        return box
+
+    def _on_recovery_finished(self, run_dir: Path, result: int) -> None:
+        from nnstudio.core.recovery import mark_finished
+
+        if result == QMessageBox.StandardButton.Open:
+            if not self.recover_run(run_dir):
+                return
+        mark_finished(run_dir)
+
+    def recover_run(self, run_dir: Path) -> bool:
+        if not self.open_checkpoint(Path(run_dir) / "last.pt"):
+            return False
+        self._show_history(self.loaded_checkpoint, Path(run_dir).name)
+        return True
+
+    def _show_history(self, ckpt: LoadedCheckpoint, name: str) -> None:
+        rows = (ckpt.trainer_state or {}).get("history") or []
+        if not rows:
+            return
+        self.lossPlot.start_run(name)
+        self.lossPlot.add_epochs([r["step"] for r in rows], [r["train_loss"] for r in rows],
+                                 [r.get("val_loss") for r in rows])
+        self.metricsPlot.start_run(name)
+        self.metricsPlot.add_epochs([r["epoch"] for r in rows], [dict(r.get("metrics") or {}) for r in rows])
+        self.metricsPlot.add_lrs([r["epoch"] for r in rows], [r["lr"] for r in rows])
+        self.lossPlot.redraw()
+        self.metricsPlot.redraw()
+
     def shutdown(self) -> None:
         """Stop and join every thread and child process; safe to call twice."""
+        running = self.controller.is_running()
         self.controller.shutdown()
+        if running and self.last_run is not None and getattr(self.last_run, "autosave", None) is not None:
+            from nnstudio.core.recovery import mark_unfinished
+
+            mark_unfinished(self.last_run.run_dir)  # its last.pt is offered back at the next start
         if self.lrFindDialog is not None:
             self.lrFindDialog.controller.shutdown()
         shutdown = getattr(self.datasetPanel, "shutdown", None)
