@@ -224,8 +224,8 @@ def report(results: dict) -> str:
         extra = ""
         if "nnstudio_read_seconds" in csv_:
             extra = (f" nnstudio = read_table {csv_['nnstudio_read_seconds']['median']:.2f}s + prepare "
-                     f"{csv_['nnstudio_prepare_seconds']['median']:.2f}s; nnstudio / pyarrow "
-                     f"{fmt_ratio(csv_.get('nnstudio_vs_pyarrow'))}, / pandas {fmt_ratio(csv_.get('nnstudio_vs_pandas'))}.")
+                     f"{csv_['nnstudio_prepare_seconds']['median']:.2f}s; nnstudio / polars "
+                     f"{fmt_ratio(csv_.get('nnstudio_vs_polars'))}, / pandas {fmt_ratio(csv_.get('nnstudio_vs_pandas'))}.")
         parts += [f"## CSV to tensors ({csv_['rows']:,} rows, {csv_['columns']}, {csv_['file_bytes'] / 2**20:.0f} MiB; "
                   f"float32 data {csv_['float32_bytes'] / 2**20:.0f} MiB)", "",
                   markdown_table(["case", "seconds", "peak RSS over baseline (MiB)", "peak / float32 data"], rows),

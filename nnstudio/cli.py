@@ -16,6 +16,10 @@ from nnstudio import __version__
 
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3
+#: `nnstudio predict`: one exit code per kind of bad input (see core.predict.KINDS).
+EXIT_PREDICT = {"missing_columns": 4, "unparseable": 5, "unknown_category": 6}
+EXIT_CHECKPOINT = 7
+EXIT_DATA = 8
 
 
 def _error(message: str, code: int = EXIT_ERROR) -> int:
@@ -66,25 +70,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     if _torchrun_launched():  # torchrun --nproc-per-node N -m nnstudio train RUN.toml
         from nnstudio.core import distributed
 
+        if args.resume:
+            return _error("--resume is not available under torchrun yet; resume on one process")
         try:
             ctx, run = distributed.prepare(cfg, [watch] if watch is not None and ctx_is_main() else [], progress)
         except distributed.PeerFailed:
             return EXIT_ERROR  # the process that read the data has said why
         stopper, execute, main_rank = run.trainer.strategy, distributed.execute, ctx.is_main
     else:
-        run = TrainingRun(cfg, callbacks=[c for c in (progress, watch) if c is not None])
+        resume, checkpoint_path = _resume_target(args, cfg)
+        run = TrainingRun(cfg, callbacks=[c for c in (progress, watch) if c is not None], resume=resume,
+                          checkpoint_path=checkpoint_path)
         stopper, execute, main_rank = run.trainer, TrainingRun.execute, True
+    if not args.quiet and main_rank:
+        print(_data_line(cfg.data_path.name, run.data.report), file=sys.stderr)
+    stopped_by: list[int] = []
 
-    def on_sigint(signum, frame):  # first Ctrl+C stops after the current batch; the second one kills
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    def on_signal(signum, frame):  # the first SIGINT/SIGTERM stops after the current batch and saves
+        stopped_by.append(signum)
+        if signum == signal.SIGINT:  # a second Ctrl+C kills
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         if main_rank:
-            print("\nstopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
+            name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+            print(f"\n{name}: stopping after this batch and saving"
+                  + (" (Ctrl+C again to abort)" if signum == signal.SIGINT else ""), file=sys.stderr)
         stopper.request_stop()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
     # torchrun answers Ctrl+C by sending its workers SIGTERM: there, it stops the run the same way
     # (the checkpoint of what was trained is saved); torchrun kills what is left after its grace period.
-    previous_term = signal.signal(signal.SIGTERM, on_sigint) if distributed is not None else None
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = execute(run)
     except TrainingDiverged as exc:
@@ -94,11 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             return EXIT_ERROR  # the process that failed has said why; torchrun names it
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not main_rank:
         return 0
+    for note in result.notes:
+        print(f"nnstudio: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), default=str))
     else:
@@ -108,7 +123,35 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"checkpoint: {result.checkpoint}")
         if result.run_dir:
             print(f"tensorboard: tensorboard --logdir {result.run_dir.parent}")
-    return 0
+    return 128 + stopped_by[0] if stopped_by and distributed is None else 0
+
+
+def _resume_target(args: argparse.Namespace, cfg):
+    """`--resume CKPT`: the checkpoint to go on from, and where to save (CKPT itself unless the config's
+    [output] checkpoint names a file)."""
+    if not args.resume:
+        return None, None
+    import tomllib
+
+    from nnstudio.core.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.resume)
+    try:
+        named = "checkpoint" in tomllib.loads(Path(args.config).read_text(encoding="utf-8-sig")).get("output", {})
+    except (OSError, ValueError):
+        named = False
+    return ckpt, (None if named else Path(args.resume))
+
+
+def _data_line(name: str, r: dict) -> str:
+    """One line on what became of the table's rows and columns before training."""
+    parts = [f"{r.get('rows_read', 0):,} rows", f"{r.get('rows_dropped_no_target', 0):,} dropped without a target"]
+    if r.get("missing_policy") == "drop":
+        parts.append(f"{r.get('rows_dropped_missing', 0):,} dropped with missing values")
+    if r.get("excluded"):
+        parts.append("excluded: " + ", ".join(r["excluded"]))
+    parts.append(f"{r.get('n_features', 0)} inputs")
+    return f"data: {name}: " + "; ".join(parts)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
@@ -211,6 +254,39 @@ def cmd_follow(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         return _error(f"{folder}: no such folder (give the run's TensorBoard log folder, its [output] logdir)")
     return gui_main(follow=str(folder))
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nnstudio.core.checkpoint import load_checkpoint
+    from nnstudio.core.errors import CheckpointError, DataError
+    from nnstudio.core.predict import PredictionInputError, predict_file
+
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        return _error(f"--threshold {args.threshold:g} is not a probability between 0 and 1")
+    try:
+        ckpt = load_checkpoint(args.model)
+        if ckpt.preprocessor is None:
+            raise CheckpointError(f"{Path(args.model).name}: holds no preprocessing (a bare state_dict), so new rows "
+                                  "cannot be encoded as in training; train it in nnstudio and save it again")
+    except CheckpointError as exc:
+        return _error(str(exc), EXIT_CHECKPOINT)
+    out = Path(args.out) if args.out else Path(args.data).with_name(Path(args.data).stem + "-predictions.csv")
+    try:
+        check, metrics, note = predict_file(ckpt, args.data, out, threshold=args.threshold)
+    except PredictionInputError as exc:
+        return _error(f"{Path(args.data).name}: {exc}", EXIT_PREDICT[exc.kind])
+    except DataError as exc:
+        return _error(str(exc), EXIT_DATA)
+    for line in check.notes:
+        print(f"note: {line}", file=sys.stderr)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"predictions": str(out), "metrics": metrics, "ignored_columns": check.extra_columns,
+                          "notes": check.notes}))
+    else:
+        print(f"predictions: {out}")
+        if metrics:
+            print("metrics: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -245,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     train.add_argument("--epochs", type=int, help="override [training] epochs")
     train.add_argument("--device", help="override [training] device (auto, cpu, cuda:N, mps)")
+    train.add_argument("--resume", metavar="CKPT.pt", help="go on from a checkpoint (model, optimizer, RNGs, "
+                       "history); --epochs, or the config's, counts the further epochs")
     train.set_defaults(func=cmd_train)
     lr_find = sub.add_parser("lr-find", help="a learning-rate range test on a run config; prints a proposal")
     lr_find.add_argument("config", help="the run config (.toml)")
@@ -265,6 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     follow = sub.add_parser("follow", help="open the window plotting a TensorBoard log folder live as it is written")
     follow.add_argument("logdir", help="a log folder (its newest run is followed) or one run's folder")
     follow.set_defaults(func=cmd_follow)
+    predict = sub.add_parser("predict", help="apply a checkpoint to a table; write the rows with their predictions",
+                             description="Exit codes: 4 missing columns, 5 values that cannot be parsed, 6 categories "
+                             "never seen in training, 7 unusable checkpoint, 8 unreadable data file, 2 usage.")
+    predict.add_argument("model", help="the checkpoint (.pt) saved by nnstudio")
+    predict.add_argument("data", help="a table with the training columns (the target may be absent)")
+    predict.add_argument("--out", "-o", help="the CSV to write (default: DATA-predictions.csv)")
+    predict.add_argument("--threshold", type=float, help="binary tasks: the probability above which a row is the "
+                         "second class (default: the checkpoint's saved threshold, else 0.5)")
+    predict.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    predict.set_defaults(func=cmd_predict)
     export = sub.add_parser("export", help="write a run as a standalone script, or a model as ONNX/TorchScript/state_dict")
     export.add_argument("source", help="a run config (.toml) or a checkpoint (.pt)")
     export.add_argument("--script", metavar="TRAIN.py", help="the run as a Python script that needs no nnstudio")
@@ -284,7 +372,8 @@ def subcommands(parser: argparse.ArgumentParser) -> set[str]:
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks. "
-                     "Subcommands: train RUN.toml, info FILE.pt, lr-find RUN.toml, follow LOGDIR (see nnstudio train --help).")
+                     "Subcommands: train RUN.toml, info FILE.pt, predict MODEL.pt DATA, lr-find RUN.toml, export, follow LOGDIR "
+                     "(see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
     parser.add_argument("--self-test", action="store_true",

@@ -27,5 +27,13 @@ def resource_path(*parts: str) -> Path:
     return resources_dir().joinpath(*parts)
 
 
-def sample_dataset(name: str = "flowers.csv") -> Path:
+#: The real datasets File → Open sample lists (file, menu text); the first is the one the window starts with.
+#: Sources and licences: resources/samples/README.md. The synthetic tables beside them are test fixtures.
+SAMPLES = (
+    ("penguins.csv", "Palmer Penguins: species from body measurements (344 rows, with gaps)"),
+    ("iris.csv", "Fisher's Iris: species from flower measurements (150 rows)"),
+)
+
+
+def sample_dataset(name: str = SAMPLES[0][0]) -> Path:
     return resource_path("samples", name)

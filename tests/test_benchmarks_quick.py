@@ -37,7 +37,7 @@ def test_tiny_suite_reports_every_case(tmp_path):
             assert cell["stall_ms"]["median"] >= 0
 
     csv_ = sections["csv"]
-    for case in ("nnstudio", "pyarrow", "pandas"):
+    for case in ("nnstudio", "polars", "pandas"):
         assert csv_["seconds"][case]["median"] > 0
         assert csv_["peak_rss_delta_bytes"][case]["median"] > 0
         assert all(run["rows"] == csv_["rows"] for run in csv_["runs"][case])

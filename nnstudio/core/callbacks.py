@@ -52,10 +52,16 @@ class TensorBoardLogger(Callback):
 
     def __init__(self, logdir: str | Path, name: str = "run", hparams: dict[str, Any] | None = None,
                  model_text: str | None = None, step_every: int = 1, max_step_rate: float | None = None,
-                 burst_s: float = 1.0, info: dict[str, Any] | None = None):
-        self.run_dir = unique_run_dir(logdir, name)
-        # What the events do not say (dataset, target, config, scores, checkpoint): run.json, read by core.runs.
-        self.info: dict[str, Any] = {"name": name, **(info or {})}
+                 burst_s: float = 1.0, info: dict[str, Any] | None = None, run_dir: str | Path | None = None):
+        # A resumed run writes into its first run's folder: TensorBoard continues the same curves.
+        self.run_dir = Path(run_dir) if run_dir is not None else unique_run_dir(logdir, name)
+        self.error: Exception | None = None  # a write that failed (full disk, folder removed); the run reports it
+        # What the events do not say (dataset, target, config, scores, checkpoint): run.json, read by core.runs;
+        # a resumed run's earlier record is kept and updated.
+        from nnstudio.core.runs import read_info
+
+        previous = read_info(self.run_dir) if run_dir is not None else {}
+        self.info: dict[str, Any] = {"name": name, **previous, **(info or {})}
         self.hparams = {k: v for k, v in (hparams or {}).items() if isinstance(v, (int, float, str, bool))}
         self.model_text = model_text
         self.step_every = max(1, step_every)
@@ -73,13 +79,21 @@ class TensorBoardLogger(Callback):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        # Flushed every 2 s, so a window following the folder (core.runs.RunFollower) sees the run live.
-        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=2)
+        _quiet_writer_thread_errors()
+        text = self.model_text if self.model_text is not None else str(trainer.model)
+        try:
+            # flushed every 2 s, so a window following the folder (core.runs) sees the run live
+            self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=2)
+            self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
+        except OSError as exc:  # before the first epoch: say so now rather than train without a log
+            from nnstudio.core.errors import TrainingError
+
+            self._failed(exc)
+            raise TrainingError(f"TensorBoard log {self.run_dir}: could not be written "
+                                f"({exc.strerror or exc}); free some space or choose another [output] logdir") from exc
         self.update_info(started=datetime.now().isoformat(timespec="seconds"), status="running",
                          epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, device=event.device,
                          task=self.info.get("task") or event.task)
-        text = self.model_text if self.model_text is not None else str(trainer.model)
-        self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
         self._last_burst = time.perf_counter()
 
     def on_train_batch_end(self, trainer, event: StepFinished) -> None:
@@ -98,8 +112,20 @@ class TensorBoardLogger(Callback):
         self._last_burst = time.perf_counter()
         pending, self._pending = self._pending, []
         if self.writer is not None:
-            for tag, value, step, wall in pending:
-                self.writer.add_scalar(tag, value, step, walltime=wall)
+            try:
+                for tag, value, step, wall in pending:
+                    self.writer.add_scalar(tag, value, step, walltime=wall)
+            except Exception as exc:  # tensorboard's writer thread re-raises its OSError here
+                self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.error = self.error or exc
+        writer, self.writer = self.writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        except Exception:
+            pass
 
     def on_epoch_end(self, trainer, event: EpochFinished) -> None:
         wall, epoch = time.time(), event.epoch
@@ -141,6 +167,26 @@ class TensorBoardLogger(Callback):
         if self.writer is None:
             return
         self._write_pending()  # what the last burst left (a stopped or failed fit, too)
+        if self.writer is None:
+            return
+        if not self._event_file_exists():  # removed while the run wrote into it: the events went with it
+            import errno
+
+            self._failed(FileNotFoundError(errno.ENOENT, "the folder was removed during the run"))
+            return
+        try:
+            self._close()
+        except Exception as exc:
+            self._failed(exc)
+
+    def _event_file_exists(self) -> bool:
+        try:
+            name = self.writer.file_writer.event_writer._file_name
+        except AttributeError:
+            return self.run_dir.is_dir()
+        return Path(name).exists()
+
+    def _close(self) -> None:
         if self.hparams:
             from torch.utils.tensorboard.summary import hparams
 
@@ -153,6 +199,25 @@ class TensorBoardLogger(Callback):
                 self.writer.add_scalar(k, v)
         self.writer.close()
         self.writer = None
+
+
+def _quiet_writer_thread_errors() -> None:
+    """TensorBoard's writer thread re-raises a failed write (a full disk) into `threading.excepthook`, which
+    prints a traceback; the same error reaches the logger at its next write and the run reports it in one
+    sentence, so the thread's copy is dropped. Any other thread's exception goes to the previous hook."""
+    import threading
+
+    if getattr(threading.excepthook, "_nnstudio", False):
+        return
+    previous = threading.excepthook
+
+    def hook(args):
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+            return
+        previous(args)
+
+    hook._nnstudio = True
+    threading.excepthook = hook
 
 
 class HistoryRecorder(Callback):

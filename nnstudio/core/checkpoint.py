@@ -65,7 +65,8 @@ def plain(value: Any, where: str = "checkpoint") -> Any:
 def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, config: dict[str, Any] | None = None,
                      optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, epoch: int = 0,
                      metrics: dict[str, float] | None = None, history: list[dict[str, Any]] | None = None,
-                     world_size: int = 1) -> dict[str, Any]:
+                     trainer_state: dict[str, Any] | None = None, run_dir: str | None = None,
+                     threshold: float | None = None, world_size: int = 1) -> dict[str, Any]:
     scheduler_state = None
     if scheduler is not None:
         scheduler_state = {k: v for k, v in scheduler.state_dict().items() if _is_plain_tree(v)}
@@ -82,6 +83,10 @@ def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, con
         "metrics": dict(metrics or {}),
         "history": history or [],
         "versions": versions(),
+        "trainer_state": trainer_state,  # Trainer.state_dict(): what `--resume` / Continue go on from
+        "run_dir": run_dir,
+        # binary tasks: the probability above which a row is the second class (predict uses it); None = 0.5
+        "decision_threshold": None if threshold is None else float(threshold),
         "world_size": int(world_size),  # processes that trained it (torchrun); the weights are the same kind
     })
 
@@ -100,7 +105,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         raise CheckpointError(f"{path}: is a folder; choose a file name ending in .pt")
     if not path.parent.exists():
         raise CheckpointError(f"{path.parent}: folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temp_files(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: could not save ({exc.strerror or exc})") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
@@ -112,8 +121,9 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"{path}: could not save ({exc.strerror or exc})") from exc
+        if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and "write" in str(exc).lower()):
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            raise CheckpointError(f"{path}: could not save ({reason}); the previous file, if any, is unchanged") from exc
         raise
     if hasattr(os, "O_DIRECTORY"):
         try:
@@ -125,6 +135,47 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         except OSError:
             pass
     return path
+
+
+def remove_stale_temp_files(path: str | Path) -> list[Path]:
+    """Remove what an interrupted `atomic_torch_save` of `path` left (killed between write and rename).
+
+    A temp file names its writer's process id; one whose writer is still alive (another run saving the
+    same path right now) is left alone.
+    """
+    path = Path(path)
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        try:
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 def save_checkpoint(path: str | Path, model: SpecModel, preprocessor: Preprocessor | None, **kw: Any) -> Path:
@@ -144,8 +195,11 @@ class LoadedCheckpoint:
     optimizer_state: dict[str, Any] | None = None
     scheduler_state: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    trainer_state: dict[str, Any] | None = None  # present in checkpoints that can be resumed exactly
+    run_dir: str | None = None
     notes: list[str] = field(default_factory=list)  # what a bare state_dict could not tell
     bare: bool = False
+    threshold: float | None = None  # binary decision threshold saved from the evaluation panel
     inferred: InferredStack | None = None  # for a bare state_dict: the stack, its unknowns and other orders
     source_state: dict[str, torch.Tensor] | None = None
     wrapper: dict[str, Any] | None = None
@@ -190,7 +244,7 @@ def _read(path: Path) -> Any:
         if _looks_truncated(path, exc):
             raise CheckpointError(f"{path.name}: not a complete PyTorch file (truncated or another format)") from exc
         found = re.search(r"GLOBAL (\S+)", str(exc)) or re.search(r"global (\S+)", str(exc))
-        if found or "Unsupported" in str(exc) or "weights_only" in str(exc).split("\n", 1)[0].lower() and "global" in str(exc).lower():
+        if found or "add_safe_globals" in str(exc):  # a class or function to import: code, not damage
             what = f" ({found.group(1)})" if found else ""
             raise CheckpointError(f"{path.name}: refused: it holds Python objects{what} that a safe (weights-only) "
                                   "load does not run; only open checkpoints from sources you trust") from exc
@@ -315,7 +369,7 @@ def _check_fields(obj: dict[str, Any], name: str) -> None:
         bad = [k for k, v in table.items() if not isinstance(k, str) or isinstance(v, bool) and key == "metrics"
                or not isinstance(v, value_kinds)]
         if bad:
-            raise CheckpointError(f"{name}: '{key}' must map names to {wanted}; '{bad[0]}' is "
+            raise CheckpointError(f"{name}: '{key}' must map names to {wanted}; {_short(bad[0])} is "
                                   f"{type(table[bad[0]]).__name__} {_short(table[bad[0]])}")
     if any(not isinstance(row, dict) for row in obj.get("history") or []):
         raise CheckpointError(f"{name}: 'history' must be a list of tables, one per epoch")
@@ -330,7 +384,10 @@ def _check_fields(obj: dict[str, Any], name: str) -> None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A value as it can be quoted in a one-line message (a tensor's repr spans lines)."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    text = " ".join(repr(value).split())
     return text if len(text) <= 40 else text[:37] + "…"
 
 
@@ -338,9 +395,18 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Open a checkpoint (or a bare state_dict); raise CheckpointError naming the problem, leaving nothing half-loaded.
 
     Everything is checked before the model is allocated: field types, the model's size against free memory,
-    and every weight's shape.
+    and every weight's shape. The message is one line even where it quotes the file's own (odd) key names.
     """
-    path = Path(path)
+    try:
+        return _load_checkpoint(Path(path))
+    except CheckpointError as exc:
+        text = str(exc)
+        if "\n" in text or "\r" in text:
+            raise type(exc)(" ".join(text.split())) from exc
+        raise
+
+
+def _load_checkpoint(path: Path) -> LoadedCheckpoint:
     obj = _read(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path.name}: not an nnstudio checkpoint (holds a {type(obj).__name__}, not a dict)")
@@ -354,8 +420,13 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         raise CheckpointError(f"{path.name}: not an nnstudio checkpoint (no 'format' key) and holds no state_dict "
                               f"(looked for a dict of tensors, or one under {', '.join(STATE_KEYS)})")
     version = obj.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version > VERSION or version < 1:
-        raise CheckpointError(f"{path.name}: checkpoint version {_short(version)} is newer than this nnstudio reads "
+    if isinstance(version, str) and version.strip().isdigit() and len(version) < 10:  # a later writer may quote it
+        version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path.name}: checkpoint version {_short(version)} is not a version number; "
+                              "the file is damaged")
+    if version > VERSION:
+        raise CheckpointError(f"{path.name}: checkpoint version {version} is newer than this nnstudio reads "
                               f"(up to {VERSION}); update nnstudio")
     _check_fields(obj, path.name)
     spec = obj["model_spec"]
@@ -364,7 +435,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         check_model_size(layers, spec["in_features"], spec["n_outputs"], path.name)
         expected = _expected_state(layers, spec["in_features"], spec["n_outputs"])
     except ModelSpecError as exc:
-        raise CheckpointError(f"{path.name}: its model spec is invalid ({exc})") from exc
+        raise CheckpointError(f"{path.name}: its model spec is invalid ({' '.join(str(exc).split())})") from exc
     check_state(expected, obj["state_dict"], path.name)
     pre = obj.get("preprocessing")
     try:
@@ -380,7 +451,18 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     model.eval()
     return LoadedCheckpoint(path, model, model.spec, preprocessor, obj.get("config") or {}, obj.get("metrics") or {},
                             int(obj.get("epoch") or 0), obj.get("versions") or {}, obj.get("optimizer_state"),
-                            obj.get("scheduler_state"), obj.get("history") or [])
+                            obj.get("scheduler_state"), obj.get("history") or [],
+                            trainer_state=obj.get("trainer_state") if isinstance(obj.get("trainer_state"), dict) else None,
+                            run_dir=obj.get("run_dir") if isinstance(obj.get("run_dir"), str) else None,
+                            threshold=_threshold(obj.get("decision_threshold"), path.name))
+
+
+def _threshold(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise CheckpointError(f"{name}: its decision_threshold {value!r} is not a probability between 0 and 1")
+    return float(value)
 
 
 def infer_layers_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[list[dict[str, Any]], int, int, dict[str, str], list[str]]:
@@ -449,6 +531,7 @@ def describe(ckpt: LoadedCheckpoint) -> dict[str, Any]:
         "parameters": ckpt.n_parameters,
         "epoch": ckpt.epoch,
         "metrics": ckpt.metrics,
+        "decision_threshold": ckpt.threshold,
         "versions": ckpt.versions,
         "notes": ckpt.notes,
     }

@@ -177,6 +177,9 @@ def _modules(state: dict[str, torch.Tensor]) -> list[Module]:
             kind = "BatchNorm1d"
         elif weight is None:
             raise CheckpointError(f"'{owner}' has no weight ({', '.join(params)}); cannot tell what layer it is")
+        elif weight.numel() == 0:
+            raise CheckpointError(f"'{params['weight']}' is empty (shape {tuple(weight.shape)}); a layer needs at "
+                                  "least one input and one output")
         elif weight.ndim == 2:
             out_f, in_f = (int(s) for s in weight.shape)
             if bias is not None and tuple(bias.shape) != (out_f,):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nnstudio.core.config import RunConfig
-from nnstudio.core.engine import DEFAULT_LOSS
+from nnstudio.core.engine import DEFAULT_LOSS, PARALLEL_GRAIN
 from nnstudio.core.errors import ConfigError
 from nnstudio.core.model import ACTIVATIONS, normalize_layer
 
@@ -59,7 +59,7 @@ class GeneratedCode:
 
 
 def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preprocessor: Any = None,
-                     separator: str | None = None) -> DataFacts:
+                     separator: str | None = None, exclude: Any = ()) -> DataFacts:
     """Column decisions from a table (and, when given, the preprocessing nnstudio fitted on it)."""
     import numpy as np
 
@@ -70,7 +70,7 @@ def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preproce
         target, task = preprocessor.target, preprocessor.task
     else:
         task = resolve_task(df, target, task)
-        features = {str(c): column_kind(df[c]) for c in df.columns if c != target}
+        features = {str(c): column_kind(df[c]) for c in df.columns if c != target and c not in exclude}
     float32 = [str(c) for c in df.columns if df[c].dtype == np.float32 and (c in features or c == target)]
     sep = separator if separator is not None else _separator(Path(path))
     empty_text = []
@@ -83,14 +83,30 @@ def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preproce
 
 
 def _separator(path: Path) -> str:
-    from nnstudio.core.data import _sniff_delimiter, _sniff_encoding
+    """The delimiter nnstudio's reader picks (a csv.Sniffer over the first lines, tab for .tsv)."""
+    import csv
 
     if path.suffix.lower() in (".parquet", ".pq") or not path.is_file():
         return ","
+    if path.suffix.lower() == ".tsv":
+        return "\t"
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    encoding = _sniff_encoding(head)
-    return _sniff_delimiter(head.decode(encoding, errors="replace"), path.suffix.lower())
+        head = fh.read(1 << 16).decode("utf-8", errors="replace")
+    lines = [line for line in head.splitlines()[:50] if line.strip()]
+    if not lines:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t").delimiter
+    except csv.Error:
+        return max(",;\t", key=lines[0].count)
+
+
+def check_source(path: str | Path) -> None:
+    """A script reads CSV/TSV or Parquet; say so for anything else."""
+    path = Path(path)
+    if path.suffix.lower() not in _SUPPORTED_SUFFIXES:
+        raise ConfigError(f"{path.name}: a script reads CSV/TSV or Parquet files; "
+                          f"convert this {path.suffix or 'file'} to one of them first")
 
 
 def layer_attribute_names(layers: list[dict[str, Any]]) -> list[str]:
@@ -205,7 +221,7 @@ WEIGHT_DECAY = {t.weight_decay!r}''')
 GRAD_CLIP = {t.grad_clip!r}  # largest gradient norm; 0: off
 SEED = {t.seed!r}
 DEVICE = {r(t.device)}  # auto: CUDA when available, then Apple MPS, then the CPU
-THREADS = {t.threads if isinstance(t.threads, int) else None!r}  # CPU threads; None: torch's default
+THREADS = {t.threads if isinstance(t.threads, int) else None!r}  # CPU threads; None: as nnstudio picks them
 LOGDIR = {r(str(Path(cfg.output.logdir or "runs") / cfg.output.name))}
 CHECKPOINT = {r(checkpoint)}
 LAYERS = {_literal(layers, 9)}  # the model below as nnstudio describes it (stored in the checkpoint)
@@ -371,6 +387,16 @@ def from_nnstudio_keys(state, model):
     return {{f"{{names[int(key.split('.')[1])]}}.{{key.split('.', 2)[2]}}": value for key, value in state.items()}}
 
 
+def nnstudio_threads(model):
+    """nnstudio's thread count: every core when some tensor of a step is big enough for torch to split
+    (over {PARALLEL_GRAIN} elements), else one (faster on small work)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    widest = max([linears[0].in_features] + [m.out_features for m in linears])
+    largest = max(p.numel() for p in model.parameters())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores if max(BATCH_SIZE * widest, largest) > {PARALLEL_GRAIN} else 1
+
+
 def is_main_process():
     """Hook for torchrun/DDP (not wired yet): with several processes only rank 0 logs and saves."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -408,9 +434,6 @@ def main():
         device = torch.device("cpu")''')
     else:
         add(f'''    device = torch.device(DEVICE)''')
-    add('''    if THREADS:
-        torch.set_num_threads(THREADS)
-''')
     seeded = t.seed is not None
     if seeded:
         add('''    torch.manual_seed(SEED)  # the same initial weights as nnstudio's
@@ -420,6 +443,8 @@ def main():
     else:
         add('''    model = Net(in_features, n_outputs).to(device)
     order = None''')
+    add('''    if device.type == "cpu":  # the thread count changes how sums round: use nnstudio's
+        torch.set_num_threads(THREADS or nnstudio_threads(model))''')
     if t.shuffle:
         add('''    # shuffle=True, drawn the way nnstudio draws it (one torch.randperm per epoch from `order`), so this script
     # repeats its run; the loader's own generator keeps the global one (Dropout's) untouched.
@@ -428,7 +453,22 @@ def main():
                               generator=torch.Generator())''')
     else:
         add('''    train_loader = DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=False, generator=torch.Generator())''')
-    add(f'''
+    balanced = getattr(t, "class_weight", "none") == "balanced" and task != "regression"
+    if balanced:
+        add('''
+    # class_weight = "balanced": each class weighted by n / (classes * its count) in the training rows
+    y = train_set.y.long()
+    if TASK == "binary":
+        positives, negatives = int(y.sum()), len(y) - int(y.sum())
+        weights = torch.tensor([negatives / positives]) if positives and negatives else None
+    else:
+        counts = torch.bincount(y, minlength=n_outputs).double()
+        weights = torch.where(counts > 0, len(y) / (n_outputs * counts.clamp(min=1)), torch.zeros_like(counts)).float()
+    weights = weights.to(device) if weights is not None else None''')
+        call = {"bce": "nn.BCEWithLogitsLoss(pos_weight=weights)", "cross_entropy": "nn.CrossEntropyLoss(weight=weights)"}
+        add(f"    loss_fn = {call[loss_name]}  # {_LOSS_NOTE[loss_name]}")
+    else:
+        add(f'''
     loss_fn = {_LOSS_CODE[loss_name]}  # {_LOSS_NOTE[loss_name]}''')
     fused = '(device.type in ("cpu", "cuda")) or None'
     if t.optimizer == "SGD":
@@ -460,6 +500,9 @@ def main():
     history = []
     for epoch in range(1, EPOCHS + 1):  # one epoch per pass over the training rows
         model.train()
+        #@begin:learning_rate
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trains at
+        #@end:learning_rate
         total, seen = 0.0, 0
         for xb, yb in train_loader:
             #@begin:step
@@ -503,10 +546,7 @@ def main():
         add("        scheduler.step(val_loss if val_loss is not None else train_loss)")
     elif t.scheduler in ("step", "cosine"):
         add("        scheduler.step()  # once per epoch")
-    add('''        #@begin:learning_rate
-        lr = optimizer.param_groups[0]["lr"]
-        #@end:learning_rate
-        if writer:
+    add('''        if writer:
             writer.add_scalar("loss/train", train_loss, epoch)
             if val_loss is not None:
                 writer.add_scalar("loss/validation", val_loss, epoch)
@@ -597,17 +637,15 @@ def _resolve_markers(lines: list[str]) -> GeneratedCode:
 
 def script_for_config(cfg: RunConfig, source: str, script_name: str = "train.py") -> GeneratedCode:
     """Read the config's data the way a run does and write its script (column decisions from the real fit)."""
-    from nnstudio.core.data import prepare, read_table
+    from nnstudio.core.data import read_table
+    from nnstudio.core.run import load_data
 
     path = cfg.data_path
     if not cfg.data.path:
         raise ConfigError(f"{source}: [data] path is empty; a script needs the data file")
-    if path.suffix.lower() not in _SUPPORTED_SUFFIXES:
-        raise ConfigError(f"{path.name}: a script reads CSV/TSV or Parquet files; "
-                          f"convert this {path.suffix} file to one of them first")
-    df = read_table(path)
-    d = cfg.data
-    data = prepare(df, d.target or None, d.task, d.split, d.seed, d.missing)
+    check_source(path)
+    data = load_data(cfg)  # the very decisions a run makes (columns used, kinds, categories)
+    df = read_table(path)  # and the dtypes nnstudio reads the columns as
     facts = facts_from_frame(df, path, data.preprocessor.target, data.task, data.preprocessor)
     return generate(cfg, facts, source=source, script_name=script_name)
 

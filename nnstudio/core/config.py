@@ -1,9 +1,10 @@
 """One TOML file describes a whole run; the window saves and opens the same file as a project.
 
 ```
-[data]     path, target, task = "auto", split = [0.7, 0.15, 0.15], seed, missing = "impute"
+[data]     path, target, task = "auto", split = [0.7, 0.15, 0.15], seed, missing = "impute", exclude = ["id", ...]
 [model]    layers = [{type = "Linear", out_features = 64}, {type = "ReLU"}, {type = "Linear", out_features = "auto"}]
-[training] epochs, batch_size, optimizer = {name = "Adam", lr = 0.001}, device = "auto", seed, ...
+[training] epochs, batch_size, optimizer = {name = "Adam", lr = 0.001}, device = "auto", seed,
+           class_weight = "none" | "balanced", ...
 [output]   checkpoint, logdir, name
 ```
 Relative paths are resolved against the folder of the TOML file.
@@ -36,6 +37,9 @@ class DataConfig:
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     seed: int = 0
     missing: str = "impute"
+    #: Columns left out of the features. Absent (None): the ones that cannot be features are left out
+    #: (identifiers, constants, dates, text above the one-hot cap); the window always writes the list.
+    exclude: list[str] | None = None
 
 
 @dataclass
@@ -84,10 +88,13 @@ class RunConfig:
             scheduler.update(factor=t.plateau_factor, patience=t.plateau_patience)
         training = {"epochs": t.epochs, "batch_size": t.batch_size, "shuffle": t.shuffle, "optimizer": optimizer,
                     "loss": t.loss, "scheduler": scheduler, "early_stopping": t.early_stopping,
-                    "grad_clip": t.grad_clip, "device": t.device, "threads": t.threads}
+                    "grad_clip": t.grad_clip, "device": t.device, "threads": t.threads,
+                    "divergence_factor": t.divergence_factor}
+        if t.class_weight != "none":
+            training["class_weight"] = t.class_weight
         if t.seed is not None:
             training["seed"] = t.seed
-        data = {k: v for k, v in vars(self.data).items()}
+        data = {k: v for k, v in vars(self.data).items() if v is not None}
         return {"data": data, "model": {"layers": copy.deepcopy(self.layers)}, "training": training,
                 "output": dict(vars(self.output))}
 
@@ -150,8 +157,19 @@ class RunConfig:
                     data[section][key] = str(absolute)
         text = tomli_w.dumps(_drop_none(data))
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk or a vanished folder: say so, leave no temp file, keep the old file
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise ConfigError(f"{path}: could not save ({exc.strerror or exc}); the previous file, if any, "
+                              "is unchanged") from exc
         self.base_dir = target_dir
         for section, key in (("data", "path"), ("output", "checkpoint"), ("output", "logdir")):
             setattr(getattr(self, section), key, data[section][key])
@@ -194,6 +212,11 @@ def _fill(obj: Any, raw: Any, section: str, source: str) -> Any:
                           f"allowed: {', '.join(allowed)}")
     for key, value in raw.items():
         current = getattr(obj, key)
+        if key == "exclude" and section == "data":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{source}: [data] exclude must be a list of column names, got {value!r}")
+            setattr(obj, key, list(value))
+            continue
         expected = type(current)
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -241,7 +264,7 @@ def window_range_problems(t: TrainConfig) -> list[str]:
 
 
 _TRAINING_KEYS = {"epochs", "batch_size", "shuffle", "optimizer", "loss", "scheduler", "early_stopping", "grad_clip",
-                  "device", "seed", "threads"}
+                  "device", "seed", "threads", "divergence_factor", "class_weight"}
 
 
 def _training(raw: Any, source: str) -> TrainConfig:
@@ -292,4 +315,5 @@ def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str)
 def _toml_key(key: str) -> str:
     return {"optimizer": "optimizer.name", "lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
             "momentum": "optimizer.momentum", "nesterov": "optimizer.nesterov", "scheduler": "scheduler.name",
-            "plateau_factor": "scheduler.factor", "plateau_patience": "scheduler.patience"}.get(key, key)
+            "plateau_factor": "scheduler.factor", "plateau_patience": "scheduler.patience", "gamma": "scheduler.gamma",
+            "step_size": "scheduler.step_size"}.get(key, key)

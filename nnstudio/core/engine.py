@@ -26,6 +26,7 @@ OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
 LOSSES = {"regression": ("mse", "l1", "huber"), "binary": ("bce",), "multiclass": ("cross_entropy",)}
 DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "cross_entropy"}
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclass
@@ -47,8 +48,10 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs; 0 turns it off
     grad_clip: float = 0.0  # max gradient norm; 0 turns it off
     seed: int | None = 0
+    divergence_factor: float = 1000.0  # an epoch's train loss this many times its best so far stops the run; 0 off
     device: str = "auto"
     threads: int | str = "auto"  # torch intra-op threads in the training thread
+    class_weight: str = "none"  # "balanced": the loss weighted by inverse training-class frequency
 
     def validate(self) -> "TrainConfig":
         def whole(name: str, low: int) -> None:
@@ -73,12 +76,17 @@ class TrainConfig:
         number("gamma", 0.0, strict=True)
         number("plateau_factor", 0.0, strict=True)
         number("grad_clip", 0.0)
+        number("divergence_factor", 0.0)
+        if 0 < self.divergence_factor <= 1:
+            raise ConfigError(f"[training] divergence_factor must be 0 (off) or > 1, got {self.divergence_factor!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"[training] optimizer '{self.optimizer}' is unknown: use {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"[training] scheduler '{self.scheduler}' is unknown: use {', '.join(SCHEDULERS)}")
         if self.threads != "auto" and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"[training] threads must be \"auto\" or a whole number ≥ 1, got {self.threads!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(f"[training] class_weight must be \"none\" or \"balanced\", got {self.class_weight!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"[training] seed must be a whole number, got {self.seed!r}")
         return self
@@ -153,12 +161,36 @@ class Callback:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def make_loss(task: str, name: str = "auto") -> nn.Module:
+def make_loss(task: str, name: str = "auto", weights: torch.Tensor | None = None) -> nn.Module:
+    """The task's loss; `weights` is CrossEntropy's per-class `weight` or BCE's `pos_weight`."""
     name = DEFAULT_LOSS[task] if name == "auto" else name
     if name not in LOSSES[task]:
         raise ConfigError(f"[training] loss '{name}' does not fit a {task} task: use {', '.join(LOSSES[task])} or auto")
+    if weights is not None and name == "bce":
+        return nn.BCEWithLogitsLoss(pos_weight=weights)
+    if weights is not None and name == "cross_entropy":
+        return nn.CrossEntropyLoss(weight=weights)
     return {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss, "bce": nn.BCEWithLogitsLoss,
             "cross_entropy": nn.CrossEntropyLoss}[name]()
+
+
+def class_weights(data: PreparedData, mode: str = "none") -> torch.Tensor | None:
+    """Inverse training-class frequency, scaled as scikit-learn's "balanced": n / (k * count_k).
+
+    A binary task gets the single `pos_weight` = negatives / positives that BCEWithLogitsLoss takes.
+    """
+    if mode == "none" or data.task == "regression":
+        return None
+    if mode != "balanced":
+        raise ConfigError(f"[training] class_weight must be \"none\" or \"balanced\", got {mode!r}")
+    y = data.train.y.reshape(-1).long().cpu()
+    if data.task == "binary":
+        pos = int(y.sum())
+        neg = len(y) - pos
+        return torch.tensor([neg / pos], dtype=torch.float32) if pos and neg else None
+    counts = torch.bincount(y, minlength=data.n_outputs).double()
+    weights = torch.where(counts > 0, len(y) / (data.n_outputs * counts.clamp(min=1)), torch.zeros_like(counts))
+    return weights.float()
 
 
 def _cpu_vector_floats() -> int:
@@ -367,7 +399,7 @@ class Trainer:
         self.data = data
         self.task = data.task
         self.callbacks = list(callbacks)
-        self.loss_fn = make_loss(self.task, self.config.loss)
+        self.loss_fn = make_loss(self.task, self.config.loss, class_weights(data, self.config.class_weight))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
         self.epoch = 0
@@ -376,7 +408,12 @@ class Trainer:
         self.best_epoch: int | None = None
         self.best_val_loss: float | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.last_state: dict[str, torch.Tensor] | None = None  # the last epoch's weights, when best ones were loaded
         self._initial_state: dict[str, torch.Tensor] | None = None
+        self.best_train_loss: float | None = None
+        self.generator: torch.Generator | None = None
+        self._resume_state: dict[str, Any] | None = None
+        self._partial: dict[str, Any] | None = None  # where a fit stopped inside an epoch
         self.result: FitFinished | None = None
         self.should_stop = False
         self._seen = 0
@@ -424,7 +461,9 @@ class Trainer:
         previous_threads = torch.get_num_threads()
         try:
             generator = seed_everything(cfg.seed) if cfg.seed is not None else None
+            self.generator = generator
             self.model.to(self.device)
+            self.loss_fn.to(self.device)
             self.data = self.data.to(self.device)
             train, val = self.data.train, self.data.val
             if len(train) == 0:
@@ -435,6 +474,11 @@ class Trainer:
             if self.optimizer is None:
                 self.optimizer = make_optimizer(self.model.parameters(), cfg, self.device)
                 self.scheduler = make_scheduler(self.optimizer, cfg, steps_per_epoch)
+            if self._resume_state is not None:
+                from nnstudio.core.resume import apply_trainer_state
+
+                state, self._resume_state = self._resume_state, None
+                self.generator = generator = apply_trainer_state(self, state, generator)
             self._initial_state = _snapshot(self.model) if self.best_state is None else None
             self._call("on_fit_start", FitStarted(cfg.epochs, steps_per_epoch, len(train), len(val), str(self.device),
                                                   self.task, threads))
@@ -470,14 +514,17 @@ class Trainer:
         reshape_target = self.task != "multiclass"
         sync_every = 1 if self.device.type == "cpu" else 32
         skip_single = _has_batchnorm(model)
-        last_scheduled_step = cfg.epochs * self._steps_per_epoch(len(train)) - 1
+        last_scheduled_step = (scheduler.total_steps - 1 if per_batch_scheduler
+                               else cfg.epochs * self._steps_per_epoch(len(train)) - 1)
         strategy = self.strategy
         forward = strategy.wrap(model) if strategy is not None else model
         batches = strategy.batches if strategy is not None else iter_batches
         norm_every = self.grad_norm_every
         start_time = time.perf_counter()
         reason = "completed"
-        first_epoch = self.epoch + 1
+        self.last_state = None
+        partial, self._partial = self._partial, None
+        first_epoch = partial["epoch"] if partial else self.epoch + 1
         for epoch in range(first_epoch, first_epoch + cfg.epochs):
             if self._stop.is_set() or self.should_stop:
                 break
@@ -492,12 +539,24 @@ class Trainer:
             total = 0.0
             norms: list[torch.Tensor] = []
             epoch_step = 0
+            skip = 0
+            if partial:  # the rest of an epoch that a stop interrupted: the same order, its first batches done
+                if generator is not None:
+                    generator.set_state(partial["shuffle_rng"])
+                skip, total, self._seen = partial["batches"], partial["total"], partial["seen"]
+                partial = None
+            epoch_rng = generator.get_state() if generator is not None else None
+            done_batches = 0
             for xb, yb in batches(train, cfg.batch_size, cfg.shuffle, generator):
+                done_batches += 1
+                if done_batches <= skip:
+                    continue
                 if not self._running.is_set():
                     if pending:  # what the observers have not seen yet, before they show the paused state
                         total += self._flush_steps(pending, sizes, epoch, want_steps)
                     self._wait_if_paused()
                 if self._stop.is_set() if strategy is None else strategy.agree_stop(self):
+                    done_batches -= 1
                     break
                 if skip_single and len(xb) == 1:
                     continue  # BatchNorm cannot train on a batch of one
@@ -523,15 +582,23 @@ class Trainer:
             seen, self._seen = self._seen, 0
             if strategy is not None:
                 total, seen = strategy.sum_across(self, total, seen)
+            if (self._stop.is_set() and strategy is None
+                    and done_batches < self._steps_per_epoch(len(train))):
+                self._partial = {"epoch": epoch, "batches": done_batches, "total": total, "seen": seen,
+                                 "shuffle_rng": epoch_rng}
+                self.epoch = epoch - 1
+                reason = "stopped"
+                break
             if seen == 0:
                 break
             train_loss = total / seen
             epoch_norm = float(torch.stack(norms).mean()) if norms else None
-            if not math.isfinite(train_loss):
+            factor = cfg.divergence_factor
+            if not math.isfinite(train_loss) or (factor and self.best_train_loss is not None
+                                                 and train_loss > factor * self.best_train_loss):
                 self._diverged(epoch, train_loss)
-            if self._stop.is_set():
-                reason = "stopped"
-                break
+            if self.best_train_loss is None or train_loss < self.best_train_loss:
+                self.best_train_loss = train_loss
             val_loss, metric_values = self._validate(val)
             improved = val_loss is not None and math.isfinite(val_loss) and (
                 self.best_val_loss is None or val_loss < self.best_val_loss)
@@ -561,6 +628,7 @@ class Trainer:
         if self._stop.is_set():
             reason = "stopped"
         if cfg.early_stopping and self.best_state is not None:
+            self.last_state = _snapshot(model)  # where a resumed run goes on from
             model.load_state_dict(self.best_state)
         final = self.history[-1].metrics if self.history else {}
         if cfg.early_stopping and self.best_epoch is not None:
@@ -573,11 +641,26 @@ class Trainer:
             return self.strategy.steps_per_epoch(n_train, self.config.batch_size)
         return math.ceil(n_train / self.config.batch_size)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a later fit needs to go on exactly where this one ended (plain values and tensors)."""
+        from nnstudio.core.resume import trainer_state
+
+        return trainer_state(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from `state_dict()` at the next `fit()` (applied once the optimizer and scheduler exist)."""
+        from nnstudio.core.resume import restore_counters
+
+        restore_counters(self, state)
+        self._resume_state = state
+
     def _flush_steps(self, pending: list[torch.Tensor], sizes: list[int], epoch: int, emit: bool) -> float:
         """Turn buffered step losses into floats (one device sync per flush); return their weighted sum."""
         values = torch.stack(pending).tolist() if len(pending) > 1 else [pending[0].item()]
         first = self.global_step - len(values) + 1
         weighted = 0.0
+        if self.best_train_loss is None and values and math.isfinite(values[0]):
+            self.best_train_loss = values[0]  # the untrained model's loss: what a first epoch may not explode past
         for i, (value, size) in enumerate(zip(values, sizes)):
             if not math.isfinite(value) and self.strategy is None:
                 # Under DDP one rank's NaN reaches the others through the averaged gradients a step later;
@@ -596,8 +679,12 @@ class Trainer:
         if fallback is not None:
             self.model.load_state_dict(fallback)  # never leave NaN weights behind
         where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
-        raise TrainingDiverged(f"the loss became {value} at {where}: training diverged; "
-                               f"try a lower learning rate (now {self.config.lr:g})")
+        if math.isfinite(value):
+            what = (f"the training loss rose to {value:.4g} at {where}, over {self.config.divergence_factor:g}× its "
+                    f"best ({self.best_train_loss:.4g})")
+        else:
+            what = f"the loss became {value} at {where}"
+        raise TrainingDiverged(f"{what}: training diverged; try a lower learning rate (now {self.config.lr:g})")
 
     @torch.no_grad()
     def _validate(self, split: TensorSplit) -> tuple[float | None, dict[str, float]]:

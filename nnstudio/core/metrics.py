@@ -14,6 +14,19 @@ METRIC_NAMES = {
     "multiclass": ("accuracy", "f1"),
     "regression": ("rmse", "mae", "r2"),
 }
+#: Metrics whose values lie in [0, 1] (r2 at most 1): plotted on their own axis, apart from errors in the
+#: target's units (rmse, mae), which can be thousands.
+UNIT_INTERVAL_METRICS = frozenset({"accuracy", "balanced_accuracy", "f1", "auroc", "auprc", "average_precision",
+                                   "precision", "recall", "specificity", "r2"})
+
+
+def in_unit_interval(name: str) -> bool:
+    """Whether metric ``name`` (also as ``val_name``, ``test_name``, ``train_name``) is a [0, 1] score."""
+    for prefix in ("val_", "validation_", "test_", "train_"):
+        name = name.removeprefix(prefix)
+    return name in UNIT_INTERVAL_METRICS
+
+
 #: Whether a larger value is better, per metric (for early stopping on a metric and for display).
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "auroc": True, "rmse": False, "mae": False, "r2": True, "loss": False}
 

@@ -89,13 +89,13 @@ def normalize_layer(layer: dict[str, Any], index: int) -> dict[str, Any]:
     if not isinstance(layer, dict) or "type" not in layer:
         raise ModelSpecError(f"layer {index}: expected a table with a 'type' key, got {layer!r}")
     layer_type = layer["type"]
-    if layer_type not in LAYER_DEFAULTS:
+    if not isinstance(layer_type, str) or layer_type not in LAYER_DEFAULTS:
         known = ", ".join(LAYER_DEFAULTS)
         raise ModelSpecError(f"layer {index}: unknown type '{layer_type}'; known types: {known}")
     defaults = LAYER_DEFAULTS[layer_type]
     unknown = set(layer) - set(defaults) - {"type"}
     if unknown:
-        raise ModelSpecError(f"{layer_label(index, layer_type)}: unknown setting(s) {', '.join(sorted(unknown))}; "
+        raise ModelSpecError(f"{layer_label(index, layer_type)}: unknown setting(s) {', '.join(sorted(map(str, unknown)))}; "
                              f"allowed: {', '.join(defaults) or 'none'}")
     out = {"type": layer_type, **defaults, **{k: v for k, v in layer.items() if k != "type"}}
     for key, default in defaults.items():

@@ -38,6 +38,7 @@ def run_app(file: str | None = None, follow: str | None = None) -> int:
     else:
         _after_first_paint(window, window.open_sample)
     window.show()
+    QTimer.singleShot(0, window.offer_recovery)
     # The first optimizer imports torch's compiler stack (1-2 s) and the first epoch torchmetrics: do it
     # while the person looks at the window, not after they press Train.
     QTimer.singleShot(1500, _warm_up_imports)

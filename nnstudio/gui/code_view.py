@@ -276,7 +276,8 @@ class CodeExport(QObject):
         facts = None
         if df is not None:
             path = w.datasetPanel.path() or "data.csv"
-            facts = facts_from_frame(df, path, w.datasetPanel.target(), w.datasetPanel.task_choice())
+            facts = facts_from_frame(df, path, w.datasetPanel.target(), w.datasetPanel.task_choice(),
+                                     exclude=getattr(cfg.data, "exclude", ()))  # [data] exclude, once it lands
             cfg.data.path = str(path)
         return generate(cfg, facts, source="the nnstudio window")
 
@@ -303,11 +304,12 @@ class CodeExport(QObject):
 
     def export_script(self, path: str | Path) -> bool:
         """Write the standalone script for the window's current state (column decisions from the real fit)."""
-        from nnstudio.core.codegen import atomic_text_write, facts_from_frame, generate
+        from nnstudio.core.codegen import atomic_text_write, check_source, facts_from_frame, generate
         from nnstudio.core.errors import NNStudioError
 
         w = self.window
         try:
+            check_source(w.datasetPanel.path())
             cfg = copy.deepcopy(w.run_config())
             data = w.prepare_data()
             df = w.datasetPanel.dataframe()

@@ -1,4 +1,5 @@
-"""The dataset panel: open a table off the GUI thread, preview it, choose target, task, split and missing-value policy.
+"""The dataset panel: open a table off the GUI thread, preview it, choose target, task, split, missing-value policy
+and each column's role (feature / ignore / target).
 
 All data work is the core's (`nnstudio.core.data`); this module only shows its results and turns
 the user's choices into a `prepare()` call.
@@ -15,13 +16,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex, QSize,
                             Qt, QThread, Signal)
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
+from PySide6.QtGui import QActionGroup, QColor, QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
-                               QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy,
-                               QTableView, QVBoxLayout, QWidget)
+                               QGridLayout, QHBoxLayout, QHeaderView, QLabel, QMenu, QProgressBar, QPushButton,
+                               QSizePolicy, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
 from nnstudio.core.data import (MISSING_POLICIES, TABLE_SUFFIXES, TASKS, ColumnInfo, PreparedData, default_target,
-                                describe_columns, prepare, read_table, resolve_task, summarize, validate_split)
+                                describe_columns, prepare, read_table, resolve_task, summarize, unusable_features,
+                                validate_split)
+from nnstudio.gui.column_roles import MAX_PERSISTENT_EDITORS, ROLES, ColumnRolesModel, RoleDelegate
 from nnstudio.core.errors import DataError
 
 if TYPE_CHECKING:  # pandas loads with the first table (in the loader thread), not with the window
@@ -68,6 +71,7 @@ class DataFrameModel(QAbstractTableModel):
         self._numeric: list[bool] = []
         self._infos: dict[int, ColumnInfo] = {}
         self._target_col = -1
+        self._ignored: set[int] = set()
         self._missing_brush = QColor(128, 128, 128)
         self._target_brush = QColor(255, 196, 0, 48)
         if frame is not None:
@@ -112,6 +116,18 @@ class DataFrameModel(QAbstractTableModel):
                 if self.rowCount():
                     self.dataChanged.emit(self.index(0, col), self.index(self.rowCount() - 1, col),
                                           [Qt.ItemDataRole.BackgroundRole])
+
+    def set_ignored(self, names: Sequence[str]) -> None:
+        """Grey out these columns (role: ignore) and say so in their headers."""
+        ignored = {self._column_index(n) for n in names} - {-1}
+        if ignored == self._ignored:
+            return
+        self._ignored = ignored
+        if self.columnCount():
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, self.columnCount() - 1)
+            if self.rowCount():
+                self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1),
+                                      [Qt.ItemDataRole.ForegroundRole])
 
     def target(self) -> str | None:
         return str(self._frame.columns[self._target_col]) if self._frame is not None and self._target_col >= 0 else None
@@ -158,7 +174,7 @@ class DataFrameModel(QAbstractTableModel):
                 return "missing value" if text is MISSING_TEXT else (text if len(text) > 24 else None)
             return text
         if role == Qt.ItemDataRole.ForegroundRole:
-            return self._missing_brush if _is_missing(self._columns[col].iat[row]) else None
+            return self._missing_brush if col in self._ignored or _is_missing(self._columns[col].iat[row]) else None
         if role == Qt.ItemDataRole.BackgroundRole:
             return self._target_brush if col == self._target_col else None
         if role == Qt.ItemDataRole.TextAlignmentRole:
@@ -177,10 +193,11 @@ class DataFrameModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             info = self.column_info(section)
-            return f"{info.name}\n{info.kind}"
+            return f"{info.name}\n{info.kind}" + (" · ignored" if section in self._ignored else "")
         if role == Qt.ItemDataRole.ToolTipRole:
             info = self.column_info(section)
-            role_text = " — the target" if section == self._target_col else ""
+            role_text = " — the target" if section == self._target_col else \
+                " — ignored (right-click to change)" if section in self._ignored else ""
             return (f"{info.name}: {info.kind}{role_text}\n"
                     f"missing values: {info.missing:,}\nunique values: {info.unique:,}")
         if role == Qt.ItemDataRole.FontRole and section == self._target_col:
@@ -189,6 +206,8 @@ class DataFrameModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.BackgroundRole and section == self._target_col:
             return self._target_brush
+        if role == Qt.ItemDataRole.ForegroundRole and section in self._ignored:
+            return self._missing_brush
         return None
 
     def _format(self, value: Any, col: int) -> str:
@@ -233,6 +252,7 @@ class TableFacts:
 
     columns: list[ColumnInfo]
     summary: dict[str, Any] | None  # summarize() for the default target and task, None if that fails
+    flags: dict[str, str] | None = None  # unusable_features(): columns that start ignored, with the reason
 
 
 def describe_table(frame: pd.DataFrame) -> TableFacts:
@@ -240,7 +260,8 @@ def describe_table(frame: pd.DataFrame) -> TableFacts:
         summary = summarize(frame)
     except DataError:
         summary = None
-    return TableFacts(describe_columns(frame), summary)
+    columns = describe_columns(frame)
+    return TableFacts(columns, summary, unusable_features(frame, default_target(frame), columns))
 
 
 class _LoadWorker(QObject):
@@ -442,6 +463,8 @@ class DatasetPanel(QWidget):
         self._resolved_task: str | None = None
         self._summaries: dict[tuple[str, str], dict[str, Any]] = {}
         self._inferred: dict[str, str] = {}
+        self._flags: dict[str, str] = {}  # column → why it cannot be a feature (from the core, at load)
+        self._ignored: list[str] = []  # columns whose role is ignore, in table order
         self._updating = False
 
         self.loader = DatasetLoader(self)
@@ -452,6 +475,8 @@ class DatasetPanel(QWidget):
 
         self.model = DataFrameModel(parent=self)
         self.model.setObjectName("model")
+        self.rolesModel = ColumnRolesModel(self, parent=self)
+        self.rolesModel.setObjectName("rolesModel")
         self._build()
         self._set_controls_enabled(False)
         self._refresh_error()
@@ -511,7 +536,7 @@ class DatasetPanel(QWidget):
         table.setWordWrap(False)
         table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        table.setMinimumHeight(140)
+        table.setMinimumHeight(110)  # with the Preview/Columns tab bar: the 140 px the table had alone
         vheader = table.verticalHeader()
         vheader.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vheader.setDefaultSectionSize(table.fontMetrics().height() + 6)
@@ -521,7 +546,25 @@ class DatasetPanel(QWidget):
         hheader.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         hheader.setHighlightSections(False)
         hheader.setStretchLastSection(False)
-        layout.addWidget(table, 1)
+        hheader.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        hheader.customContextMenuRequested.connect(self._on_header_customContextMenuRequested)
+
+        columns = self._named(QTableView(), "columnsTable")
+        columns.setModel(self.rolesModel)
+        columns.setItemDelegateForColumn(ColumnRolesModel.ROLE_COLUMN, RoleDelegate(columns))
+        columns.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        columns.setEditTriggers(QAbstractItemView.EditTrigger.AllEditTriggers)
+        columns.setWordWrap(False)
+        columns.verticalHeader().setVisible(False)
+        columns.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 12)
+        columns.horizontalHeader().setStretchLastSection(True)
+        columns.horizontalHeader().setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        tabs = self._named(QTabWidget(), "dataTabs")
+        tabs.setDocumentMode(True)
+        tabs.addTab(table, "Preview")
+        tabs.addTab(columns, "Columns")
+        tabs.setTabToolTip(1, "Each column's role: feature, ignore or target (also: right-click a preview header)")
+        layout.addWidget(tabs, 1)
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -647,11 +690,15 @@ class DatasetPanel(QWidget):
         self._path = str(path)
         self._summaries = {}
         self._inferred = {}
+        target = default_target(frame)
+        flags = facts.flags if facts is not None and facts.flags is not None else \
+            unusable_features(frame, target, facts.columns if facts is not None else None)
+        self._flags = dict(flags)
+        self._ignored = [str(c) for c in frame.columns if c in self._flags]
         if facts is not None and facts.summary is not None:
             self._summaries[(facts.summary["target"], facts.summary["task"])] = facts.summary
             self._inferred[facts.summary["target"]] = facts.summary["task"]
         self._load_error = ""
-        target = default_target(frame)
         self._updating = True
         try:
             self.targetCombo.clear()
@@ -661,6 +708,8 @@ class DatasetPanel(QWidget):
         finally:
             self._updating = False
         self.model.set_dataframe(frame, target, columns=facts.columns if facts is not None else None)
+        self.model.set_ignored(self._ignored)
+        self._reset_roles_table()
         self._size_columns()
         self.pathLabel.setText(Path(self._path).name if self._path else "(unsaved table)")
         self.pathLabel.setToolTip(self._path)
@@ -700,14 +749,61 @@ class DatasetPanel(QWidget):
     def missing(self) -> str:
         return self.missingCombo.currentData()
 
+    # -- column roles
+    def role(self, name: str) -> str:
+        """feature, ignore or target."""
+        if name == self.target():
+            return "target"
+        return "ignore" if name in self._ignored else "feature"
+
+    def flag(self, name: str) -> str:
+        """Why the column was set to ignore at load ('' when it was not flagged)."""
+        return self._flags.get(name, "")
+
+    def excluded(self) -> list[str]:
+        """The ignored columns, in table order (what a project stores as [data] exclude)."""
+        return list(self._ignored)
+
+    def features(self) -> list[str]:
+        if self._frame is None:
+            return []
+        target = self.target()
+        return [str(c) for c in self._frame.columns if c != target and c not in self._ignored]
+
+    def set_role(self, name: str, role: str) -> None:
+        """Make `name` a feature, ignored, or the target (the old target becomes a feature)."""
+        if self._frame is None or name not in self._frame.columns:
+            raise DataError(f"no column '{name}' in the table")
+        if role not in ROLES:
+            raise DataError(f"unknown role '{role}': use feature, ignore or target")
+        if role == "target":
+            self.set_choices(target=name)
+            return
+        if role == "ignore" and name == self.target():
+            raise DataError(f"'{name}' is the target; choose another target before ignoring it")
+        ignored = set(self._ignored) | {name} if role == "ignore" else set(self._ignored) - {name}
+        if name == self.target():  # feature on the target: nothing to change
+            return
+        self._apply_ignored(ignored)
+        self.choices_changed.emit()
+
+    def _apply_ignored(self, ignored: set[str]) -> None:
+        target = self.target()
+        self._ignored = [str(c) for c in self._frame.columns if c in ignored and c != target]
+        self.model.set_ignored(self._ignored)
+        self.rolesModel.roles_changed()
+        self.summaryLabel.setText(self._summary_text())
+
     def prepare(self, seed: int = 0) -> PreparedData:
         """Tensors for training, by the core, from the panel's choices. Raises DataError."""
         if self._frame is None:
             raise DataError("no dataset loaded; open a data file first")
-        return prepare(self._frame, self.target(), self.task_choice(), self.split(), seed=seed, missing=self.missing())
+        return prepare(self._frame, self.target(), self.task_choice(), self.split(), seed=seed, missing=self.missing(),
+                       features=self.features())
 
     def set_choices(self, target: str | None = None, task: str | None = None,
-                    split: Sequence[float] | None = None, missing: str | None = None) -> None:
+                    split: Sequence[float] | None = None, missing: str | None = None,
+                    exclude: Sequence[str] | None = None) -> None:
         """Apply saved choices (a project or checkpoint); None leaves one as it is.
 
         Everything is checked before anything changes: a bad value raises DataError and changes nothing.
@@ -723,6 +819,11 @@ class DatasetPanel(QWidget):
         fractions = validate_split(split) if split is not None else None
         if missing is not None and missing not in MISSING_POLICIES:
             raise DataError(f"unknown missing-value policy '{missing}': use {' or '.join(MISSING_POLICIES)}")
+        if exclude is not None:
+            unknown = [c for c in exclude if self._frame is None or c not in self._frame.columns]
+            if unknown:
+                raise DataError(f"excluded column(s) {', '.join(unknown)} not found in "
+                                f"{Path(self._path).name or 'the table'}")
         if self._frame is not None and (target is not None or task is not None):
             resolve_task(self._frame, target or self.target(), task or self.task_choice())
 
@@ -742,6 +843,8 @@ class DatasetPanel(QWidget):
         finally:
             self._updating = False
         self.model.set_target(self.target())
+        if self._frame is not None:
+            self._apply_ignored(set(exclude) if exclude is not None else set(self._ignored))
         self._refresh_choices()
         self.choices_changed.emit()
 
@@ -772,6 +875,7 @@ class DatasetPanel(QWidget):
         if self._updating or self._frame is None:
             return
         self.model.set_target(self.target())
+        self._apply_ignored(set(self._ignored))  # a column made the target is no longer ignored
         self._refresh_choices()
         self.choices_changed.emit()
 
@@ -795,7 +899,42 @@ class DatasetPanel(QWidget):
     def _on_testSplitSpin_valueChanged(self, value: float) -> None:
         self._rebalance_split(edited="test")
 
+    def _on_header_customContextMenuRequested(self, pos) -> None:
+        section = self.datasetTable.horizontalHeader().logicalIndexAt(pos)
+        if self._frame is None or section < 0:
+            return
+        name = str(self._frame.columns[section])
+        menu = QMenu(self)
+        menu.setObjectName("roleMenu")
+        group = QActionGroup(menu)
+        current = self.role(name)
+        for role in ROLES:
+            action = menu.addAction(f"{name}: {role}")
+            action.setCheckable(True)
+            action.setChecked(role == current)
+            action.setData(role)
+            group.addAction(action)
+        reason = self.flag(name)
+        if reason:
+            menu.addSeparator()
+            menu.addAction(f"flagged at load: {reason}").setEnabled(False)
+        chosen = menu.exec(self.datasetTable.horizontalHeader().mapToGlobal(pos))
+        if chosen is not None and chosen.data() in ROLES:
+            try:
+                self.set_role(name, chosen.data())
+            except DataError as exc:
+                self._choice_error = str(exc)
+                self._refresh_error()
+
     # ------------------------------------------------------------------------------ internals
+    def _reset_roles_table(self) -> None:
+        self.rolesModel.reset()
+        table = self.columnsTable
+        if self.rolesModel.rowCount() <= MAX_PERSISTENT_EDITORS:
+            for row in range(self.rolesModel.rowCount()):
+                table.openPersistentEditor(self.rolesModel.index(row, ColumnRolesModel.ROLE_COLUMN))
+        table.resizeColumnsToContents()
+
     def _rebalance_split(self, edited: str) -> None:
         """Keep the shares at 100 %: editing train or validation moves test; editing test moves validation."""
         if self._updating:
@@ -847,7 +986,7 @@ class DatasetPanel(QWidget):
         frame = self._frame
         assert frame is not None
         target = self.target() or ""
-        head = f"{len(frame):,} rows · {frame.shape[1] - 1} features"
+        head = f"{len(frame):,} rows · {len(self.features())} features"
         if self._resolved_task is None:
             return head
         key = (target, self._resolved_task)
@@ -859,7 +998,10 @@ class DatasetPanel(QWidget):
                 self._choice_error = str(exc)
                 return head
             self._summaries[key] = info
-        lines = [f"{info['rows']:,} rows · {info['features']} features · target {info['target']} ({info['task']})"]
+        lines = [f"{info['rows']:,} rows · {len(self.features())} features · target {info['target']} ({info['task']})"]
+        if self._ignored:
+            why = [f"{c} ({self._flags[c]})" if c in self._flags else c for c in self._ignored]
+            lines.append(f"Ignored: {', '.join(why)}")
         classes = info.get("classes")
         if classes:
             shown = sorted(classes.items(), key=lambda kv: -kv[1])[:MAX_CLASSES_SHOWN]
@@ -867,6 +1009,8 @@ class DatasetPanel(QWidget):
             text = ", ".join(f"{name} {count:,}" for name, count in shown)
             lines.append(f"{len(classes)} classes: {text}" + (f", … {more} more" if more > 0 else ""))
         missing = info.get("missing") or {}
+        if missing.get(target):
+            lines.append(f"{missing[target]:,} rows without a target: dropped before training")
         if missing:
             total = sum(missing.values())
             cols = ", ".join(f"{name} {count:,}" for name, count in missing.items())

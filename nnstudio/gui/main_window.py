@@ -14,7 +14,8 @@ from typing import Any
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget)
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout,
+    QWidget)
 
 from nnstudio import __version__
 from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint, reinfer
@@ -24,18 +25,19 @@ from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, model_io_size, prepare
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudioError
 from nnstudio.core.model import SpecModel, build_model, default_layers
-from nnstudio.core.run import TrainingRun, evaluate_model
+from nnstudio.core.run import TrainingRun
 from nnstudio.gui.dataset_panel import DatasetPanel
 from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, fit_docks, fit_to_screen
 from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.model_builder import ModelBuilderPanel
 from nnstudio.gui.model_file_dialogs import InferredModelDialog, RunModelCodeDialog
 from nnstudio.gui.plots import LossPlot, MetricsPlot
+from nnstudio.gui.predict_panel import PredictPanel
 from nnstudio.gui.tensorboard_launcher import TensorBoardLauncher
 from nnstudio.gui.training_panel import TrainingPanel
 from nnstudio.gui.training_worker import TrainingController
 from nnstudio.gui.window_runs import WindowRuns
-from nnstudio.resources import resource_path, sample_dataset
+from nnstudio.resources import SAMPLES, resource_path, sample_dataset
 
 DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq *.npy *.npz *.pt *.pth);;All files (*)"
 CHECKPOINT_FILTER = "PyTorch checkpoints (*.pt *.pth);;All files (*)"
@@ -58,6 +60,14 @@ def default_logdir() -> Path:
     return Path(base) / "runs"
 
 
+def _excluded_by(preprocessor, frame) -> list[str] | None:
+    """The columns a checkpoint's model does not take as inputs (None when it needs columns the table lacks)."""
+    names = set(preprocessor.feature_names)
+    if not names <= set(frame.columns):
+        return None
+    return [str(c) for c in frame.columns if c != preprocessor.target and c not in names]
+
+
 class MainWindow(QMainWindow):
     """The nnstudio window; constructible with no arguments."""
 
@@ -68,6 +78,8 @@ class MainWindow(QMainWindow):
     error_shown = Signal(str)
     layers_asked = Signal(str)  # a state_dict's unknown layers are being asked about (file name)
     training_finished = Signal(dict)
+    loss_warned = Signal(str)  # the loss climbed far above its best (before it is NaN)
+    recovery_offered = Signal(str)  # the run folder of an unfinished run
 
     def __init__(self, settings: QSettings | None = None, logdir: str | Path | None = None):
         super().__init__()
@@ -83,6 +95,9 @@ class MainWindow(QMainWindow):
 
         self.model: SpecModel | None = None  # the trained or loaded network, kept for saving and evaluating
         self.loaded_checkpoint: LoadedCheckpoint | None = None
+        self.model_unsaved = False  # a run trained the model since it was last saved or opened
+        self._close_confirmed = False
+        self._climb = (None, None, False)  # best training loss, its epoch, warned, of the running fit
         self.last_run: TrainingRun | None = None
         self.last_error = ""
         self.checkpoint_path: Path | None = None
@@ -97,9 +112,12 @@ class MainWindow(QMainWindow):
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
+        self.evaluation = None  # core.evaluate.Evaluation of the current model, shown in the evaluation tab
+        self.decision_threshold: float | None = None  # binary: kept from the evaluation, saved with the model
         self._project_path: Path | None = None  # the project the window shows (named in the title)
 
         self._build_central()
+        self._build_evaluation()
         self._build_docks()
         self._build_runs()
         self._build_actions()
@@ -128,6 +146,45 @@ class MainWindow(QMainWindow):
         self.plotSplitter.setStretchFactor(1, 2)
         self.plotSplitter.setMinimumWidth(MIN_PLOT_WIDTH)  # the docks shrink and scroll first
         self.setCentralWidget(self.plotSplitter)
+
+    def _build_evaluation(self) -> None:
+        """Evaluation and prediction are tabs beside the training curves (they need the width)."""
+        plots = self.takeCentralWidget()
+        self.centralTabs = QTabWidget()
+        self.centralTabs.setObjectName("centralTabs")
+        self.centralTabs.setDocumentMode(True)
+        self._evaluation_panel = None
+        self.evaluationTab = QWidget()  # holds the panel, made at first use: it imports pyqtgraph
+        self.evaluationTab.setObjectName("evaluationTab")
+        layout = QVBoxLayout(self.evaluationTab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.predictPanel = PredictPanel()
+        self.predictPanel.setObjectName("predictPanel")
+        self.centralTabs.addTab(plots, "Training curves")
+        self.centralTabs.addTab(self.evaluationTab, "Evaluation")
+        self.centralTabs.addTab(self.predictPanel, "Predict")
+        self.centralTabs.currentChanged.connect(self._on_centralTabs_current_changed)
+        self.setCentralWidget(self.centralTabs)
+
+    @property
+    def evaluationPanel(self):
+        """The evaluation panel, made the first time it is needed (a run's end, F7, the tab opened)."""
+        if self._evaluation_panel is None:
+            from nnstudio.gui.evaluation_panel import EvaluationPanel
+
+            panel = EvaluationPanel()
+            panel.setObjectName("evaluationPanel")
+            self.evaluationTab.layout().addWidget(panel)
+            panel.show()  # a child added to a shown window stays hidden until shown
+            panel.threshold_kept.connect(self._on_evaluation_threshold_kept)
+            panel.exported.connect(self._on_view_exported)
+            panel.export_failed.connect(self._on_export_failed)
+            self._evaluation_panel = panel
+        return self._evaluation_panel
+
+    def _on_centralTabs_current_changed(self, index: int) -> None:
+        if self.centralTabs.widget(index) is self.evaluationTab:
+            self.evaluationPanel  # noqa: B018 - shows what it needs when opened before any evaluation
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         """Every dock scrolls rather than clips its panel (see gui/dock_layout.py for what a new dock does)."""
@@ -208,8 +265,10 @@ class MainWindow(QMainWindow):
                                            "Ctrl+F5", "Train the current model further, keeping its weights")
         self.actionPause = self._action("actionPause", "&Pause", self._on_pause_triggered, "F6")
         self.actionStop = self._action("actionStop", "St&op", self._on_stop_requested, "Shift+F5")
-        self.actionEvaluate = self._action("actionEvaluate", "&Evaluate on test split", self._on_evaluate_triggered,
-                                           "F7")
+        self.actionEvaluate = self._action("actionEvaluate", "&Evaluate", self._on_evaluate_triggered, "F7",
+                                           "Loss and metrics per split, confusion matrix or residuals, in the Evaluation tab")
+        self.actionPredict = self._action("actionPredict", "&Predict on a file…", self._on_predict_triggered, "F9",
+                                          "Apply the model to a new file with the training columns")
         self.actionFindLR = self._action("actionFindLR", "Find &learning rate…", self._on_find_lr_triggered,
                                          tip="A short range test on a copy of the model proposes a learning rate")
         self.actionTensorBoard = self._action("actionTensorBoard", "Open &TensorBoard",
@@ -238,6 +297,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addActions([self.actionOpenDataset, self.actionOpenCheckpoint, self.actionOpenModelClass,
                               self.actionSaveCheckpoint])
+        self._build_samples_menu(file_menu)
         file_menu.addSeparator()
         file_menu.addActions([self.actionOpenProject, self.actionSaveProject])
         self.exportMenu = file_menu.addMenu("E&xport")
@@ -255,7 +315,7 @@ class MainWindow(QMainWindow):
         run_menu = bar.addMenu("&Run")
         run_menu.addActions([self.actionTrain, self.actionContinue, self.actionPause, self.actionStop])
         run_menu.addSeparator()
-        run_menu.addActions([self.actionEvaluate, self.actionFindLR, self.actionTensorBoard])
+        run_menu.addActions([self.actionEvaluate, self.actionPredict, self.actionFindLR, self.actionTensorBoard])
         view_menu = bar.addMenu("&View")
         for dock in (self.datasetDock, self.modelDock, self.trainingDock, self.codeView, self.runsDock):
             view_menu.addAction(dock.toggleViewAction())
@@ -298,6 +358,8 @@ class MainWindow(QMainWindow):
         c.fit_failed.connect(self._on_training_fit_failed)
         c.running_changed.connect(self._on_training_running_changed)
         self.tensorboard.ready.connect(self._on_tensorboard_ready)
+        self.predictPanel.failed.connect(self._on_predict_failed)
+        self.predictPanel.exported.connect(self._on_view_exported)
         self.tensorboard.failed.connect(self._on_tensorboard_failed)
         ce = self.codeExport
         for signal in (dp.choices_changed, dp.dataset_loaded, mb.layers_changed, tp.config_changed):
@@ -400,8 +462,21 @@ class MainWindow(QMainWindow):
         else:
             self.open_dataset(path)
 
-    def open_sample(self) -> None:
-        self.open_dataset(sample_dataset())
+    def _build_samples_menu(self, file_menu) -> None:
+        """File → Open sample: the bundled real datasets, one action each (objectName sampleAction_<stem>)."""
+        self.samplesMenu = file_menu.addMenu("Open &sample")
+        self.samplesMenu.setObjectName("samplesMenu")
+        for name, text in SAMPLES:
+            action = self.samplesMenu.addAction(text)
+            action.setObjectName(f"sampleAction_{Path(name).stem}")
+            action.setData(name)
+            action.triggered.connect(self._on_sample_triggered)
+
+    def _on_sample_triggered(self) -> None:
+        self.open_sample(self.sender().data())
+
+    def open_sample(self, name: str | None = None) -> None:
+        self.open_dataset(sample_dataset(name) if name else sample_dataset())
 
     def open_dataset(self, path: str | Path) -> None:
         self.statusBar().showMessage(f"loading {Path(path).name}…")
@@ -426,14 +501,21 @@ class MainWindow(QMainWindow):
         if self._pending_project is not None:
             cfg, self._pending_project = self._pending_project, None
             d = cfg.data
-            self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split, missing=d.missing)
+            try:
+                self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split, missing=d.missing,
+                                              exclude=d.exclude)
+            except NNStudioError as exc:
+                self.show_error("Cannot apply the project's data choices", str(exc))
         if self.loaded_checkpoint is not None and self.loaded_checkpoint.preprocessor is not None:
             pre = self.loaded_checkpoint.preprocessor
             if pre.target in self.datasetPanel.dataframe().columns:
-                self.datasetPanel.set_choices(target=pre.target, task=pre.task)
+                self.datasetPanel.set_choices(target=pre.target, task=pre.task,
+                                              exclude=_excluded_by(pre, self.datasetPanel.dataframe()))
         self.statusBar().showMessage(f"loaded {Path(path).name}", 5000)
         self._update_title(self._project_path or path)
         self._on_dataset_choices_changed()
+        if self.loaded_checkpoint is not None and self.model is self.loaded_checkpoint.model:
+            self.evaluate_current(show=True)
 
     def _on_dataset_load_failed(self, path: str, message: str) -> None:
         self._pending_project = None
@@ -448,7 +530,8 @@ class MainWindow(QMainWindow):
         if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model:
             return ckpt.preprocessor.n_features, ckpt.preprocessor.n_outputs
         try:
-            return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice())
+            return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice(),
+                                 features=self.datasetPanel.features())
         except NNStudioError as exc:
             self.datasetStatus.setText(f"dataset: {exc}")
             return None, None
@@ -465,17 +548,17 @@ class MainWindow(QMainWindow):
     def _data_request(self, preprocessor=None) -> tuple:
         dp = self.datasetPanel
         return (dp.dataframe(), dp.target(), dp.task_choice(), tuple(dp.split()), self.data_seed, dp.missing(),
-                preprocessor)
+                preprocessor, tuple(dp.features()))
 
     def _prepare(self, request: tuple) -> PreparedData:
         cached = self._prepared
         if cached is not None:
             key = cached[0]
             # The table and the preprocessing by identity (the table is never changed in place), choices by value.
-            if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6]:
+            if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6] and key[7:] == request[7:]:
                 return cached[1]
-        df, target, task, split, seed, missing, preprocessor = request
-        data = prepare(df, target, task, list(split), seed, missing, preprocessor=preprocessor)
+        df, target, task, split, seed, missing, preprocessor, features = request
+        data = prepare(df, target, task, list(split), seed, missing, preprocessor=preprocessor, features=list(features))
         self._prepared = (request, data)
         return data
 
@@ -527,8 +610,12 @@ class MainWindow(QMainWindow):
         ok = not reason and not running
         self.trainingPanel.set_can_train(not reason, reason)
         self.actionTrain.setEnabled(ok)
-        self.actionContinue.setEnabled(ok and self.model is not None)
+        problems = self.continue_problems(self.continue_source(full=False)) if ok else []
+        self.actionContinue.setEnabled(ok and not problems)
+        self.actionContinue.setToolTip("Continue training: " + "; ".join(problems) if problems else
+                                       "Go on from the last run's or the opened checkpoint's whole state")
         self.actionEvaluate.setEnabled(not running and self.model is not None and self.datasetPanel.dataframe() is not None)
+        self.actionPredict.setEnabled(not running and self.predictPanel.predictOpenButton.isEnabled())
         self.actionSaveCheckpoint.setEnabled(not running and self.model is not None)
         self.actionPause.setEnabled(running)
         self.actionStop.setEnabled(running)
@@ -538,6 +625,31 @@ class MainWindow(QMainWindow):
     def _on_continue_triggered(self) -> None:
         self._continue_next = True
         self._on_train_requested()
+
+    def continue_source(self, full: bool = True) -> LoadedCheckpoint | None:
+        """What Continue goes on from: the last run's whole state, or the opened checkpoint's
+        (`full=False`: without copying the trainer's state, for the enabled check)."""
+        run = self.last_run
+        if run is not None and self.model is run.model:
+            from nnstudio.core.checkpoint import plain
+
+            return LoadedCheckpoint(Path(run.cfg.output.name), run.model, run.model.spec, run.data.preprocessor,
+                                    config=run.cfg.to_dict(), epoch=run.trainer.epoch,
+                                    trainer_state=plain(run.trainer.state_dict()) if full else None,
+                                    run_dir=str(run.run_dir))
+        ckpt = self.loaded_checkpoint
+        if ckpt is not None and self.model is ckpt.model:
+            return ckpt
+        return None
+
+    def continue_problems(self, source: LoadedCheckpoint | None) -> list[str]:
+        """Why Continue cannot go on from `source` with the data chosen now (empty: it can)."""
+        from nnstudio.core.resume import choice_differences
+
+        if source is None:
+            return ["there is no trained model to continue; train one or open a checkpoint"]
+        dp = self.datasetPanel
+        return choice_differences(source, dp.target(), dp.task(), dp.path())
 
     def run_config(self) -> RunConfig:
         """The window's whole state as a run config: what Save project writes and a run uses."""
@@ -550,6 +662,7 @@ class MainWindow(QMainWindow):
             cfg.data.task = dp.task_choice()
             cfg.data.split = list(dp.split())
             cfg.data.missing = dp.missing()
+            cfg.data.exclude = dp.excluded()
         cfg.layers = copy.deepcopy(self.modelBuilder.layers())
         cfg.training = self.trainingPanel.train_config()
         cfg.data.seed = self.data_seed
@@ -572,26 +685,30 @@ class MainWindow(QMainWindow):
         except NNStudioError as exc:
             self.show_error("Cannot start training", str(exc))
             return
-        ckpt = self.loaded_checkpoint
-        keep_weights = self.model is not None and (continue_training or (ckpt is not None and self.model is ckpt.model))
-        preprocessor = ckpt.preprocessor if keep_weights and ckpt is not None and ckpt.preprocessor else None
-        if keep_weights and self.last_run is not None and self.model is self.last_run.model:
-            preprocessor = self.last_run.data.preprocessor
-        request = self._data_request(preprocessor)
-        kept_model = self.model if keep_weights else None
+        # Train always starts from freshly initialised (seeded) weights; Continue goes on from the whole state
+        # of the last run or the opened checkpoint, when that fits the data chosen now.
+        source = self.continue_source() if continue_training else None
+        if continue_training:
+            problems = self.continue_problems(source)
+            if problems:
+                self.show_error("Cannot continue training", "; ".join(problems))
+                return
+        request = self._data_request(source.preprocessor if source is not None else None)
         overfit_watch = self.healthNotifier.watch()
 
         def build_run() -> TrainingRun:
             """Runs in the training thread: table → tensors, the model, the run (the window stays live)."""
             data = self._prepare(request)
-            model = kept_model if kept_model is not None else build_model(
-                cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+            if source is not None:
+                return TrainingRun(cfg, data=data, resume=source, tensorboard=True, checkpoint=False,
+                                   max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
+            model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
             return TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False,
                                max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
 
         self.run_count += 1
         self._starting = True
-        note = " (continuing from the current weights)" if keep_weights else ""
+        note = " (continuing)" if source is not None else ""
         self.statusBar().showMessage(f"preparing {cfg.output.name} on {cfg.training.device}{note}…")
         self.controller.start(build_run)
 
@@ -603,6 +720,9 @@ class MainWindow(QMainWindow):
         has not started when the run's data or its end arrive starts first."""
         self._starting = False
         self.last_run = run
+        t = run.trainer
+        self._climb = (t.best_train_loss if t.history else None, t.history[-1].epoch if t.history else None, False)
+        self.centralTabs.setCurrentIndex(0)  # the curves of the new run
         self._plots_to_start = [self.lossPlot, self.metricsPlot]
         self.controller.hold_start()
         QTimer.singleShot(NEXT_PASS_MS, self, self._start_next_plot)
@@ -620,9 +740,19 @@ class MainWindow(QMainWindow):
             last_x = run.trainer.global_step + training.epochs * math.ceil(len(run.data.train) / training.batch_size)
         # Starting the run, its paint, the next plot's start, its paint, the fit: one pass each.
         plot.hold_paint(then=self._start_next_plot if self._plots_to_start else self.controller.resume_start)
-        plot.start_run(run.cfg.output.name)
+        plot.start_run(run.cfg.output.name, context=self._plot_context(run))
         plot.plan_x(last_x)  # the x axis spans the whole run from the start: the view stays put while it grows
         plot.set_live(True)
+
+    @staticmethod
+    def _plot_context(run: TrainingRun) -> tuple | None:
+        """What runs overlaid on the plots must share: dataset, target and task (None: not known)."""
+        pre = getattr(getattr(run, "data", None), "preprocessor", None)
+        if pre is None:
+            return None
+        if not getattr(getattr(run.cfg, "data", None), "path", None):
+            return None  # data not from a file: every run stays, as before
+        return (str(Path(run.cfg.data_path).resolve()), pre.target, pre.task)
 
     def _start_plots_now(self) -> None:
         while self._plots_to_start:
@@ -669,12 +799,30 @@ class MainWindow(QMainWindow):
 
     def _on_training_epochs_finished(self, infos: list) -> None:
         self._start_plots_now()
+        self._check_climb(infos)
         epochs = [info["epoch"] for info in infos]
         self.lossPlot.add_epochs([info["step"] for info in infos], [info["train_loss"] for info in infos],
                                  [info.get("val_loss") for info in infos])
         self.metricsPlot.add_epochs(epochs, [info.get("metrics", {}) for info in infos])
         self.metricsPlot.add_lrs(epochs, [info["lr"] for info in infos])
         self.metricsPlot.add_grad_norms(epochs, [info.get("grad_norm") for info in infos])
+
+    def _check_climb(self, infos: list) -> None:
+        """Warn once per run when the training loss climbs far above its best (core.divergence)."""
+        from nnstudio.core.divergence import climb_warning
+
+        best, best_epoch, warned = self._climb
+        factor = self.last_run.cfg.training.divergence_factor if self.last_run is not None else 1000.0
+        for info in infos:
+            loss = info["train_loss"]
+            message = None if warned else climb_warning(info["epoch"], loss, best, best_epoch, factor)
+            if message:
+                warned = True
+                self.statusBar().showMessage("Warning: " + message, 0)
+                self.loss_warned.emit(message)
+            if math.isfinite(loss) and (best is None or loss < best):
+                best, best_epoch = loss, info["epoch"]
+        self._climb = (best, best_epoch, warned)
 
     def _on_training_progress(self, info: dict) -> None:
         self.trainingPanel.on_progress(info)
@@ -683,12 +831,15 @@ class MainWindow(QMainWindow):
         run = self.last_run
         if run is not None:
             self.model = run.model
+            self.model_unsaved = self.model_unsaved or bool(info.get("epochs"))
             self._reset_after_run()
         reason = info.get("status") or info.get("reason", "completed")
         self.trainingPanel.on_finished(reason)
-        metrics = info.get("validation") or {}
+        test = info.get("test") or {}
+        metrics = test or info.get("validation") or {}
         text = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v))
-        self.statusBar().showMessage(f"{reason}: {info.get('epochs', '?')} epochs · {text}", 0)
+        label = "test score" if test else "validation (no test split)"
+        self.statusBar().showMessage(f"{reason}: {info.get('epochs', '?')} epochs · {label}: {text}", 0)
         self._update_model_status()
         self._finished_info = dict(info)
 
@@ -737,6 +888,9 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(NEXT_PASS_MS, self, self._emit_finished_when_shown)
             return
         info, self._finished_info = self._finished_info, None
+        self.decision_threshold = None  # a new model: a threshold kept for the last one no longer applies
+        if self.evaluate_current(show=True):
+            self.centralTabs.setCurrentWidget(self.evaluationTab)
         self.training_finished.emit(info)
 
     # ------------------------------------------------------------------------------------------ health, lr finder
@@ -781,28 +935,93 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"learning rate set to {spin.value():.3g} (from the range test)", 8000)
 
     def _on_evaluate_triggered(self) -> None:
+        if self.evaluate_current(show=True, quiet=False):
+            self.centralTabs.setCurrentWidget(self.evaluationTab)
+
+    def _current_preprocessor(self):
+        ckpt = self.loaded_checkpoint
+        pre = ckpt.preprocessor if (ckpt is not None and self.model is ckpt.model) else None
+        if self.last_run is not None and self.model is self.last_run.model:
+            pre = self.last_run.data.preprocessor
+        return pre
+
+    def current_checkpoint(self) -> LoadedCheckpoint | None:
+        """The current model with its preprocessing, as predict takes it (a loaded one, or the last run's)."""
+        ckpt = self.loaded_checkpoint
+        if ckpt is not None and self.model is ckpt.model:
+            ckpt.threshold = self.decision_threshold if self.decision_threshold is not None else ckpt.threshold
+            return ckpt
+        if self.last_run is not None and self.model is self.last_run.model:
+            return LoadedCheckpoint(Path(self.last_run.cfg.output.name), self.model, self.model.spec,
+                                    self.last_run.data.preprocessor, threshold=self.decision_threshold)
+        return None
+
+    def evaluate_current(self, show: bool = True, quiet: bool = True) -> bool:
+        """Evaluate the current model on the dataset panel's table (its test split), fill the evaluation tab.
+
+        ``quiet``: a table without the model's columns is not an error (after opening a checkpoint, say);
+        the tab keeps saying what it needs."""
+        from nnstudio.core.evaluate import evaluate
+
+        self._update_predict_panel()
         if self.model is None or self.datasetPanel.dataframe() is None:
-            return
+            return False
+        pre = self._current_preprocessor()
+        df = self.datasetPanel.dataframe()
+        if pre is not None and (pre.target not in df.columns or any(n not in df.columns for n in pre.feature_names)):
+            if not quiet:
+                missing = [n for n in [*pre.feature_names, pre.target] if n not in df.columns]
+                self.show_error("Cannot evaluate", f"the dataset lacks the model's column(s) {', '.join(missing)}")
+            return False
+        training = self.trainingPanel.train_config()
         try:
-            pre = self.loaded_checkpoint.preprocessor if (self.loaded_checkpoint and self.model is self.loaded_checkpoint.model) else None
-            if self.last_run is not None and self.model is self.last_run.model:
-                pre = self.last_run.data.preprocessor
-            data = self.prepare_data(pre)
-            result = evaluate_model(self.model, data, "test")
+            data = self.last_run.data if (self.last_run is not None and self.model is self.last_run.model) \
+                else self.prepare_data(pre)
+            result = evaluate(self.model, data, training.loss, threshold=0.5, class_weight=training.class_weight)
         except NNStudioError as exc:
-            self.show_error("Cannot evaluate", str(exc))
-            return
+            if not quiet:
+                self.show_error("Cannot evaluate", str(exc))
+            return False
         except RuntimeError as exc:
-            self.show_error("Cannot evaluate", f"the model does not fit this dataset ({str(exc).splitlines()[0]})")
-            return
-        self.last_evaluation = result
-        text = "  ".join(f"{k} {v:.4g}" for k, v in result.items())
-        self.statusBar().showMessage(f"test split: {text}", 0)
-        box = QMessageBox(QMessageBox.Icon.Information, "Evaluation on the test split",
-                          "\n".join(f"{k}: {v:.4f}" for k, v in result.items()), QMessageBox.StandardButton.Ok, self)
-        box.setObjectName("evaluationDialog")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
+            if not quiet:
+                self.show_error("Cannot evaluate", f"the model does not fit this dataset ({str(exc).splitlines()[0]})")
+            return False
+        self.evaluation = result
+        self.last_evaluation = dict(result.table.get("test", {}))
+        if show:
+            title = self.last_run.cfg.output.name if (self.last_run is not None and self.model is self.last_run.model) \
+                else (self.checkpoint_path.name if self.checkpoint_path else "model")
+            self.evaluationPanel.show_evaluation(result, title, data.test.X)
+            if result.task == "binary" and self.decision_threshold is not None:
+                self.evaluationPanel.thresholdSlider.setValue(int(round(self.decision_threshold * 100)))
+        self.statusBar().showMessage(f"test score: {result.test_summary()}", 0)
+        return True
+
+    def _update_predict_panel(self) -> None:
+        ckpt = self.current_checkpoint()
+        threshold = self.decision_threshold if self.decision_threshold is not None else (ckpt.threshold if ckpt else None)
+        self.predictPanel.set_model(ckpt, threshold if ckpt is not None and ckpt.preprocessor is not None
+                                    and ckpt.preprocessor.task == "binary" else None)
+        self.actionPredict.setEnabled(not self.controller.is_running() and self.predictPanel.predictOpenButton.isEnabled())
+
+    def _on_evaluation_threshold_kept(self, threshold: float) -> None:
+        self.decision_threshold = float(threshold)
+        self._update_predict_panel()
+        self.statusBar().showMessage(f"decision threshold {threshold:.2f} kept: predictions use it and "
+                                     "Save checkpoint stores it", 10000)
+
+    def _on_predict_triggered(self) -> None:
+        self.centralTabs.setCurrentWidget(self.predictPanel)
+        self.predictPanel.predictOpenButton.click()
+
+    def _on_predict_failed(self, message: str) -> None:
+        self.show_error("Cannot predict", message)
+
+    def _on_view_exported(self, path: str) -> None:
+        self.statusBar().showMessage(f"exported {path}", 5000)
+
+    def _on_export_failed(self, message: str) -> None:
+        self.show_error("Cannot export", message)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def _on_open_checkpoint_triggered(self) -> None:
@@ -900,6 +1119,7 @@ class MainWindow(QMainWindow):
         path = ckpt.path
         self.loaded_checkpoint = ckpt
         self.model = ckpt.model
+        self.model_unsaved = False
         self.checkpoint_path = Path(path)
         self.modelBuilder.set_layers(ckpt.layers, undoable=False)
         self.model = ckpt.model  # set_layers may have reset it through layers_changed
@@ -912,15 +1132,19 @@ class MainWindow(QMainWindow):
         if ckpt.preprocessor is not None and self.datasetPanel.dataframe() is not None:
             pre = ckpt.preprocessor
             if pre.target in self.datasetPanel.dataframe().columns:
-                self.datasetPanel.set_choices(target=pre.target, task=pre.task)
+                self.datasetPanel.set_choices(target=pre.target, task=pre.task,
+                                              exclude=_excluded_by(pre, self.datasetPanel.dataframe()))
         self._on_dataset_choices_changed()
         self._add_recent(path)
         self._remember_dir(path)
         notes = "; ".join(ckpt.notes)
         self.statusBar().showMessage(f"opened {Path(path).name}: {ckpt.n_parameters:,} parameters"
                                      + (f" — {notes}" if notes else ""), 10000)
+        self.decision_threshold = ckpt.threshold
         self._update_model_status()
         self._update_can_train()
+        if not self.evaluate_current(show=True) and self._evaluation_panel is not None:
+            self._evaluation_panel.clear()
         self.checkpoint_loaded.emit(str(path))
         return True
 
@@ -939,23 +1163,29 @@ class MainWindow(QMainWindow):
         run = self.last_run if self.last_run is not None and self.last_run.model is self.model else None
         try:
             if run is not None:
-                t = run.trainer
-                history = [{"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, **e.metrics}
-                           for e in t.history]
-                final = t.history[-1].metrics if t.history else {}
-                obj = build_checkpoint(self.model, run.data.preprocessor, config=self.run_config().to_dict(),
-                                       optimizer=t.optimizer, scheduler=t.scheduler, epoch=t.epoch,
-                                       metrics={f"val_{k}": v for k, v in final.items()}, history=history)
+                from nnstudio.core.checkpoint import plain
+
+                obj = run.checkpoint_dict("last")  # resumable: the trainer's whole state
+                obj["config"] = build_checkpoint(self.model, None, config=self.run_config().to_dict())["config"]
+                test = self.evaluation.table.get("test", {}) if self.evaluation is not None else {}
+                obj["metrics"].update(plain({f"test_{k}": v for k, v in test.items()}))
+                obj["decision_threshold"] = (None if self.decision_threshold is None
+                                             else float(self.decision_threshold))
             else:
                 ckpt = self.loaded_checkpoint
                 obj = build_checkpoint(self.model, ckpt.preprocessor if ckpt else None,
                                        config=ckpt.config if ckpt else {}, epoch=ckpt.epoch if ckpt else 0,
-                                       metrics=ckpt.metrics if ckpt else {}, history=ckpt.history if ckpt else [])
+                                       metrics=ckpt.metrics if ckpt else {}, history=ckpt.history if ckpt else [],
+                                       trainer_state=ckpt.trainer_state if ckpt else None,
+                                       run_dir=ckpt.run_dir if ckpt else None,
+                                       threshold=self.decision_threshold if self.decision_threshold is not None
+                                       else (ckpt.threshold if ckpt else None))
             atomic_torch_save(obj, path)
         except (NNStudioError, OSError, TypeError) as exc:
             self.show_error("Cannot save checkpoint", str(exc))
             return False
         self.checkpoint_path = Path(path)
+        self.model_unsaved = False
         self._add_recent(path)
         self._remember_dir(path)
         self.statusBar().showMessage(f"saved {path}", 8000)
@@ -1080,13 +1310,97 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.model_unsaved and not self._close_confirmed and not self.controller.is_running():
+            event.ignore()  # asked without blocking the event loop; the answer closes again
+            self.ask_save_before_close()
+            return
         self.shutdown()
         self._save_settings()
         super().closeEvent(event)
 
+    def ask_save_before_close(self) -> QMessageBox:
+        """Save / Discard / Cancel for a trained model that was not saved (window-modal, not blocking)."""
+        buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                   | QMessageBox.StandardButton.Cancel)
+        box = QMessageBox(QMessageBox.Icon.Question, "Save the trained model?",
+                          "The model trained in this session has not been saved. Save it before closing?",
+                          buttons, self)
+        box.setObjectName("saveBeforeCloseDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(self._on_save_before_close_finished)
+        box.open()
+        return box
+
+    def _on_save_before_close_finished(self, result: int) -> None:
+        if result == QMessageBox.StandardButton.Save:
+            if self.checkpoint_path is not None:
+                saved = self.save_checkpoint(self.checkpoint_path)
+            else:
+                self._on_save_checkpoint_triggered()
+                saved = not self.model_unsaved
+            if not saved:
+                return
+        elif result != QMessageBox.StandardButton.Discard:
+            return
+        self._close_confirmed = True
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ recovery
+    def offer_recovery(self) -> QMessageBox | None:
+        """At start: an unfinished run (crash, kill, window closed mid-run) in the log folder is offered
+        back: its last checkpoint opened, with its history on the plots."""
+        from nnstudio.core.recovery import find_unfinished
+
+        found = find_unfinished(self.logdir)
+        if not found:
+            return None
+        run_dir = found[0]
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover an unfinished run?",
+                          f"The run {run_dir.name} did not finish. Open its last checkpoint "
+                          f"({run_dir / 'last.pt'}) with its history?",
+                          QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Discard, self)
+        box.setObjectName("recoveryDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda result, d=run_dir: self._on_recovery_finished(d, result))
+        box.open()
+        self.recovery_offered.emit(str(run_dir))
+        return box
+
+    def _on_recovery_finished(self, run_dir: Path, result: int) -> None:
+        from nnstudio.core.recovery import mark_finished
+
+        if result == QMessageBox.StandardButton.Open:
+            if not self.recover_run(run_dir):
+                return
+        mark_finished(run_dir)
+
+    def recover_run(self, run_dir: Path) -> bool:
+        if not self.open_checkpoint(Path(run_dir) / "last.pt"):
+            return False
+        self._show_history(self.loaded_checkpoint, Path(run_dir).name)
+        return True
+
+    def _show_history(self, ckpt: LoadedCheckpoint, name: str) -> None:
+        rows = (ckpt.trainer_state or {}).get("history") or []
+        if not rows:
+            return
+        self.lossPlot.start_run(name)
+        self.lossPlot.add_epochs([r["step"] for r in rows], [r["train_loss"] for r in rows],
+                                 [r.get("val_loss") for r in rows])
+        self.metricsPlot.start_run(name)
+        self.metricsPlot.add_epochs([r["epoch"] for r in rows], [dict(r.get("metrics") or {}) for r in rows])
+        self.metricsPlot.add_lrs([r["epoch"] for r in rows], [r["lr"] for r in rows])
+        self.lossPlot.redraw()
+        self.metricsPlot.redraw()
+
     def shutdown(self) -> None:
         """Stop and join every thread and child process; safe to call twice."""
+        running = self.controller.is_running()
         self.controller.shutdown()
+        if running and self.last_run is not None and getattr(self.last_run, "autosave", None) is not None:
+            from nnstudio.core.recovery import mark_unfinished
+
+            mark_unfinished(self.last_run.run_dir)  # its last.pt is offered back at the next start
         if self.lrFindDialog is not None:
             self.lrFindDialog.controller.shutdown()
         shutdown = getattr(self.datasetPanel, "shutdown", None)

@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -382,6 +382,8 @@ def _faded(color: QtGui.QColor | str, alpha: int) -> QtGui.QColor:
 class _RunPlotWidget(pg.PlotWidget):
     """Shared machinery: current-run series, faded earlier runs, live timer, PNG export."""
 
+    _LEGEND_COLUMN = 3  # of the plot item's layout: right of the view and its right axis
+
     def __init__(self, parent=None, objectName: str | None = None, *, x_label: str, y_label: str):
         super().__init__(parent, viewBox=_PlotViewBox())
         self._live_flag = _LiveFlag()
@@ -406,11 +408,12 @@ class _RunPlotWidget(pg.PlotWidget):
                                      frame=False)
         self._legend.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred,
                                    QtWidgets.QSizePolicy.Policy.Fixed)
-        item.layout.addItem(self._legend, 2, 3)
+        item.layout.addItem(self._legend, 2, self._LEGEND_COLUMN)
         item.layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignTop)
-        item.layout.setColumnStretchFactor(3, 0)
+        item.layout.setColumnStretchFactor(self._LEGEND_COLUMN, 0)
         self._legend_below = False  # a narrow plot shows its legend under the x axis (see _place_legend)
         self._series: dict[str, _Series] = {}
+        self._context: Hashable | None = None  # what the runs on the plot share (see start_run)
         self._run_name = ""
         self._runs_started = 1
         self._earlier: deque[_EarlierRun] = deque()
@@ -560,11 +563,21 @@ class _RunPlotWidget(pg.PlotWidget):
             part.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.NoCache)
             part.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, on)
 
-    def start_run(self, name: str) -> None:
-        """Fade the current run's curves into the earlier runs and start an empty one."""
-        if any(len(s.buffer) for s in self._series.values()):
+    def start_run(self, name: str, context: Hashable | None = None) -> None:
+        """Fade the current run's curves into the earlier runs and start an empty one.
+
+        Earlier runs stay only while they share ``context`` (the window passes dataset, target and task):
+        curves of another dataset or task on the same axes would mislead, so they leave the plot (their
+        TensorBoard logs keep them). Without a context every run is kept, as before."""
+        has_data = any(len(s.buffer) for s in self._series.values())
+        if context is not None and self._context is not None and context != self._context:
+            self.clear_history(include_current=True)
+            self._runs_started += has_data
+        elif has_data:
             self._retire_current_run()
             self._runs_started += 1
+        if context is not None:
+            self._context = context
         self._run_name = name or f"run {self._runs_started}"
         self._rebuild_legend()
         self._flush_legend()  # once, now: the next paint shows the new legend (no second paint for it)
@@ -656,7 +669,7 @@ class _RunPlotWidget(pg.PlotWidget):
             layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignHCenter)
             self._legend.setColumnCount(2)
         else:
-            layout.addItem(self._legend, 2, 3)
+            layout.addItem(self._legend, 2, self._LEGEND_COLUMN)
             layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignTop)
             self._legend.setColumnCount(1)
 
@@ -1080,16 +1093,32 @@ class LossPlotWidget(_RunPlotWidget):
             self._extend("val", *zip(*val))
 
 
+#: Narrowest y span of the [0, 1] scores' axis: a nearly constant accuracy is not blown up into float noise.
+MIN_SCORE_SPAN = 0.01
+#: Narrowest y span of another axis (errors, gradient norm), relative to the largest value shown.
+MIN_RELATIVE_SPAN = 0.01
 GRAD_NORM_KEY = "grad_norm"
 GRAD_NORM_COLOR = "#8c564b"
 
 
 class MetricsPlotWidget(_RunPlotWidget):
-    """Per-epoch metric curves, one per metric name, and the learning rate on a right axis."""
+    """Per-epoch metric curves, one per metric name, and the learning rate on a right axis.
+
+    Scores in [0, 1] (accuracy, f1, auroc, r2, ...) share the left axis; every other kind of value gets an
+    axis of its own right of the learning rate's, added with its first value (errors in the target's units
+    such as rmse and mae; the gradient norm), so an r2 of 0.8 is not a flat line beside an rmse of 15,000.
+    No axis zooms below a sensible span.
+    """
+
+    _LEGEND_COLUMN = 9  # right of the extra axes (columns 3-8); empty columns take no room
+    _EXTRA_COLUMNS = range(3, 9)
 
     def __init__(self, parent=None, objectName: str | None = None):
-        super().__init__(parent, objectName, x_label="epoch", y_label="metric")
+        super().__init__(parent, objectName, x_label="epoch", y_label="score (0–1)")
         self.getPlotItem().getAxis("left").enableAutoSIPrefix(False)  # 0.95, not "950 (x0.001)"
+        self.getPlotItem().vb.setLimits(minYRange=MIN_SCORE_SPAN)
+        self._extra: dict[str, tuple[pg.ViewBox, pg.AxisItem, int]] = {}  # group -> view, axis, column
+        self._extra_max: dict[str, float] = {}
         self._colors: dict[str, str] = {}
         self._lr_max = 0.0
         plot_item = self.getPlotItem()
@@ -1132,6 +1161,39 @@ class MetricsPlotWidget(_RunPlotWidget):
         self._add_series("lr", "learning rate", color="#7a7a7a", width=1.5, view=self._lr_view,
                          track_nonfinite=False, z=-1, legend_rank=1, decimate=True)
 
+    @property
+    def error_view(self) -> pg.ViewBox | None:
+        """The errors' view (rmse, mae in the target's units); None until an error metric arrives."""
+        return self._extra["error"][0] if "error" in self._extra else None
+
+    @property
+    def error_axis(self) -> pg.AxisItem | None:
+        return self._extra["error"][1] if "error" in self._extra else None
+
+    def extra_view(self, group: str) -> pg.ViewBox | None:
+        return self._extra[group][0] if group in self._extra else None
+
+    def _axis_view(self, group: str, label: str) -> pg.ViewBox:
+        """The view of one kind of value with its own right axis, made with the first value of that kind."""
+        if group not in self._extra:
+            plot_item = self.getPlotItem()
+            view = pg.ViewBox(enableMenu=False)
+            self._watch_backdrop(view)
+            plot_item.scene().addItem(view)
+            axis = pg.AxisItem("right")
+            axis.setLabel(label)
+            axis.setStyle(maxTickLevel=1)
+            axis.enableAutoSIPrefix(False)
+            axis.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            used = {column for _, _, column in self._extra.values()}
+            column = next(c for c in self._EXTRA_COLUMNS if c not in used)
+            plot_item.layout.addItem(axis, 2, column)
+            axis.linkToView(view)
+            view.setXLink(plot_item)
+            self._extra[group] = (view, axis, column)
+            self._on_view_resized()
+        return self._extra[group][0]
+
     def add_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self.add_epochs([epoch], [metrics])
 
@@ -1140,20 +1202,57 @@ class MetricsPlotWidget(_RunPlotWidget):
         if len(epochs) != len(metrics):
             raise ValueError(f"add_epochs needs the metrics of each epoch, got {len(epochs)} epochs "
                              f"and {len(metrics)} sets of metrics")
+        from nnstudio.core.metrics import in_unit_interval
+
         for name in dict.fromkeys(name for values in metrics for name in values):
             key = f"metric:{name}"
+            score = in_unit_interval(name)
             if key not in self._series:
                 color = self._colors.setdefault(name, PALETTE[len(self._colors) % len(PALETTE)])
-                self._add_series(key, name, color=color, width=2, symbol="o", z=2)
+                self._add_series(key, name, color=color, width=2, symbol="o", z=2,
+                                 view=None if score else self._axis_view("error", "error (target units)"))
             points = [(epoch, values[name]) for epoch, values in zip(epochs, metrics) if name in values]
             self._extend(key, *zip(*points))
+            if not score:
+                self._widen_span("error", [y for _, y in points])
+
+    def start_run(self, name: str, context: Hashable | None = None) -> None:
+        super().start_run(name, context)
+        for group, (view, _axis, _column) in list(self._extra.items()):
+            if not view.addedItems:
+                self._remove_extra(group)  # runs of another task left: no empty axis stays beside the plot
+
+    def _settle_view(self) -> None:
+        super()._settle_view()
+        if not self.isVisible():
+            return
+        for view, _axis, _column in self._extra.values():
+            for _ in range(SETTLE_ROUNDS):  # as the main view: ranged now, so the next paint is the only one
+                view.prepareForPaint()
+                if not getattr(view, "_autoRangeNeedsUpdate", False):
+                    break
+
+    def _remove_extra(self, group: str) -> None:
+        view, axis, _column = self._extra.pop(group)
+        self._extra_max.pop(group, None)
+        self.getPlotItem().layout.removeItem(axis)
+        for item in (axis, view):
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+
+    def _widen_span(self, group: str, values: Sequence[float]) -> None:
+        """The view of ``group`` never spans less than MIN_RELATIVE_SPAN of its largest value."""
+        finite = [abs(v) for v in values if math.isfinite(v)]
+        if finite and max(finite) > self._extra_max.get(group, 0.0):
+            self._extra_max[group] = max(finite)
+            self._extra[group][0].setLimits(minYRange=MIN_RELATIVE_SPAN * self._extra_max[group])
 
     @property
     def grad_norm_curve(self) -> pg.PlotDataItem | None:
         return self.curve(GRAD_NORM_KEY)
 
     def add_grad_norms(self, epochs: Sequence[int], norms: Sequence[float | None]) -> None:
-        """The gradient norm of each epoch (total L2 norm, EpochFinished.grad_norm), dashed on the metric axis.
+        """The gradient norm of each epoch (total L2 norm, EpochFinished.grad_norm), dashed, on an axis of its own.
 
         Epochs without a measure (None) are skipped; the series appears with the first value.
         """
@@ -1161,9 +1260,11 @@ class MetricsPlotWidget(_RunPlotWidget):
         if not points:
             return
         if GRAD_NORM_KEY not in self._series:
-            series = self._add_series(GRAD_NORM_KEY, "gradient norm", color=GRAD_NORM_COLOR, width=1.5, z=1)
+            series = self._add_series(GRAD_NORM_KEY, "gradient norm", color=GRAD_NORM_COLOR, width=1.5, z=1,
+                                      view=self._axis_view(GRAD_NORM_KEY, "gradient norm"))
             series.item.setPen(pg.mkPen(GRAD_NORM_COLOR, width=1.5, style=QtCore.Qt.PenStyle.DashLine))
         self._extend(GRAD_NORM_KEY, *zip(*points))
+        self._widen_span(GRAD_NORM_KEY, [v for _, v in points])
 
     def add_lr(self, epoch: float, lr: float) -> None:
         """Learning rate at ``epoch`` (fractional epochs plot per-step rates)."""
@@ -1181,8 +1282,9 @@ class MetricsPlotWidget(_RunPlotWidget):
     @QtCore.Slot()
     def _on_view_resized(self) -> None:
         main = self.getPlotItem().vb
-        self._lr_view.setGeometry(main.sceneBoundingRect())
-        self._lr_view.linkedViewChanged(main, self._lr_view.XAxis)
+        for view in (self._lr_view, *(view for view, _, _ in self._extra.values())):
+            view.setGeometry(main.sceneBoundingRect())
+            view.linkedViewChanged(main, view.XAxis)
 
 
 class _RemovedRow:

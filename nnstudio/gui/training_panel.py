@@ -103,7 +103,7 @@ class TrainingPanel(QWidget):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         form.setContentsMargins(8, 6, 8, 8)
         form.setHorizontalSpacing(10)
-        form.setVerticalSpacing(5)
+        form.setVerticalSpacing(4)
         return box, form
 
     def _build(self) -> None:
@@ -136,12 +136,16 @@ class TrainingPanel(QWidget):
         momentum.setRange(0.0, 1.0)
         momentum.setDecimals(3)
         momentum.setSingleStep(0.05)
-        nesterov = self._named(QCheckBox("Nesterov momentum"), "nesterovCheck", "Nesterov's look-ahead momentum (SGD only)")
+        nesterov = self._named(QCheckBox("Nesterov"), "nesterovCheck", "Nesterov's look-ahead momentum (SGD only)")
         opt.addRow("&Optimizer", optimizer)
         opt.addRow("&Learning rate", lr)
         opt.addRow("&Weight decay", decay)
-        opt.addRow("&Momentum", momentum)
-        opt.addRow("", nesterov)
+        momentum_row = QHBoxLayout()  # one row, not two: the column fits 1280x720 (see gui/dock_layout.py)
+        momentum_row.setContentsMargins(0, 0, 0, 0)
+        momentum_row.addWidget(momentum, 1)
+        momentum_row.addWidget(nesterov, 0)
+        opt.addRow("&Momentum", momentum_row)
+        opt.labelForField(momentum_row).setBuddy(momentum)
 
         # Schedule & regularisation
         sched_box, sched = self._form("Schedule && regularisation")
@@ -179,6 +183,12 @@ class TrainingPanel(QWidget):
         sched.addRow("&Patience", patience)
         sched.addRow("Early s&topping", early)
         sched.addRow("&Gradient clip", clip)
+        class_weight = self._named(QComboBox(), "classWeightCombo",
+                                   "Balanced weights the loss by inverse training-class frequency (classification), "
+                                   "so a rare class counts as much as a common one")
+        class_weight.addItem("None", "none")
+        class_weight.addItem("Balanced", "balanced")
+        sched.addRow("C&lass weight", class_weight)
         self._sched_form = sched
 
         # Device
@@ -194,7 +204,7 @@ class TrainingPanel(QWidget):
         settings.setObjectName("trainingSettings")
         col = QVBoxLayout(settings)
         col.setContentsMargins(0, 0, 0, 0)
-        col.setSpacing(8)
+        col.setSpacing(4)  # compact: every setting and Train fit a 1280x720 screen with Code tabbed behind
         for box in (loop_box, opt_box, sched_box, dev_box):
             col.addWidget(box)
         col.addStretch(1)
@@ -256,7 +266,7 @@ class TrainingPanel(QWidget):
             spin.valueChanged.connect(self._on_setting_changed)
         for check in (shuffle, nesterov):
             check.toggled.connect(self._on_setting_changed)
-        for combo in (optimizer, scheduler, device):
+        for combo in (optimizer, scheduler, device, class_weight):
             combo.currentIndexChanged.connect(self._on_setting_changed)
 
     @staticmethod
@@ -324,6 +334,7 @@ class TrainingPanel(QWidget):
             grad_clip=self.gradClipSpin.value(),
             seed=None if seed == SEED_RANDOM else seed,
             device=self.deviceCombo.currentData(),
+            class_weight=self.classWeightCombo.currentData(),
         )
 
     def check_train_config(self, cfg: TrainConfig, source: str = "project") -> None:
@@ -356,6 +367,7 @@ class TrainingPanel(QWidget):
             self.earlyStoppingSpin.setValue(cfg.early_stopping)
             self.gradClipSpin.setValue(cfg.grad_clip)
             self._select_device(cfg.device)
+            self.classWeightCombo.setCurrentIndex(max(0, self.classWeightCombo.findData(cfg.class_weight)))
         finally:
             self._loading = False
         self._on_optimizer_changed()

@@ -152,3 +152,11 @@ def test_a_4kb_file_declaring_5e7_inputs_stays_small_in_memory(good, tmp_path):
     assert out.returncode == 2 and "weights do not match" in out.stderr
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert max(before, peak_kib) < 1_000_000, f"peak {peak_kib / 1024:.0f} MiB"  # was 2.3 GiB
+
+
+@pytest.mark.parametrize("body", [b"\x80\x02\xff", b"\x80\x02" + b"X\xff\xff\xff\x7f", b"\x80\x02]q\x00K\x01a" + b"K\x01e"])
+def test_damaged_pickles_are_not_called_python_objects(tmp_path, body):
+    (tmp_path / "p.pt").write_bytes(body)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "p.pt")
+    assert "Python objects" not in str(info.value) and "PyTorch file" in str(info.value), str(info.value)

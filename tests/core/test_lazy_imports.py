@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ("pandas", "pyarrow")
+HEAVY = ("pandas", "pyarrow", "polars")
 
 
 @pytest.mark.parametrize("module", ["nnstudio.core.data", "nnstudio.core.run", "nnstudio.core.checkpoint",

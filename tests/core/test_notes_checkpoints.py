@@ -202,3 +202,9 @@ def test_cli_info_with_a_model_class(tmp_path):
     out = subprocess.run(base + ["--args", "n_in=6, n_out=3"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "Tanh" in out.stdout and "Dropout" in out.stdout and "note: built with Net from notes.py" in out.stdout
+
+
+def test_an_empty_weight_is_named(tmp_path):
+    torch.save({"fc.weight": torch.zeros(3, 0), "fc.bias": torch.zeros(3)}, tmp_path / "empty.pt")
+    with pytest.raises(CheckpointError, match=r"'fc.weight' is empty \(shape \(3, 0\)\)"):
+        load_checkpoint(tmp_path / "empty.pt")

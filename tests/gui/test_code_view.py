@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from PySide6.QtCore import QEvent, QSettings, Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
+from PySide6.QtGui import QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QFileDialog
 
 from nnstudio.core.checkpoint import load_checkpoint
@@ -54,7 +54,12 @@ def test_hovering_a_layer_marks_its_line(qtbot, window):
     qtbot.waitUntil(lambda: panel.code is not None)
     view = window.modelBuilder.layerList
     index = view.model().index(2, 0)  # the second Linear of the default MLP: fc2
-    view.entered.emit(index)
+    with qtbot.waitSignal(window.modelBuilder.layer_hovered) as blocker:
+        pos = QPointF(view.visualRect(index).center())  # a real move event: QTest's mouseMove only moves the cursor
+        QGuiApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, view.viewport().mapToGlobal(pos),
+                                                               Qt.MouseButton.NoButton, Qt.MouseButton.NoButton,
+                                                               Qt.KeyboardModifier.NoModifier))
+    assert blocker.args == [2]
     marks = panel.marked_lines()
     assert panel.text().splitlines()[marks["layer"][0]].strip().startswith("self.fc2 = nn.Linear(64, 64)")
     QGuiApplication.sendEvent(view.viewport(), QEvent(QEvent.Type.Leave))

@@ -319,15 +319,23 @@ def test_evaluate_after_loading_checkpoint_uses_its_preprocessing(qtbot, window,
     other.actionEvaluate.trigger()
     assert other.last_evaluation["loss"] == pytest.approx(expected[0], rel=1e-5)
     assert other.last_evaluation["accuracy"] == pytest.approx(expected[1]["accuracy"])
-    assert other.findChild(QMessageBox, "evaluationDialog") is not None
-    # training after opening a checkpoint starts from its weights, not from new ones
+    assert other.centralTabs.currentWidget() is other.evaluationTab
+    assert other.evaluationPanel.confusionMatrix.values.sum() == len(window.last_run.data.test)
+    # Continue after opening a checkpoint goes on from its weights and counts on (issue 13) ...
     loaded_model = other.model
     fresh_first_epoch = window.last_run.trainer.history[0].train_loss
     with qtbot.waitSignal(other.training_finished, timeout=60000):
         other.trainingPanel.epochsSpin.setValue(1)
-        other.actionTrain.trigger()
+        other.actionContinue.trigger()
     assert other.last_run.model is loaded_model
-    assert other.last_run.trainer.history[0].train_loss < fresh_first_epoch
+    assert [e.epoch for e in other.last_run.trainer.history] == [1, 2, 3, 4]
+    assert other.last_run.trainer.history[3].train_loss < fresh_first_epoch
+    # ... while Train always starts from freshly initialised weights
+    with qtbot.waitSignal(other.training_finished, timeout=60000):
+        other.actionTrain.trigger()
+    assert other.last_run.model is not loaded_model
+    assert other.last_run.trainer.history[0].train_loss == fresh_first_epoch
+    other.model_unsaved = False
     other.shutdown()
 
 

@@ -1,0 +1,139 @@
+"""Prediction on a new file: open or drop a table with the training columns, see each row's prediction
+beside it, export the rows with their predictions as CSV. The checks and the numbers are `core.predict`'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from nnstudio.core.checkpoint import LoadedCheckpoint
+from nnstudio.core.errors import NNStudioError
+from nnstudio.core.predict import Prediction, predict_table, save_predictions
+from nnstudio.gui.rows_model import table_view
+
+DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq);;All files (*)"
+
+
+class PredictPanel(QWidget):
+    """Needs a model with its preprocessing (`set_model`); reports problems through `failed`."""
+
+    predicted = Signal(str)
+    failed = Signal(str)
+    exported = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.checkpoint: LoadedCheckpoint | None = None
+        self.threshold: float | None = None
+        self.prediction: Prediction | None = None
+        self.table: Any = None
+        self.path: Path | None = None
+        self.setAcceptDrops(True)
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.predictOpenButton = QPushButton("Open file to predict…")
+        self.predictOpenButton.setObjectName("predictOpenButton")
+        self.predictOpenButton.clicked.connect(self._on_predict_open_button_clicked)
+        row.addWidget(self.predictOpenButton)
+        self.predictExportButton = QPushButton("Export CSV…")
+        self.predictExportButton.setObjectName("predictExportButton")
+        self.predictExportButton.setEnabled(False)
+        self.predictExportButton.clicked.connect(self._on_predict_export_button_clicked)
+        row.addWidget(self.predictExportButton)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.predictStatus = QLabel()
+        self.predictStatus.setObjectName("predictStatus")
+        self.predictStatus.setWordWrap(True)
+        layout.addWidget(self.predictStatus)
+        self.predictMessages = QLabel()
+        self.predictMessages.setObjectName("predictMessages")
+        self.predictMessages.setWordWrap(True)
+        layout.addWidget(self.predictMessages)
+        self.predictTable, self.predictModel = table_view("predictTable", self)
+        layout.addWidget(self.predictTable, 1)
+        self.set_model(None)
+
+    def set_model(self, checkpoint: LoadedCheckpoint | None, threshold: float | None = None) -> None:
+        """The model to apply (with its stored preprocessing); None disables the panel's actions."""
+        self.checkpoint = checkpoint
+        self.threshold = threshold
+        ok = checkpoint is not None and checkpoint.preprocessor is not None
+        self.predictOpenButton.setEnabled(ok)
+        if not ok:
+            self.predictStatus.setText("Train a model or open a checkpoint; then open a file with its columns "
+                                       "(the target may be absent) to predict each row.")
+        else:
+            pre = checkpoint.preprocessor
+            self.predictStatus.setText(f"Model for '{pre.target}' ({pre.task}); a file needs the columns: "
+                                       f"{', '.join(pre.feature_names)}."
+                                       + (f" Decision threshold {threshold:.2f}." if threshold is not None else ""))
+
+    def predict_path(self, path: str | Path) -> bool:
+        """Read the file and predict every row; on any problem say which column and rows, keep what was shown."""
+        from nnstudio.core.data import read_table
+
+        if self.checkpoint is None or self.checkpoint.preprocessor is None:
+            self.failed.emit("Train a model or open a checkpoint before predicting.")
+            return False
+        path = Path(path)
+        try:
+            table = read_table(path)
+            if hasattr(table, "to_pandas") and not hasattr(table, "iloc"):
+                table = table.to_pandas()
+            prediction = predict_table(self.checkpoint, table, threshold=self.threshold)
+        except NNStudioError as exc:
+            message = f"{path.name}: {exc}"
+            self.predictMessages.setText(message)
+            self.failed.emit(message)
+            return False
+        self.table, self.prediction, self.path = table, prediction, path
+        columns = {**prediction.columns, **{str(c): table[c].to_numpy() for c in table.columns}}
+        self.predictModel.set_columns(columns)
+        notes = list(prediction.check.notes)
+        if prediction.metrics:
+            notes.insert(0, f"metrics against '{self.checkpoint.preprocessor.target}': "
+                         + "  ".join(f"{k} {v:.4g}" for k, v in prediction.metrics.items()))
+        if prediction.metrics_note:
+            notes.append(prediction.metrics_note)
+        self.predictMessages.setText("\n".join(notes) if notes else f"{len(table):,} rows predicted.")
+        self.predictExportButton.setEnabled(True)
+        self.predicted.emit(str(path))
+        return True
+
+    def export_csv(self, path: str | Path) -> Path:
+        if self.prediction is None:
+            raise NNStudioError("nothing predicted yet: open a file to predict first")
+        return save_predictions(self.table, self.prediction, path)
+
+    def _on_predict_open_button_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open file to predict", "", DATA_FILTER)
+        if path:
+            self.predict_path(path)
+
+    def _on_predict_export_button_clicked(self) -> None:
+        start = str(self.path.with_name(self.path.stem + "-predictions.csv")) if self.path else "predictions.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Export predictions", start, "CSV files (*.csv)")
+        if not path:
+            return
+        try:
+            self.export_csv(path)
+        except (NNStudioError, OSError) as exc:
+            self.failed.emit(f"{path}: could not export ({exc})")
+            return
+        self.exported.emit(path)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and self.predictOpenButton.isEnabled():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            self.predict_path(urls[0])
