@@ -201,9 +201,11 @@ def read_info(run_dir: str | Path) -> dict[str, Any]:
 
 
 def write_info(run_dir: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``run.json`` whole and atomically (a reader never sees half a file); non-finite numbers become null."""
+    """Write ``run.json`` whole and atomically (a reader never sees half a file); non-finite numbers become null.
+
+    Only into an existing run folder: one that vanished during the run is not made again here, so the
+    TensorBoard writer's failure is reported instead of hidden (tests/core/test_nothing_lost.py)."""
     path = Path(run_dir) / RUN_INFO
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{RUN_INFO}.tmp")
     tmp.write_text(json.dumps(_finite(info), indent=1, default=str), encoding="utf-8")
     os.replace(tmp, path)

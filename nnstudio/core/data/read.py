@@ -9,9 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 import pickle
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +18,7 @@ import torch
 
 from nnstudio.core.data._common import NA_SPELLINGS, TABLE_SUFFIXES
 from nnstudio.core.errors import DataError
+from nnstudio.core.files import regular_file
 
 if TYPE_CHECKING:  # pandas and polars cost start-up time: imported where a table is first touched
     import pandas as pd
@@ -309,18 +308,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
     Only regular files are opened: a FIFO, device or socket named like a table would block or never end.
     """
-    path = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({_first_line(exc)})") from exc
-    if stat.S_ISDIR(mode):
-        raise DataError(f"{path}: is a folder; open one data file")
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise DataError(f"{path.name}: is {kind}, not a regular file; save the data to a file and open that")
+    path = regular_file(path, DataError, "data file")
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise DataError(f"{path.name}: unsupported file type '{suffix or '(none)'}'; "
