@@ -12,10 +12,12 @@ from nnstudio.core.data.columns import (ColumnInfo, _label_codes, _label_key, _l
 from nnstudio.core.data.prepare import load_dataset, model_io_size, prepare, summarize
 from nnstudio.core.data.preprocess import Preprocessor
 from nnstudio.core.data.read import FLOAT32_MAX_SCALE, _first_line, _sniff_delimiter, _sniff_encoding, read_table
+from nnstudio.core.data.table import as_table
 from nnstudio.core.data.split import (LazyTableDataset, PreparedData, TensorSplit, iter_batches, split_indices,
                                       validate_split)
 
 __all__ = [
+    "as_table",
     "MAX_CATEGORIES", "MAX_CLASSES", "MISSING_POLICIES", "NA_SPELLINGS", "TABLE_SUFFIXES", "TASKS", "FLOAT32_MAX_SCALE",
     "ColumnInfo", "LazyTableDataset", "PreparedData", "Preprocessor", "TensorSplit", "column_kind", "default_target",
     "describe_columns", "feature_columns", "infer_task", "unusable_features", "iter_batches", "load_dataset", "model_io_size", "prepare", "read_table",
