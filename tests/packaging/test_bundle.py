@@ -4,6 +4,9 @@ with `dpkg-deb -x`, and run the installed launcher from another folder.
 Slow (minutes: a build venv, PyInstaller over torch and Qt, compressing ~900 MB), so it runs only in CI
 (CI=true) or when asked (NNSTUDIO_BUILD_BUNDLE=1). An existing build in packaging/dist/ is reused while
 the files it was built from are unchanged; NNSTUDIO_REBUILD=1 forces a new one.
+
+The build venv also gets pandas and pyarrow (the test extra; a dev or CI environment has them), so the
+bundle test checks that the spec leaves them out even where PyInstaller could find them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ DIST = ROOT / "packaging" / "dist"
 STAMP = DIST / "inputs.sha256"
 MEASURES = DIST / "measurements.json"
 BUNDLE_BUDGET_BYTES = 1 << 30  # the CPU bundle stays under 1 GB unpacked
+# Test-only packages (~250 MB installed) the bundle must not carry: files under _internal, modules in
+# the executable's archive. libarrow*/libparquet* are pyarrow's libraries wherever PyInstaller puts them.
+TEST_ONLY = ("pandas", "pyarrow")
+TEST_ONLY_FILE = re.compile(r"(^|/)(pandas|pyarrow)([.\-/]|$)|(^|/)lib(arrow|parquet)[^/]*\.so")
+TEST_ONLY_MODULE = re.compile(r"^(pandas|pyarrow)(\.|$)")
 # What a bundle is built from: the app, its resources, the packaging files and the dependency list.
 INPUTS = ["nnstudio", "resources", "packaging/nnstudio.spec", "packaging/entry.py", "packaging/build", "pyproject.toml"]
 
@@ -47,8 +55,18 @@ def _version() -> str:
     return re.search(r'^__version__ = "(.+)"', text, re.M)[1]
 
 
+def _build_extras() -> str:
+    """The test extra's pandas and pyarrow requirements, installed into the build venv."""
+    import tomllib
+
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        test_extra = tomllib.load(f)["project"]["optional-dependencies"]["test"]
+    return " ".join(req for req in test_extra if re.match(r"(pandas|pyarrow)\b", req))
+
+
 def _inputs_digest() -> str:
     digest = hashlib.sha256()
+    digest.update(b"extras\0" + _build_extras().encode() + b"\0")
     for name in INPUTS:
         path = ROOT / name
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -94,6 +112,7 @@ def deb() -> Path:
     started = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.run([str(ROOT / "packaging" / "build")], cwd=ROOT,
+                              env={**os.environ, "NNSTUDIO_BUILD_EXTRAS": _build_extras()},
                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
@@ -146,6 +165,7 @@ def test_deb_metadata_and_layout(deb: Path, installed: Path):
 def test_tarball_holds_the_same_app(deb: Path):
     tarball = DIST / f"nnstudio-{_version()}-linux-{os.uname().machine}.tar.gz"
     assert tarball.is_file(), f"packaging/build made no {tarball.name}"
+    _record(tarball_bytes=tarball.stat().st_size)
     names = subprocess.run(["tar", "-tzf", str(tarball)], capture_output=True, text=True, check=True).stdout.split()
     assert "nnstudio/nnstudio" in names
     assert "nnstudio/_internal/nnstudio/_resources/samples/flowers.csv" in names
@@ -155,6 +175,28 @@ def test_bundle_size_within_budget(installed: Path):
     size = _du_bytes(installed / "opt" / "nnstudio")
     _record(bundle_bytes=size)
     assert size < BUNDLE_BUDGET_BYTES, f"the bundle is {size / 2**20:.0f} MiB, over the 1 GiB budget"
+
+
+def test_bundle_leaves_out_pandas_and_pyarrow(installed: Path):
+    """nnstudio's tables are polars frames; pandas and pyarrow are for the tests only."""
+    app = installed / "opt" / "nnstudio"
+    build_python = (DIST / "build-python").read_text().strip()
+    probe = subprocess.run([build_python, "-c", "import pandas, pyarrow"], capture_output=True, text=True)
+    assert probe.returncode == 0, f"the build venv {build_python} lacks pandas or pyarrow, so leaving them " \
+                                  f"out proves nothing:\n{probe.stderr[-1000:]}"
+    internal = app / "_internal"
+    files = [p.relative_to(internal).as_posix() for p in internal.rglob("*")]
+    assert any(name.startswith("polars") for name in files), "no polars in the bundle: is this the right folder?"
+    bundled_files = sorted({name for name in files if TEST_ONLY_FILE.search(name)})
+    listing = subprocess.run([build_python, "-m", "PyInstaller.utils.cliutils.archive_viewer", "-r", "-b",
+                              str(app / "nnstudio")], capture_output=True, text=True, timeout=300)
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    entries = [line.strip() for line in listing.stdout.splitlines()]
+    assert "nnstudio.core.data" in entries, "the archive listing holds no nnstudio modules: format changed?"
+    bundled_modules = sorted({name for name in entries if TEST_ONLY_MODULE.match(name)})
+    assert not bundled_files and not bundled_modules, (
+        f"the bundle carries {TEST_ONLY}: {bundled_files[:20]} {bundled_modules[:20]} "
+        "(add them to EXCLUDES in packaging/nnstudio.spec, or find what imports them)")
 
 
 def test_installed_launcher_reports_versions(installed: Path, tmp_path: Path):
