@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "packaging" / "dist"
 STAMP = DIST / "inputs.sha256"
 MEASURES = DIST / "measurements.json"
-BUNDLE_BUDGET_BYTES = 1 << 30  # the CPU bundle stays under 1 GB unpacked
+# The CPU bundle stays under 900 MiB unpacked: 910 MiB with pandas + pyarrow before polars, 805 MiB
+# now (packaging/SIZES.md). Tables moving to polars must not make it larger.
+BUNDLE_BUDGET_BYTES = 900 << 20
 # Test-only packages (~250 MB installed) the bundle must not carry: files under _internal, modules in
 # the executable's archive. libarrow*/libparquet* are pyarrow's libraries wherever PyInstaller puts them.
 TEST_ONLY = ("pandas", "pyarrow")
@@ -174,7 +176,8 @@ def test_tarball_holds_the_same_app(deb: Path):
 def test_bundle_size_within_budget(installed: Path):
     size = _du_bytes(installed / "opt" / "nnstudio")
     _record(bundle_bytes=size)
-    assert size < BUNDLE_BUDGET_BYTES, f"the bundle is {size / 2**20:.0f} MiB, over the 1 GiB budget"
+    assert size < BUNDLE_BUDGET_BYTES, \
+        f"the bundle is {size / 2**20:.0f} MiB, over the {BUNDLE_BUDGET_BYTES >> 20} MiB budget (packaging/SIZES.md)"
 
 
 def test_bundle_leaves_out_pandas_and_pyarrow(installed: Path):
