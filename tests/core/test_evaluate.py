@@ -131,10 +131,10 @@ def test_balanced_weights_raise_minority_recall(tmp_path):
     n = 1200
     x = rng.normal(size=(n, 2))
     y = (x[:, 0] + 0.8 * rng.normal(size=n) > 1.6).astype(int)  # ~8% positives, overlapping
-    import pandas as pd
+    import polars as pl
 
     path = tmp_path / "rare.csv"
-    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "rare": np.where(y == 1, "yes", "no")}).to_csv(path, index=False)
+    pl.DataFrame({"a": x[:, 0], "b": x[:, 1], "rare": np.where(y == 1, "yes", "no")}).write_csv(path)
     data = load_dataset(path, "rare", seed=0)
     plain = evaluate(_trained(data, epochs=5), data).report.recall[1]
     balanced = evaluate(_trained(data, epochs=5, class_weight="balanced"), data,
