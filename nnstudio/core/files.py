@@ -69,7 +69,8 @@ def temp_path(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None,
+                 newline: str | None = None) -> Iterator[IO]:
     """Yield a file to write `path` through; `path` changes only when the block ends without an exception.
 
     The bytes go to a temp file in the same folder (so the rename cannot cross file systems), are flushed
@@ -88,7 +89,7 @@ def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None
         raise FileExistsError(f"{path}: could not create a temp file beside it")
     try:
         try:
-            fh = os.fdopen(fd, mode, encoding=encoding)
+            fh = os.fdopen(fd, mode, encoding=encoding, newline=newline)
         except BaseException:
             os.close(fd)
             raise

@@ -8,7 +8,7 @@ import torch
 
 from nnstudio.core.data import load_dataset
 from nnstudio.core.engine import TrainConfig, Trainer, class_weights, make_loss
-from nnstudio.core.evaluate import binary_curves, class_report, confusion_rows, evaluate
+from nnstudio.core.evaluate import binary_curves, class_report, confusion_rows, evaluate, rows_to_csv
 from nnstudio.core.model import build_model
 from nnstudio.resources import sample_dataset
 
@@ -34,6 +34,21 @@ def test_hand_checked_multiclass_case():
     np.testing.assert_allclose(r.confusion_normalized(), [[0.5, 0.5, 0], [0, 1, 0], [1, 0, 0]])
     rows = confusion_rows(r)
     assert rows[0] == {"actual \\ predicted": "a", "a": 1, "b": 1, "c": 0}
+
+
+def test_confusion_csv_is_written_whole_or_not_at_all(tmp_path):
+    import csv
+
+    r = class_report("multiclass", torch.tensor([[3., 0], [0, 3], [3, 0]]), torch.tensor([0, 1, 1]), ["a, b", "c"])
+    path = tmp_path / "confusion.csv"
+    rows_to_csv(confusion_rows(r), path)
+    with open(path, newline="", encoding="utf-8") as fh:
+        assert list(csv.reader(fh)) == [["actual \\ predicted", "a, b", "c"], ["a, b", "1", "0"], ["c", "1", "1"]]
+    before = path.read_bytes()
+    with pytest.raises(ValueError):  # a row with a column the header lacks: nothing written, the old file kept
+        rows_to_csv([{"x": 1}, {"y": 2}], path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.csv"]
 
 
 def test_hand_checked_binary_threshold():
