@@ -131,10 +131,7 @@ def sample_rows(pre: Any, n: int = 64, seed: int = 0) -> tuple[Any, np.ndarray]:
 
 def live_outputs(model: nn.Module, pre: Any, df: Any) -> np.ndarray:
     """The model through nnstudio's own preprocessing, in the units an export gives."""
-    from nnstudio.core.data import as_table
-    from nnstudio.core.predict import _core_frame
-
-    X = torch.from_numpy(pre.transform_features(_core_frame(as_table(df))))
+    X = torch.from_numpy(pre.transform_features(df))
     model.eval()
     with torch.no_grad():
         out = model(X.to(next(model.parameters()).device)).float().cpu()

@@ -55,12 +55,6 @@ def _rows_text(positions: np.ndarray, total: int) -> str:
     return f"row{'s' if total > 1 else ''} {shown}{more}"
 
 
-# -- transition shim (issue 11): core.data's Preprocessor still takes pandas. Delete this function and
-# pass polars frames/series straight through once core.data's polars rewrite is merged.
-def _core_frame(table: Any) -> Any:
-    return table.to_pandas()
-
-
 def _present(name: str, dtype: Any) -> Any:
     """True where column `name` holds a value: not null, not NaN, not a missing-value spelling (NA_SPELLINGS)."""
     import polars as pl
@@ -163,7 +157,7 @@ def predict_batches(ckpt: LoadedCheckpoint, df: Any, batch_rows: int = BATCH_ROW
     classes = np.asarray(pre.classes or [], dtype=object)
     for start in range(0, df.height, batch_rows):
         stop = min(start + batch_rows, df.height)
-        X = torch.from_numpy(pre.transform_features(_core_frame(df.slice(start, stop - start))))
+        X = torch.from_numpy(pre.transform_features(df.slice(start, stop - start)))
         out = model(X.to(device)).float().cpu()
         cols: dict[str, np.ndarray] = {}
         if pre.task == "regression":
@@ -225,7 +219,7 @@ def score(pre: Preprocessor, target: pl.Series, outputs: torch.Tensor, threshold
     if not keep.any():
         return {}, f"column '{pre.target}' is empty: no metrics"
     try:
-        y = torch.from_numpy(np.array(pre.transform_target(_core_frame(target.filter(keep)))))
+        y = torch.from_numpy(np.array(pre.transform_target(target.filter(keep))))
     except DataError as exc:
         return {}, f"no metrics: {exc}"
     out = outputs[torch.from_numpy(keep)]
@@ -280,7 +274,7 @@ def predict_file(ckpt: LoadedCheckpoint, data_path: str | Path, out_path: str | 
     from nnstudio.core.data import read_table
 
     pre = _preprocessor(ckpt)
-    df = as_table(read_table(data_path))
+    df = read_table(data_path)
     check = check_table(pre, df)
     out_path = Path(out_path)
     if not out_path.parent.exists():

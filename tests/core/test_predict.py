@@ -18,8 +18,7 @@ from nnstudio.core.engine import TrainConfig, Trainer
 from nnstudio.core.errors import DataError
 from nnstudio.core.model import build_model
 from nnstudio.core.data import Preprocessor
-from nnstudio.core.predict import (PredictionInputError, _core_frame, check_table, predict_file, predict_table,
-                                   save_predictions)
+from nnstudio.core.predict import PredictionInputError, check_table, predict_file, predict_table, save_predictions
 from nnstudio.resources import sample_dataset
 
 
@@ -51,7 +50,7 @@ def models(tmp_path_factory):
 
 
 def _reference_outputs(ckpt, df):
-    X = torch.from_numpy(ckpt.preprocessor.transform_features(_core_frame(df)))
+    X = torch.from_numpy(ckpt.preprocessor.transform_features(df))
     with torch.no_grad():
         return ckpt.model(X)
 
@@ -71,7 +70,7 @@ def test_multiclass_columns_and_probabilities(models, tmp_path):
     probs = torch.softmax(_reference_outputs(ckpt, df), 1).numpy()
     np.testing.assert_allclose(out.select([f"probability_{c}" for c in classes]).to_numpy(), probs, rtol=1e-5, atol=1e-7)
     assert out["prediction"].to_list() == [classes[i] for i in probs.argmax(1)]
-    assert out["prediction"].to_list() == ckpt.predict(_core_frame(df))
+    assert out["prediction"].to_list() == ckpt.predict(df)
     assert metrics == {} and not check.has_target
 
 
@@ -314,3 +313,35 @@ def test_save_predictions_writes_whole_or_keeps_the_old_file(models, tmp_path, m
     assert len(calls) == 3
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+NO_PANDAS = r"""
+import sys
+sys.modules["pandas"] = None  # import pandas / pyarrow raise ImportError
+sys.modules["pyarrow"] = None
+from nnstudio.cli import main
+code = main(["predict", sys.argv[1], sys.argv[2], "--out", sys.argv[3]])
+from nnstudio.core.checkpoint import load_checkpoint
+from nnstudio.core.export import export_model
+report = export_model(load_checkpoint(sys.argv[1]).model, load_checkpoint(sys.argv[1]).preprocessor, sys.argv[4],
+                      "torchscript")
+print(code, report.ok, sorted(m for m in sys.modules if m.split(".")[0] in ("pandas", "pyarrow") and sys.modules[m]))
+"""
+
+
+def test_predict_and_export_run_without_pandas_or_pyarrow(models, tmp_path):
+    """pandas and pyarrow are not runtime dependencies: `nnstudio predict` and an export work without them."""
+    import subprocess
+    import sys
+
+    from corehelpers import cli_env
+
+    _sample("churn.csv").write_csv(tmp_path / "new.csv")
+    proc = subprocess.run([sys.executable, "-c", NO_PANDAS, str(models["churn"]), str(tmp_path / "new.csv"),
+                           str(tmp_path / "out.csv"), str(tmp_path / "m.ts")], env=cli_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "0 True []"
+    out = pl.read_csv(tmp_path / "out.csv")
+    assert out["prediction"].to_list() == predict_table(load_checkpoint(models["churn"]), _sample("churn.csv")).columns[
+        "prediction"].tolist()
