@@ -98,13 +98,15 @@ def check_table(pre: Preprocessor, df: Any) -> TableCheck:
                          f"{', '.join(repr(n) for n in names)}); add {'them' if len(missing) > 1 else 'it'} to the file"))
     check = TableCheck(extra_columns=[c for c in df.columns if c not in names and c != pre.target],
                        has_target=pre.target in df.columns)
-    present = [f for f in pre.features if f["name"] in df.columns]
-    schema = df.schema
-    masks = df.select([e for i, f in enumerate(present) for e in (
-        (~_present(f["name"], schema[f["name"]])).alias(f"empty{i}"),
-        (_present(f["name"], schema[f["name"]]) & ~_readable(f, schema[f["name"]])).alias(f"bad{i}"))])
+    found = [f for f in pre.features if f["name"] in df.columns]
+    exprs = []
+    for i, f in enumerate(found):
+        dtype = df.schema[f["name"]]
+        here = _present(f["name"], dtype)
+        exprs += [(~here).alias(f"empty{i}"), (here & ~_readable(f, dtype)).alias(f"bad{i}")]
+    masks = df.select(exprs)
     counts = masks.sum().row(0, named=True) if masks.width else {}
-    for i, f in enumerate(present):
+    for i, f in enumerate(found):
         if counts[f"bad{i}"]:
             bad = masks[f"bad{i}"].arg_true().to_numpy()
             values = list(dict.fromkeys(str(v) for v in df[f["name"]].gather(bad[:50]).to_list()))[:3]
