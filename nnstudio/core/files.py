@@ -61,13 +61,6 @@ def file_failure(path: str | Path, exc: BaseException) -> str:
     return f"{Path(path).name}: cannot be opened ({type(exc).__name__}{': ' + first if first else ''})"
 
 
-def temp_path(path: str | Path) -> Path:
-    """A new temp file's name beside `path`: `.NAME.PID-RANDOM.tmp` (the writer's process id lets a later
-    run tell a temp file left by a killed writer from one still being written; see `remove_stale_temp_files`)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-
-
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None,
                  newline: str | None = None) -> Iterator[IO]:
@@ -78,15 +71,10 @@ def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None
     part. On any failure (a full disk, an exception in the block, Ctrl+C) the temp file is removed and the
     old file is left as it was. The temp file gets the permissions a plain `open` would give (umask)."""
     path = Path(path)
-    for _ in range(8):
-        tmp = temp_path(path)
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"{path}: could not create a temp file beside it")
+    # .NAME.PID-RANDOM.tmp: the writer's pid tells a temp file a killed writer left (checkpoint's
+    # remove_stale_temp_files) from one still being written
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         try:
             fh = os.fdopen(fd, mode, encoding=encoding, newline=newline)
