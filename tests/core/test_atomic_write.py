@@ -129,3 +129,22 @@ def test_every_writer_keeps_the_old_file_on_a_full_disk(tmp_path, monkeypatch, w
         write()
     assert path.read_bytes() == b"previous"
     assert _temps(tmp_path) == []
+
+
+def test_a_killed_writers_run_json_temp_file_is_removed_before_the_next_run(tmp_path):
+    """run.json is written through atomic_write too; a temp file its killed writer left goes at the next run's
+    start, one whose writer is alive (pid 1 here) stays."""
+    from nnstudio.core.outputs import remove_stale_run_temp_files
+    from nnstudio.core.runs import write_info
+
+    run = tmp_path / "runs" / "20261205-120000-a"
+    run.mkdir(parents=True)
+    assert write_info(run, {"status": "running", "loss": float("nan")}).read_text() == \
+        '{\n "status": "running",\n "loss": null\n}'
+    dead = run / ".run.json.999999999-0a1b2c3d.tmp"
+    alive = run / ".run.json.1-0a1b2c3d.tmp"
+    dead.write_text("{")
+    alive.write_text("{")
+    remove_stale_run_temp_files(tmp_path / "runs")
+    assert not dead.exists() and alive.exists()
+    assert sorted(p.name for p in run.iterdir()) == [".run.json.1-0a1b2c3d.tmp", "run.json"]
