@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
 from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex, QSize,
                             Qt, QThread, Signal)
 from PySide6.QtGui import QActionGroup, QColor, QFont, QPainter, QPaintEvent
@@ -21,14 +20,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
                                QGridLayout, QHBoxLayout, QHeaderView, QLabel, QMenu, QProgressBar, QPushButton,
                                QSizePolicy, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
-from nnstudio.core.data import (MISSING_POLICIES, TABLE_SUFFIXES, TASKS, ColumnInfo, PreparedData, default_target,
-                                describe_columns, prepare, read_table, resolve_task, summarize, unusable_features,
-                                validate_split)
+from nnstudio.core.data import (MISSING_POLICIES, TABLE_SUFFIXES, TASKS, ColumnInfo, PreparedData, as_table,
+                                default_target, describe_columns, prepare, read_table, resolve_task, summarize,
+                                unusable_features, validate_split)
 from nnstudio.gui.column_roles import MAX_PERSISTENT_EDITORS, ROLES, ColumnRolesModel, RoleDelegate
 from nnstudio.core.errors import DataError
 
-if TYPE_CHECKING:  # pandas loads with the first table (in the loader thread), not with the window
-    import pandas as pd
+if TYPE_CHECKING:  # polars loads with the first table (in the loader thread), not with the window
+    import polars as pl
 
 __all__ = ["DataFrameModel", "DatasetLoader", "DatasetPanel", "TableFacts", "describe_table", "load_table",
            "wait_for_loaders", "DEFAULT_SPLIT"]
@@ -43,30 +42,27 @@ MISSING_LABELS = {"impute": "Impute (training mean)", "drop": "Drop rows with mi
 
 
 def _is_missing(value: Any) -> bool:
-    import pandas as pd
-
-    try:
-        return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)) \
-            or (isinstance(value, np.floating) and np.isnan(value))
-    except (TypeError, ValueError):
-        return False
+    """A null, or a NaN in a float column (the core counts both as missing)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 # ---------------------------------------------------------------------------------------------- model
 
 class DataFrameModel(QAbstractTableModel):
-    """A read-only table over a DataFrame that formats a cell only when a view asks for it.
+    """A read-only table over a polars DataFrame that formats a cell only when a view asks for it.
 
-    Nothing is computed per row up front, so a million-row frame costs no more to show than ten.
+    Nothing is computed per row up front (a cell is one `series[row]` lookup when it is drawn), so a
+    million-row frame costs no more to show than ten.
     Column facts for the header (kind, missing, unique) are computed by the core one column at a
     time, the first time that column's header is shown.
     """
 
-    def __init__(self, frame: pd.DataFrame | None = None, parent: QObject | None = None,
+    def __init__(self, frame: Any = None, parent: QObject | None = None,
                  columns: Sequence[ColumnInfo] | None = None):
         super().__init__(parent)
-        self._frame: pd.DataFrame | None = None
-        self._columns: list[pd.Series] = []
+        self._frame: pl.DataFrame | None = None
+        self._columns: list[pl.Series] = []
+        self._names: dict[str, int] = {}
         self._digits: list[int | None] = []
         self._numeric: list[bool] = []
         self._infos: dict[int, ColumnInfo] = {}
@@ -78,31 +74,32 @@ class DataFrameModel(QAbstractTableModel):
             self.set_dataframe(frame, columns=columns)
 
     # -- content
-    def set_dataframe(self, frame: pd.DataFrame | None, target: str | None = None,
+    def set_dataframe(self, frame: Any, target: str | None = None,
                       columns: Sequence[ColumnInfo] | None = None) -> None:
-        """Show `frame`. `columns` (the core's describe_columns, e.g. from the loader thread) saves
-        computing the header facts here; without it each column is described when first shown."""
+        """Show `frame` (a polars DataFrame; a pandas one is converted). `columns` (the core's
+        describe_columns, e.g. from the loader thread) saves computing the header facts here; without it
+        each column is described when first shown."""
+        if frame is not None:
+            frame = as_table(frame)
         if frame is not None and columns is not None and len(columns) != frame.shape[1]:
             raise ValueError(f"{len(columns)} column descriptions for {frame.shape[1]} columns")
         self.beginResetModel()
         self._frame = frame
         self._infos = dict(enumerate(columns)) if columns is not None else {}
         if frame is None:
-            self._columns, self._digits, self._numeric = [], [], []
+            self._columns, self._digits, self._numeric, self._names = [], [], [], {}
         else:
-            import pandas as pd
-
-            self._columns = [frame.iloc[:, j] for j in range(frame.shape[1])]
+            self._columns = frame.get_columns()
             self._digits = [_float_digits(col.dtype) for col in self._columns]
-            self._numeric = [pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
-                             for col in self._columns]
+            self._numeric = [col.dtype.is_numeric() for col in self._columns]
+            self._names = {name: j for j, name in enumerate(frame.columns)}
         self._target_col = self._column_index(target)
         self.endResetModel()
 
     def column_infos(self) -> list[ColumnInfo]:
         return [self.column_info(j) for j in range(self.columnCount())]
 
-    def dataframe(self) -> pd.DataFrame | None:
+    def dataframe(self) -> pl.DataFrame | None:
         return self._frame
 
     def set_target(self, name: str | None) -> None:
@@ -135,23 +132,20 @@ class DataFrameModel(QAbstractTableModel):
     def column_info(self, column: int) -> ColumnInfo:
         info = self._infos.get(column)
         if info is None:
-            info = describe_columns(self._frame.iloc[:, [column]])[0]
+            info = describe_columns(_core_frame(self._frame.select(self._frame.columns[column])))[0]
             self._infos[column] = info
         return info
 
     def _column_index(self, name: str | None) -> int:
-        if self._frame is None or name is None:
+        if name is None:
             return -1
-        try:
-            return list(self._frame.columns).index(name)
-        except ValueError:
-            return -1
+        return self._names.get(name, -1)
 
     # -- Qt model interface
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         if parent.isValid() or self._frame is None:
             return 0
-        return len(self._frame)
+        return self._frame.height
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         if parent.isValid() or self._frame is None:
@@ -168,13 +162,13 @@ class DataFrameModel(QAbstractTableModel):
             return None
         row, col = index.row(), index.column()
         if role == Qt.ItemDataRole.DisplayRole or role == Qt.ItemDataRole.ToolTipRole:
-            value = self._columns[col].iat[row]
+            value = self._columns[col][row]
             text = self._format(value, col)
             if role == Qt.ItemDataRole.ToolTipRole:
                 return "missing value" if text is MISSING_TEXT else (text if len(text) > 24 else None)
             return text
         if role == Qt.ItemDataRole.ForegroundRole:
-            return self._missing_brush if col in self._ignored or _is_missing(self._columns[col].iat[row]) else None
+            return self._missing_brush if col in self._ignored or _is_missing(self._columns[col][row]) else None
         if role == Qt.ItemDataRole.BackgroundRole:
             return self._target_brush if col == self._target_col else None
         if role == Qt.ItemDataRole.TextAlignmentRole:
@@ -186,7 +180,7 @@ class DataFrameModel(QAbstractTableModel):
         if self._frame is None:
             return None
         if orientation == Qt.Orientation.Vertical:
-            if role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self._frame):
+            if role == Qt.ItemDataRole.DisplayRole and 0 <= section < self._frame.height:
                 return str(section + 1)
             return None
         if not 0 <= section < self._frame.shape[1]:
@@ -214,29 +208,28 @@ class DataFrameModel(QAbstractTableModel):
         if _is_missing(value):
             return MISSING_TEXT
         digits = self._digits[col]
-        if digits is not None and isinstance(value, (float, np.floating)):
+        if digits is not None and isinstance(value, float):
             if math.isinf(value):
                 return "inf" if value > 0 else "-inf"
-            return f"{float(value):.{digits}g}"
-        if isinstance(value, (bool, np.bool_)):
-            return "True" if value else "False"
+            return f"{value:.{digits}g}"
         return str(value)
 
 
 def _float_digits(dtype: Any) -> int | None:
-    import pandas as pd
+    """Significant digits a float column is shown with: what its precision holds (Float32: 7)."""
+    import polars as pl
 
-    if not pd.api.types.is_float_dtype(dtype):
+    if not dtype.is_float():
         return None
-    return 7 if getattr(dtype, "itemsize", 8) <= 4 else 10
+    return 7 if dtype == pl.Float32 else 10
 
 
 # ---------------------------------------------------------------------------------------------- loading
 
-def load_table(path: str | Path) -> pd.DataFrame:
+def load_table(path: str | Path) -> pl.DataFrame:
     """`read_table` for the loader thread: every failure becomes a DataError that names the file."""
     try:
-        return read_table(path)
+        return as_table(read_table(path))
     except DataError:
         raise
     except PermissionError as exc:
@@ -255,13 +248,35 @@ class TableFacts:
     flags: dict[str, str] | None = None  # unusable_features(): columns that start ignored, with the reason
 
 
-def describe_table(frame: pd.DataFrame) -> TableFacts:
+def describe_table(frame: Any) -> TableFacts:
+    frame = _core_frame(as_table(frame))
     try:
         summary = summarize(frame)
     except DataError:
         summary = None
     columns = describe_columns(frame)
     return TableFacts(columns, summary, unusable_features(frame, default_target(frame), columns))
+
+
+# --- SHIM (delete when the polars core.data lands on main): the core.data on main still takes pandas frames.
+_CORE_FRAMES: dict[int, tuple[Any, Any]] = {}
+
+
+def _core_frame(frame: Any) -> Any:
+    """What core.data's functions take for the polars `frame`: for now its pandas copy, made once per frame."""
+    import weakref
+
+    if frame is None or hasattr(frame, "iloc"):
+        return frame
+    held = _CORE_FRAMES.get(id(frame))
+    if held is not None and held[0]() is frame:
+        return held[1]
+    converted = frame.to_pandas()
+    for key in [k for k, (ref, _) in _CORE_FRAMES.items() if ref() is None]:
+        _CORE_FRAMES.pop(key, None)
+    _CORE_FRAMES[id(frame)] = (weakref.ref(frame), converted)
+    return converted
+# --- end SHIM
 
 
 class _LoadWorker(QObject):
@@ -295,7 +310,7 @@ class _Job:
     thread: QThread
     worker: _LoadWorker
     path: str
-    result: tuple[pd.DataFrame, TableFacts] | None = None
+    result: tuple[pl.DataFrame, TableFacts] | None = None
     error: str | None = None
 
 
@@ -456,7 +471,7 @@ class DatasetPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self._frame: pd.DataFrame | None = None
+        self._frame: pl.DataFrame | None = None
         self._path = ""
         self._load_error = ""
         self._choice_error = ""
@@ -663,27 +678,27 @@ class DatasetPanel(QWidget):
         """Wait for a load in progress to finish and drop its result (the window calls this on close)."""
         self.loader.shutdown()
 
-    def set_dataframe(self, frame: pd.DataFrame, path: str | Path = "", *, facts: TableFacts | None = None) -> None:
+    def set_dataframe(self, frame: Any, path: str | Path = "", *, facts: TableFacts | None = None) -> None:
         """Show `frame` at once (no thread): target back to the last column, task back to auto.
 
-        The split and missing-value policy are kept. `facts` (from `describe_table`, as the loader
-        thread computes them) spares the GUI thread a scan of a large table. Raises DataError for a
-        frame that cannot be a dataset (fewer than two columns, no rows, duplicate column names).
+        `frame` is a polars DataFrame (a pandas one is converted with `as_table`). The split and
+        missing-value policy are kept. `facts` (from `describe_table`, as the loader thread computes
+        them) spares the GUI thread a scan of a large table. Raises DataError for a frame that cannot
+        be a dataset (fewer than two columns, no rows, duplicate column names).
         """
-        import pandas as pd
-
         name = Path(str(path)).name if path else "the table"
-        if not isinstance(frame, pd.DataFrame):
-            raise DataError(f"{name}: expected a table (DataFrame), got {type(frame).__name__}")
-        if frame.shape[1] < 2:
-            raise DataError(f"{name}: found {frame.shape[1]} column(s); a dataset needs at least one feature and a target")
-        if len(frame) == 0:
-            raise DataError(f"{name}: the table has no rows")
-        if not all(isinstance(c, str) for c in frame.columns):
-            frame = frame.rename(columns=str)
-        if frame.columns.has_duplicates:
-            dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+        names = [str(c) for c in getattr(frame, "columns", ())]
+        dupes = sorted({c for c in names if names.count(c) > 1})
+        if dupes:
             raise DataError(f"{name}: duplicate column name(s) {', '.join(dupes)}")
+        try:
+            frame = as_table(frame)
+        except TypeError as exc:
+            raise DataError(f"{name}: expected a table (DataFrame), got {type(frame).__name__}") from exc
+        if frame.width < 2:
+            raise DataError(f"{name}: found {frame.width} column(s); a dataset needs at least one feature and a target")
+        if frame.height == 0:
+            raise DataError(f"{name}: the table has no rows")
 
         self.loader.cancel()
         self._frame = frame
@@ -692,7 +707,7 @@ class DatasetPanel(QWidget):
         self._inferred = {}
         target = default_target(frame)
         flags = facts.flags if facts is not None and facts.flags is not None else \
-            unusable_features(frame, target, facts.columns if facts is not None else None)
+            unusable_features(_core_frame(frame), target, facts.columns if facts is not None else None)
         self._flags = dict(flags)
         self._ignored = [str(c) for c in frame.columns if c in self._flags]
         if facts is not None and facts.summary is not None:
@@ -717,7 +732,7 @@ class DatasetPanel(QWidget):
         self._refresh_choices()
         self.dataset_loaded.emit(self._path)
 
-    def dataframe(self) -> pd.DataFrame | None:
+    def dataframe(self) -> pl.DataFrame | None:
         return self._frame
 
     def path(self) -> str:
@@ -798,8 +813,8 @@ class DatasetPanel(QWidget):
         """Tensors for training, by the core, from the panel's choices. Raises DataError."""
         if self._frame is None:
             raise DataError("no dataset loaded; open a data file first")
-        return prepare(self._frame, self.target(), self.task_choice(), self.split(), seed=seed, missing=self.missing(),
-                       features=self.features())
+        return prepare(_core_frame(self._frame), self.target(), self.task_choice(), self.split(), seed=seed,
+                       missing=self.missing(), features=self.features())
 
     def set_choices(self, target: str | None = None, task: str | None = None,
                     split: Sequence[float] | None = None, missing: str | None = None,
@@ -825,7 +840,7 @@ class DatasetPanel(QWidget):
                 raise DataError(f"excluded column(s) {', '.join(unknown)} not found in "
                                 f"{Path(self._path).name or 'the table'}")
         if self._frame is not None and (target is not None or task is not None):
-            resolve_task(self._frame, target or self.target(), task or self.task_choice())
+            resolve_task(_core_frame(self._frame), target or self.target(), task or self.task_choice())
 
         self._updating = True
         try:
@@ -968,7 +983,7 @@ class DatasetPanel(QWidget):
             return
         target = self.target()
         try:
-            inferred = self._inferred.get(target) or resolve_task(self._frame, target, "auto")
+            inferred = self._inferred.get(target) or resolve_task(_core_frame(self._frame), target, "auto")
             self._inferred[target] = inferred
         except DataError as exc:
             inferred = None
@@ -976,7 +991,7 @@ class DatasetPanel(QWidget):
         self.taskCombo.setItemText(0, f"auto ({inferred})" if inferred else "auto")
         choice = self.task_choice()
         try:
-            self._resolved_task = inferred if choice == "auto" else resolve_task(self._frame, target, choice)
+            self._resolved_task = inferred if choice == "auto" else resolve_task(_core_frame(self._frame), target, choice)
         except DataError as exc:
             self._choice_error = str(exc)
         self.summaryLabel.setText(self._summary_text())
@@ -993,7 +1008,7 @@ class DatasetPanel(QWidget):
         info = self._summaries.get(key)
         if info is None:
             try:
-                info = summarize(frame, target, self._resolved_task)
+                info = summarize(_core_frame(frame), target, self._resolved_task)
             except DataError as exc:
                 self._choice_error = str(exc)
                 return head

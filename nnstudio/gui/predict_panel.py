@@ -76,16 +76,14 @@ class PredictPanel(QWidget):
 
     def predict_path(self, path: str | Path) -> bool:
         """Read the file and predict every row; on any problem say which column and rows, keep what was shown."""
-        from nnstudio.core.data import read_table
+        from nnstudio.core.data import as_table, read_table
 
         if self.checkpoint is None or self.checkpoint.preprocessor is None:
             self.failed.emit("Train a model or open a checkpoint before predicting.")
             return False
         path = Path(path)
         try:
-            table = read_table(path)
-            if hasattr(table, "to_pandas") and not hasattr(table, "iloc"):
-                table = table.to_pandas()
+            table = as_table(read_table(path))
             prediction = predict_table(self.checkpoint, table, threshold=self.threshold)
         except NNStudioError as exc:
             message = f"{path.name}: {exc}"
@@ -93,7 +91,7 @@ class PredictPanel(QWidget):
             self.failed.emit(message)
             return False
         self.table, self.prediction, self.path = table, prediction, path
-        columns = {**prediction.columns, **{str(c): table[c].to_numpy() for c in table.columns}}
+        columns = {**prediction.columns, **{series.name: series for series in table.get_columns()}}
         self.predictModel.set_columns(columns)
         notes = list(prediction.check.notes)
         if prediction.metrics:
