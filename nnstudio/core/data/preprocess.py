@@ -13,25 +13,46 @@ import numpy as np
 import torch
 
 from nnstudio.core.data._common import MAX_CATEGORIES, MAX_CLASSES
-from nnstudio.core.data.columns import _label_keys, _natural_key, column_kind
+from nnstudio.core.data.columns import _label_codes, _natural_key, column_kind, is_text, present
+from nnstudio.core.data.table import as_series, as_table
 from nnstudio.core.errors import DataError
 
-if TYPE_CHECKING:  # pandas costs start-up time: imported where a table is first touched
-    import pandas as pd
+if TYPE_CHECKING:  # polars costs start-up time: imported where a table is first touched
+    import polars as pl
 
 
-def _bool_values(series: pd.Series) -> np.ndarray:
-    import pandas as pd
+def _bool_values(series: pl.Series) -> np.ndarray:
+    """A boolean column as 1.0/0.0 (NaN where missing); text spelling true/false in any case counts."""
+    import polars as pl
 
-    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
-        return series.astype("float64").to_numpy()
-    mapped = series.astype(str).str.strip().str.lower().map({"true": 1.0, "false": 0.0})
-    return mapped.astype("float64").to_numpy()
+    series = as_series(series)
+    if series.dtype == pl.Boolean or series.dtype.is_numeric():
+        return series.cast(pl.Float64).to_numpy()
+    words = series.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return words.replace_strict({"true": 1.0, "false": 0.0}, default=None, return_dtype=pl.Float64).to_numpy()
 
 
-def _fit_categorical(name: str, col: "pd.Series") -> dict[str, Any]:
+def _numbers(series: pl.Series) -> np.ndarray:
+    """A column as float64 numbers, NaN where missing or not a number (text that spells a number counts)."""
+    import polars as pl
+
+    series = as_series(series)
+    if series.dtype == pl.Boolean or series.dtype.is_numeric():
+        return series.cast(pl.Float64).to_numpy()
+    if is_text(series.dtype):
+        return series.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).to_numpy()
+    return np.full(len(series), np.nan)
+
+
+def _text(series: pl.Series) -> pl.Series:
+    import polars as pl
+
+    return as_series(series).cast(pl.String)
+
+
+def _fit_categorical(name: str, col: pl.Series) -> dict[str, Any]:
     """A categorical feature's one-hot categories (sorted text), within the one-hot cap."""
-    cats = sorted(col.dropna().astype(str).unique().tolist())
+    cats = sorted(_text(col).drop_nulls().unique().to_list())
     if len(cats) > MAX_CATEGORIES:
         raise DataError(f"column '{name}' has {len(cats)} distinct values, above the one-hot cap of "
                         f"{MAX_CATEGORIES}; set its role to ignore (in the TOML: [data] exclude) or use it as the target")
@@ -68,10 +89,9 @@ class Preprocessor:
 
     # -- fitting
     @classmethod
-    def fit(cls, df: pd.DataFrame, target: str, task: str, feature_names: Sequence[str] | None = None,
+    def fit(cls, df: Any, target: str, task: str, feature_names: Sequence[str] | None = None,
             missing: str = "impute", kinds: dict[str, str] | None = None) -> "Preprocessor":
-        import pandas as pd
-
+        df = as_table(df)
         kinds = kinds or {}
         feature_names = list(feature_names) if feature_names is not None else [c for c in df.columns if c != target]
         features: list[dict[str, Any]] = []
@@ -79,7 +99,7 @@ class Preprocessor:
             col = df[name]
             kind = kinds.get(name) or column_kind(col)
             if kind in ("numeric", "boolean"):
-                values = _bool_values(col) if kind == "boolean" else pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
+                values = _bool_values(col) if kind == "boolean" else _numbers(col)
                 finite = values[np.isfinite(values)]
                 mean = float(finite.mean()) if len(finite) else 0.0
                 std = float(finite.std()) if len(finite) > 1 else 1.0
@@ -89,10 +109,10 @@ class Preprocessor:
         classes = None
         target_mean, target_std = 0.0, 1.0
         if task in ("binary", "multiclass"):
-            classes = sorted(set(_label_keys(df[target].dropna()).tolist()), key=_natural_key)
+            classes = sorted(_label_codes(df[target])[0].tolist(), key=_natural_key)
             _check_classes(target, task, classes)
         else:
-            y = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype="float64")
+            y = _numbers(df[target])
             y = y[np.isfinite(y)]
             if len(y) == 0:
                 raise DataError(f"target '{target}' has no numeric values; regression needs numbers")
@@ -125,9 +145,8 @@ class Preprocessor:
         return names
 
     # -- transforms
-    def transform_features(self, df: pd.DataFrame) -> np.ndarray:
-        import pandas as pd
-
+    def transform_features(self, df: Any) -> np.ndarray:
+        df = as_table(df)
         missing_cols = [f["name"] for f in self.features if f["name"] not in df.columns]
         if missing_cols:
             raise DataError(f"missing feature column(s): {', '.join(missing_cols)}")
@@ -137,33 +156,31 @@ class Preprocessor:
             col = df[f["name"]]
             if f["kind"] == "categorical":
                 k = len(f["categories"])
-                codes = pd.Index(f["categories"], dtype="string").get_indexer(col.astype("string"))
-                block = np.zeros((len(df), k), dtype=np.float32)
-                valid = codes >= 0
-                block[np.nonzero(valid)[0], codes[valid]] = 1.0
-                out[:, j:j + k] = block
+                codes = _category_codes(col, f["categories"])
+                out[:, j:j + k] = 0.0
+                valid = np.flatnonzero(codes >= 0)
+                out[valid, j + codes[valid]] = 1.0
                 j += k
             else:
-                if f["kind"] == "boolean":
-                    values = _bool_values(col)
-                else:
-                    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
+                values = _bool_values(col) if f["kind"] == "boolean" else _numbers(col)
                 values = (values - f["mean"]) / f["std"]
                 values[~np.isfinite(values)] = 0.0  # imputed with the training mean
                 out[:, j] = values
                 j += 1
         return out
 
-    def transform_target(self, series: pd.Series) -> np.ndarray:
-        import pandas as pd
-
+    def transform_target(self, series: pl.Series) -> np.ndarray:
+        series = as_series(series)
         if self.task == "regression":
-            y = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+            y = _numbers(series)
             return ((y - self.target_mean) / self.target_std).astype(np.float32)
-        codes = pd.Categorical(_label_keys(series), categories=self.classes or []).codes.astype(np.int64)
+        keys, raw = _label_codes(series)
+        position = {c: i for i, c in enumerate(self.classes or [])}
+        lut = np.append(np.array([position.get(k, -1) for k in keys.tolist()], dtype=np.int64), -1)
+        codes = lut[raw]
         unknown = int((codes < 0).sum())
         if unknown:
-            bad = next(v for v, c in zip(series.tolist(), codes) if c < 0)
+            bad = series.to_list()[int(np.flatnonzero(codes < 0)[0])]
             raise DataError(f"target '{self.target}': {unknown} row(s) have a class not seen in training, e.g. {bad!r}")
         return codes
 
@@ -190,27 +207,27 @@ class Preprocessor:
 
 
 
-def _feature_values(col: pd.Series, kind: str) -> np.ndarray:
-    """A numeric or boolean feature as a float array over all rows (float32 columns without a copy)."""
-    import pandas as pd
+def _feature_values(col: pl.Series, kind: str) -> np.ndarray:
+    """A numeric or boolean feature as a float array over all rows (a float32 column as float32, NaN where missing)."""
+    import polars as pl
 
     if kind == "boolean":
         return _bool_values(col)
-    if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+    if col.dtype == pl.Float32:
         return col.to_numpy()
-    return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return _numbers(col)
 
 
-def _category_codes(col: pd.Series, categories: list[str]) -> np.ndarray:
+def _category_codes(col: pl.Series, categories: list[str]) -> np.ndarray:
     """Each row's index into the fitted categories; -1 for a missing or unseen value."""
-    import pandas as pd
+    import polars as pl
 
-    index = pd.Index(categories, dtype="string")
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        lut = index.get_indexer(pd.Index(col.cat.categories).astype("string"))
-        raw = col.cat.codes.to_numpy()
-        return np.where(raw >= 0, lut[np.maximum(raw, 0)] if len(lut) else -1, -1)
-    return index.get_indexer(col.astype("string"))
+    if not categories:
+        return np.full(len(col), -1, dtype=np.int64)
+    text = _text(col)
+    known = text.is_in(categories)  # unseen values become null before the Enum cast, which refuses them
+    codes = text.set(~known, None).cast(pl.Enum(categories)).to_physical().cast(pl.Int64).fill_null(-1)
+    return codes.to_numpy()
 
 
 _CHUNK_ROWS = 1 << 13
