@@ -269,7 +269,6 @@ class CodeExport(QObject):
 
     def current_code(self) -> GeneratedCode:
         from nnstudio.core.codegen import facts_from_frame, generate
-        from nnstudio.gui.dataset_panel import _core_frame
 
         w = self.window
         cfg = w.run_config()
@@ -277,7 +276,7 @@ class CodeExport(QObject):
         facts = None
         if df is not None:
             path = w.datasetPanel.path() or "data.csv"
-            facts = facts_from_frame(_core_frame(df), path, w.datasetPanel.target(), w.datasetPanel.task_choice(),
+            facts = facts_from_frame(df, path, w.datasetPanel.target(), w.datasetPanel.task_choice(),
                                      exclude=getattr(cfg.data, "exclude", ()))  # [data] exclude, once it lands
             cfg.data.path = str(path)
         return generate(cfg, facts, source="the nnstudio window")
@@ -306,7 +305,6 @@ class CodeExport(QObject):
     def export_script(self, path: str | Path) -> bool:
         """Write the standalone script for the window's current state (column decisions from the real fit)."""
         from nnstudio.core.codegen import atomic_text_write, check_source, facts_from_frame, generate
-        from nnstudio.gui.dataset_panel import _core_frame
         from nnstudio.core.errors import NNStudioError
 
         w = self.window
@@ -315,8 +313,7 @@ class CodeExport(QObject):
             cfg = copy.deepcopy(w.run_config())
             data = w.prepare_data()
             df = w.datasetPanel.dataframe()
-            facts = facts_from_frame(_core_frame(df), w.datasetPanel.path(), data.preprocessor.target, data.task,
-                                     data.preprocessor)
+            facts = facts_from_frame(df, w.datasetPanel.path(), data.preprocessor.target, data.task, data.preprocessor)
             cfg.output.checkpoint = str(Path(path).with_suffix(".pt").resolve())
             cfg.output.logdir = str(Path(cfg.logdir).resolve())
             atomic_text_write(generate(cfg, facts, source="the nnstudio window", script_name=Path(path).name).text,

@@ -132,7 +132,7 @@ class DataFrameModel(QAbstractTableModel):
     def column_info(self, column: int) -> ColumnInfo:
         info = self._infos.get(column)
         if info is None:
-            info = describe_columns(_core_frame(self._frame.select(self._frame.columns[column])))[0]
+            info = describe_columns(self._frame.select(self._frame.columns[column]))[0]
             self._infos[column] = info
         return info
 
@@ -229,7 +229,7 @@ def _float_digits(dtype: Any) -> int | None:
 def load_table(path: str | Path) -> pl.DataFrame:
     """`read_table` for the loader thread: every failure becomes a DataError that names the file."""
     try:
-        return as_table(read_table(path))
+        return read_table(path)
     except DataError:
         raise
     except PermissionError as exc:
@@ -249,34 +249,13 @@ class TableFacts:
 
 
 def describe_table(frame: Any) -> TableFacts:
-    frame = _core_frame(as_table(frame))
+    frame = as_table(frame)
     try:
         summary = summarize(frame)
     except DataError:
         summary = None
     columns = describe_columns(frame)
     return TableFacts(columns, summary, unusable_features(frame, default_target(frame), columns))
-
-
-# --- SHIM (delete when the polars core.data lands on main): the core.data on main still takes pandas frames.
-_CORE_FRAMES: dict[int, tuple[Any, Any]] = {}
-
-
-def _core_frame(frame: Any) -> Any:
-    """What core.data's functions take for the polars `frame`: for now its pandas copy, made once per frame."""
-    import weakref
-
-    if frame is None or hasattr(frame, "iloc"):
-        return frame
-    held = _CORE_FRAMES.get(id(frame))
-    if held is not None and held[0]() is frame:
-        return held[1]
-    converted = frame.to_pandas()
-    for key in [k for k, (ref, _) in _CORE_FRAMES.items() if ref() is None]:
-        _CORE_FRAMES.pop(key, None)
-    _CORE_FRAMES[id(frame)] = (weakref.ref(frame), converted)
-    return converted
-# --- end SHIM
 
 
 class _LoadWorker(QObject):
@@ -707,7 +686,7 @@ class DatasetPanel(QWidget):
         self._inferred = {}
         target = default_target(frame)
         flags = facts.flags if facts is not None and facts.flags is not None else \
-            unusable_features(_core_frame(frame), target, facts.columns if facts is not None else None)
+            unusable_features(frame, target, facts.columns if facts is not None else None)
         self._flags = dict(flags)
         self._ignored = [str(c) for c in frame.columns if c in self._flags]
         if facts is not None and facts.summary is not None:
@@ -813,7 +792,7 @@ class DatasetPanel(QWidget):
         """Tensors for training, by the core, from the panel's choices. Raises DataError."""
         if self._frame is None:
             raise DataError("no dataset loaded; open a data file first")
-        return prepare(_core_frame(self._frame), self.target(), self.task_choice(), self.split(), seed=seed,
+        return prepare(self._frame, self.target(), self.task_choice(), self.split(), seed=seed,
                        missing=self.missing(), features=self.features())
 
     def set_choices(self, target: str | None = None, task: str | None = None,
@@ -840,7 +819,7 @@ class DatasetPanel(QWidget):
                 raise DataError(f"excluded column(s) {', '.join(unknown)} not found in "
                                 f"{Path(self._path).name or 'the table'}")
         if self._frame is not None and (target is not None or task is not None):
-            resolve_task(_core_frame(self._frame), target or self.target(), task or self.task_choice())
+            resolve_task(self._frame, target or self.target(), task or self.task_choice())
 
         self._updating = True
         try:
@@ -983,7 +962,7 @@ class DatasetPanel(QWidget):
             return
         target = self.target()
         try:
-            inferred = self._inferred.get(target) or resolve_task(_core_frame(self._frame), target, "auto")
+            inferred = self._inferred.get(target) or resolve_task(self._frame, target, "auto")
             self._inferred[target] = inferred
         except DataError as exc:
             inferred = None
@@ -991,7 +970,7 @@ class DatasetPanel(QWidget):
         self.taskCombo.setItemText(0, f"auto ({inferred})" if inferred else "auto")
         choice = self.task_choice()
         try:
-            self._resolved_task = inferred if choice == "auto" else resolve_task(_core_frame(self._frame), target, choice)
+            self._resolved_task = inferred if choice == "auto" else resolve_task(self._frame, target, choice)
         except DataError as exc:
             self._choice_error = str(exc)
         self.summaryLabel.setText(self._summary_text())
@@ -1008,7 +987,7 @@ class DatasetPanel(QWidget):
         info = self._summaries.get(key)
         if info is None:
             try:
-                info = summarize(_core_frame(frame), target, self._resolved_task)
+                info = summarize(frame, target, self._resolved_task)
             except DataError as exc:
                 self._choice_error = str(exc)
                 return head

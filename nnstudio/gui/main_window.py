@@ -26,7 +26,7 @@ from nnstudio.core.data import PreparedData, model_io_size, prepare
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudioError
 from nnstudio.core.model import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun
-from nnstudio.gui.dataset_panel import DatasetPanel, _core_frame
+from nnstudio.gui.dataset_panel import DatasetPanel
 from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, fit_docks, fit_to_screen
 from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.model_builder import ModelBuilderPanel
@@ -530,7 +530,7 @@ class MainWindow(QMainWindow):
         if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model:
             return ckpt.preprocessor.n_features, ckpt.preprocessor.n_outputs
         try:
-            return model_io_size(_core_frame(df), self.datasetPanel.target(), self.datasetPanel.task_choice(),
+            return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice(),
                                  features=self.datasetPanel.features())
         except NNStudioError as exc:
             self.datasetStatus.setText(f"dataset: {exc}")
@@ -558,8 +558,7 @@ class MainWindow(QMainWindow):
             if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6] and key[7:] == request[7:]:
                 return cached[1]
         df, target, task, split, seed, missing, preprocessor, features = request
-        data = prepare(_core_frame(df), target, task, list(split), seed, missing, preprocessor=preprocessor,
-                       features=list(features))
+        data = prepare(df, target, task, list(split), seed, missing, preprocessor=preprocessor, features=list(features))
         self._prepared = (request, data)
         return data
 

@@ -76,14 +76,14 @@ class PredictPanel(QWidget):
 
     def predict_path(self, path: str | Path) -> bool:
         """Read the file and predict every row; on any problem say which column and rows, keep what was shown."""
-        from nnstudio.core.data import as_table, read_table
+        from nnstudio.core.data import read_table
 
         if self.checkpoint is None or self.checkpoint.preprocessor is None:
             self.failed.emit("Train a model or open a checkpoint before predicting.")
             return False
         path = Path(path)
         try:
-            table = as_table(read_table(path))
+            table = read_table(path)
             prediction = predict_table(self.checkpoint, table, threshold=self.threshold)
         except NNStudioError as exc:
             message = f"{path.name}: {exc}"
