@@ -674,6 +674,9 @@ class DatasetPanel(QWidget):
             frame = as_table(frame)
         except TypeError as exc:
             raise DataError(f"{name}: expected a table (DataFrame), got {type(frame).__name__}") from exc
+        except Exception as exc:  # noqa: BLE001 - polars' own errors (columns of unequal length, say)
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{name}: cannot be read as a table ({detail})") from exc
         if frame.width < 2:
             raise DataError(f"{name}: found {frame.width} column(s); a dataset needs at least one feature and a target")
         if frame.height == 0:

@@ -383,7 +383,7 @@ def test_set_dataframe_sync(qtbot, panel):
     same = pl.DataFrame({"x": [1, 2, 3], "y": [0.5, 1.5, 2.5]})
     panel.set_dataframe(same, "mem.csv")
     assert panel.dataframe() is same and panel.path() == "mem.csv"
-    for bad in (pl.DataFrame({"x": [1, 2]}), pl.DataFrame({"x": [], "y": []}), [[1, 2], [3, 4]],
+    for bad in (pl.DataFrame({"x": [1, 2]}), pl.DataFrame({"x": [], "y": []}), [[1, 2], [3, 4]], {"x": [1], "y": [1, 2]},
                 pd.DataFrame([[1, 2]], columns=["a", "a"]), pd.DataFrame({"x": [1, 2]})):
         with pytest.raises(DataError):
             panel.set_dataframe(bad)
