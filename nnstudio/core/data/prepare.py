@@ -165,9 +165,10 @@ def prepare(df: Any, target: str | None = None, task: str = "auto",
             v[~np.isfinite(v)] = 0.0
             X[:, j] = v
         j += 1
-    given = [(f["mean"], f["std"]) for f in fast_features] if all("mean" in f for f in fast_features) else None
-    for f, (mean, std) in zip(fast_features, _fill_float32(X, fast, fast_arrays, src, n_tr, given)):
-        f.update(mean=mean, std=std)
+    if not all("mean" in f for f in fast_features):
+        for f, (mean, std) in zip(fast_features, _train_stats(df, [f["name"] for f in fast_features], src[:n_tr])):
+            f.update(mean=mean, std=std)
+    _fill_float32(X, fast, fast_arrays, src, [(f["mean"], f["std"]) for f in fast_features])
     X_t = torch.from_numpy(X)
     train, val, test = (TensorSplit(X_t[a:b], y_t[a:b]) for a, b in bounds)
 
@@ -175,6 +176,29 @@ def prepare(df: Any, target: str | None = None, task: str = "auto",
     report.update({"rows_used": int(n), "n_train": int(n_tr), "n_val": int(n_va), "n_test": int(n_te),
                    "n_features": pre.n_features, "classes": pre.classes})
     return PreparedData(train, val, test, pre, report)
+
+
+def _train_stats(df: pl.DataFrame, names: list[str], train_rows: np.ndarray) -> list[tuple[float, float]]:
+    """Mean and std (ddof 0, in float64) of each column over the training rows, by the rules of
+    `Preprocessor.fit`: finite values only, std 1 for fewer than two values or no spread. Polars takes all
+    columns at once, in parallel, without gathering them."""
+    import polars as pl
+
+    if not names:
+        return []
+    mask = np.zeros(len(df), dtype=bool)
+    mask[train_rows] = True
+    values = pl.col(names).filter(pl.lit(pl.Series(mask))).cast(pl.Float64)
+    values = values.filter(values.is_finite())
+    row = df.select(values.mean().name.suffix("/m"), values.std(ddof=0).name.suffix("/s"),
+                    values.count().name.suffix("/c")).row(0, named=True)
+    out = []
+    for name in names:
+        count, mean, std = row[f"{name}/c"], row[f"{name}/m"], row[f"{name}/s"]
+        mean = float(mean) if count else 0.0
+        std = float(std) if count > 1 and std is not None and std > 1e-12 else 1.0
+        out.append((mean, std))
+    return out
 
 
 def load_dataset(path: str | Path, target: str | None = None, task: str = "auto",

@@ -246,83 +246,29 @@ def _chunk_map(fn: Any, n: int) -> list[Any]:
         return list(pool.map(lambda ab: fn(*ab), chunks))
 
 
-def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src: np.ndarray, n_train: int,
-                  stats: list[tuple[float, float]] | None) -> list[tuple[float, float]]:
+def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src: np.ndarray,
+                  stats: list[tuple[float, float]]) -> None:
     """Write standardised `arrays[k][src]` into `X[:, cols[k]]` for float32 columns, a few thousand rows at a
-    time (cache-sized; arithmetic in float64, no float64 copy of a whole column). Without `stats`, each
-    column's mean and std are fitted on the first `n_train` rows by the rules of `Preprocessor.fit`: finite
-    values only, std 1 for fewer than two values or no spread. Returns the (mean, std) used."""
+    time (cache-sized; arithmetic in float64, no float64 copy of a whole column); missing values become 0,
+    the training mean."""
     if not cols:
-        return []
+        return
     m = len(cols)
     idx = np.asarray(cols)
     whole = cols == list(range(X.shape[1]))
+    mean = np.array([s[0] for s in stats])
+    std = np.array([s[1] for s in stats])
 
-    def put(a: int, b: int, rows: np.ndarray) -> None:  # rows: (b - a, m)
+    def fill(a: int, b: int) -> None:
+        part = np.empty((m, b - a), dtype=np.float32)
+        for k, values in enumerate(arrays):
+            np.take(values, src[a:b], out=part[k], mode="clip")  # "raise" would buffer `out`
+        rows = np.multiply(part.T, 1.0 / std, dtype=np.float64)  # (x - mean) / std, to within an ulp of float64
+        rows -= mean / std
+        rows[~np.isfinite(rows)] = 0.0  # imputed with the training mean
         if whole:
             X[a:b] = rows
         else:
             X[a:b, idx] = rows
 
-    def get(a: int, b: int) -> np.ndarray:
-        return X[a:b] if whole else X[a:b, idx]
-
-    def gather(a: int, b: int) -> np.ndarray:
-        part = np.empty((m, b - a), dtype=np.float32)
-        for k, values in enumerate(arrays):
-            np.take(values, src[a:b], out=part[k], mode="clip")  # "raise" would buffer `out`
-        return part
-
-    def standardise(a: int, b: int, rows: np.ndarray) -> None:  # rows: float32, (b - a, m)
-        rows = np.multiply(rows, 1.0 / std, dtype=np.float64)  # (x - mean) / std, to within an ulp of float64
-        rows -= mean / std
-        if not finite_only:
-            rows[~np.isfinite(rows)] = 0.0  # imputed with the training mean
-        put(a, b, rows)
-
-    if stats is not None:
-        mean = np.array([s[0] for s in stats])
-        std = np.array([s[1] for s in stats])
-        finite_only = False
-        _chunk_map(lambda a, b: standardise(a, b, gather(a, b).T), len(X))
-        return list(stats)
-
-    # One pass gathers, and sums (x - shift) and its square over the training rows, shift being the first
-    # training rows' mean (so the sums do not cancel); a second, exact pass only if they could have.
-    head = gather(0, min(n_train, 256)).astype(np.float64)
-    shift = np.array([float(np.mean(r[np.isfinite(r)])) if np.isfinite(r).any() else 0.0 for r in head])
-
-    def first(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        part = gather(a, b)
-        put(a, b, part.T)
-        finite = bool(np.isfinite(part).all())
-        t = min(b, n_train) - a
-        if t <= 0:
-            return np.zeros(m), np.zeros(m), np.zeros(m), finite
-        rows = np.subtract(part[:, :t], shift[:, None], dtype=np.float64)
-        if finite:
-            return rows.sum(1), np.einsum("ij,ij->i", rows, rows), np.full(m, float(t)), True
-        ok = np.isfinite(rows)
-        rows[~ok] = 0.0
-        return rows.sum(1), np.einsum("ij,ij->i", rows, rows), ok.sum(1).astype(np.float64), False
-
-    partial = _chunk_map(first, len(X))
-    total = np.sum([p[0] for p in partial], axis=0)
-    squares = np.sum([p[1] for p in partial], axis=0)
-    count = np.sum([p[2] for p in partial], axis=0)
-    finite_only = all(p[3] for p in partial)
-    offset = np.divide(total, count, out=np.zeros(m), where=count > 0)
-    mean = shift + offset
-    var = np.divide(squares, count, out=np.ones(m), where=count > 0) - offset * offset
-    if np.any(offset * offset > 1e6 * np.maximum(var, 1e-300)):  # the shift was far off: sum exactly
-        def second(a: int, b: int) -> np.ndarray:
-            rows = np.subtract(get(a, b), mean, dtype=np.float64)
-            return np.where(np.isfinite(rows), rows * rows, 0.0).sum(0)
-
-        var = np.divide(np.sum(_chunk_map(second, n_train), axis=0), count, out=np.ones(m), where=count > 0)
-    std = np.sqrt(np.maximum(var, 0.0))
-    mean = np.where(count > 0, mean, 0.0)
-    std = np.where((count > 1) & (std > 1e-12), std, 1.0)
-    _chunk_map(lambda a, b: standardise(a, b, get(a, b)), len(X))
-    return [(float(mu), float(sd)) for mu, sd in zip(mean, std)]
-
+    _chunk_map(fill, len(X))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # polars costs start-up time: imported where a table is first
 #: standardising a float32 value differs from standardising the float64 one by less than ~4e-6 of a std.
 FLOAT32_MAX_SCALE = 64.0
 _SCHEMA_ROWS = 10_000  # rows polars looks at to type the columns (and nnstudio to pick float32)
+_SAMPLE_BYTES = 1 << 20  # where nnstudio's own look at the first rows ends
 
 def _sniff_encoding(head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
@@ -98,6 +99,28 @@ def _float32_columns(sample: pl.DataFrame) -> list[str]:
     return out
 
 
+def _sample(source: Any, options: dict[str, Any]) -> pl.DataFrame:
+    """The first rows (up to _SCHEMA_ROWS), parsed from the file's first megabyte cut at a line end: polars'
+    own `n_rows` read took ~0.1 s on a 150 MB file, a seventh of reading it all. Where the cut falls inside a
+    quoted field, or the first megabyte holds no line end, polars reads the rows itself."""
+    import polars as pl
+
+    if isinstance(source, Path):
+        with open(source, "rb") as fh:
+            head = fh.read(_SAMPLE_BYTES + 1)
+        if len(head) > _SAMPLE_BYTES:
+            cut = head.rfind(b"\n", 0, _SAMPLE_BYTES)
+            if cut > 0 and b'"' not in head[:cut]:
+                try:
+                    return pl.read_csv(io.BytesIO(head[:cut + 1]), n_rows=_SCHEMA_ROWS, **options)
+                except pl.exceptions.PolarsError:
+                    pass
+    sample = pl.read_csv(source, n_rows=_SCHEMA_ROWS, **options)
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    return sample
+
+
 def _read_csv(path: Path) -> pl.DataFrame:
     import polars as pl
 
@@ -117,9 +140,7 @@ def _read_csv(path: Path) -> pl.DataFrame:
             raise DataError(f"{path.name}: could not decode as {encoding} ({_first_line(exc)})") from exc
     options = dict(separator=delimiter, infer_schema_length=_SCHEMA_ROWS, raise_if_empty=True)
     try:
-        sample = pl.read_csv(source, n_rows=_SCHEMA_ROWS, **options)
-        if isinstance(source, io.BytesIO):
-            source.seek(0)
+        sample = _sample(source, options)
         wide = {c: pl.Float32 for c in _float32_columns(sample)}
         try:
             frame = pl.read_csv(source, schema_overrides=wide, **options)
@@ -208,8 +229,15 @@ def _finish(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     if nan:
         frame = frame.with_columns(pl.col(nan).fill_nan(None))
     # One buffer per column (a parallel CSV read leaves one chunk per thread batch), so `prepare` reads the
-    # numbers without a copy: 80 MB moved once here instead of copied again for every use.
-    return frame.rechunk() if any(c.n_chunks() > 1 for c in frame.get_columns()) else frame
+    # numbers without a copy; column by column, each old column freed as its copy is made.
+    if all(c.n_chunks() == 1 for c in frame.get_columns()):
+        return frame
+    columns = frame.get_columns()
+    del frame
+    for i, column in enumerate(columns):
+        columns[i] = column.rechunk()
+        del column
+    return pl.DataFrame(columns)
 
 
 def _frame_from_arrays(x: Any, y: Any, name: str) -> pl.DataFrame:
