@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -666,8 +667,8 @@ class DatasetPanel(QWidget):
         be a dataset (fewer than two columns, no rows, duplicate column names).
         """
         name = Path(str(path)).name if path else "the table"
-        names = [str(c) for c in getattr(frame, "columns", ())]
-        dupes = sorted({c for c in names if names.count(c) > 1})
+        counts = Counter(str(c) for c in getattr(frame, "columns", ()))  # a pandas frame may repeat a name
+        dupes = sorted(c for c, n in counts.items() if n > 1)
         if dupes:
             raise DataError(f"{name}: duplicate column name(s) {', '.join(dupes)}")
         try:
