@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nnstudio.core.checkpoint import load_checkpoint
-from nnstudio.core.codegen import DataFacts, export_script, generate, layer_attribute_names
+from nnstudio.core.codegen import DataFacts, export_script, facts_from_frame, generate, layer_attribute_names
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import read_table
 from nnstudio.core.errors import NNStudioError
@@ -20,10 +20,13 @@ from nnstudio.core.run import TrainingRun
 
 BLOCKER = """import runpy, sys
 sys.modules["nnstudio"] = None  # `import nnstudio` raises ImportError
-script = sys.argv[1]
+sys.path.insert(0, sys.argv[1])  # first on the path: its pandas.py and pyarrow.py raise ImportError
+script = sys.argv[2]
 sys.argv = [script]
 runpy.run_path(script, run_name="__main__")
 """
+#: nnstudio installs neither pandas nor pyarrow: the script must run where importing them fails.
+NOT_INSTALLED = ("pandas", "pyarrow")
 
 
 def _table(tmp_path: Path) -> pd.DataFrame:
@@ -59,14 +62,58 @@ CASES = {
         "training": {"epochs": 6, "batch_size": 24, "threads": 1, "early_stopping": 2,
                      "optimizer": {"name": "AdamW", "lr": 0.01, "weight_decay": 0.01},
                      "scheduler": {"name": "plateau", "patience": 1}}}),
+    "binary-semicolon-decimal-commas-na-spellings": ("label", ["species"], {
+        "file": {"name": "semicolon.csv"},
+        "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "ReLU"},
+                             {"type": "Linear", "out_features": "auto"}]},
+        "training": {"epochs": 3, "batch_size": 32, "threads": 1}}),
+    "multiclass-parquet-nulls-drop": ("species", ["label"], {
+        "file": {"name": "data.parquet"},
+        "data": {"missing": "drop"},
+        "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "BatchNorm1d"}, {"type": "ReLU"},
+                             {"type": "Linear", "out_features": "auto"}]},
+        "training": {"epochs": 3, "batch_size": 32, "threads": 1}}),
 }
+
+
+def _semicolon_csv(path: Path, drop: list[str]) -> None:
+    """A European CSV: ';' between fields, decimal commas, and missing cells spelled every way nnstudio knows."""
+    df = _table(path.parent).drop(columns=drop).astype(object)
+    for name in ("a", "value"):
+        if name in df:
+            df[name] = [None if v != v else f"{v:.4f}".replace(".", ",") for v in df[name]]
+    spellings = ["", "NA", " n/a ", "NULL", "?", "None", " nan", "NaN", "na"]
+    for i, spelled in enumerate(spellings):
+        df.loc[10 + i, "a"] = spelled  # numbers with decimal commas
+        df.loc[30 + i, "b"] = spelled  # whole numbers
+        df.loc[50 + i, "c"] = spelled  # text
+    df.loc[[70, 71, 72], "label"] = ["", " N/A", "?"]  # rows without a target: dropped
+    df.to_csv(path, sep=";", index=False)
+
+
+def _parquet_with_nulls(path: Path, drop: list[str]) -> None:
+    """Nulls in every column kind (NaN in floats, null integers and booleans, None and "N/A" in text)."""
+    df = _table(path.parent).drop(columns=drop)
+    df["b"] = pd.array(df["b"], dtype="Int64")
+    df.loc[[3, 9], "b"] = pd.NA
+    df["flag"] = df["flag"].astype(object)
+    df.loc[[4, 40], "flag"] = None
+    df.loc[[11, 12], "c"] = ["N/A", " null "]
+    df.loc[[20, 21], "species"] = [None, "NA"]  # rows without a target: dropped
+    df.to_parquet(path, index=False)
 
 
 def _write_case(tmp_path: Path, name: str) -> Path:
     target, drop, raw = CASES[name]
-    _table(tmp_path).drop(columns=drop).to_csv(tmp_path / "data.csv", index=False)
     raw = {k: dict(v) for k, v in raw.items()}
-    raw["data"] = {"path": "data.csv", "target": target, **raw.get("data", {})}
+    data_file = raw.pop("file", {}).get("name", "data.csv")
+    if data_file.endswith(".parquet"):
+        _parquet_with_nulls(tmp_path / data_file, drop)
+    elif "semicolon" in data_file:
+        _semicolon_csv(tmp_path / data_file, drop)
+    else:
+        _table(tmp_path).drop(columns=drop).to_csv(tmp_path / data_file, index=False)
+    raw["data"] = {"path": data_file, "target": target, **raw.get("data", {})}
     raw["output"] = {"checkpoint": "script.pt", "logdir": "runs", "name": name}
     cfg = RunConfig.from_dict(raw, tmp_path)
     path = tmp_path / "run.toml"
@@ -75,16 +122,25 @@ def _write_case(tmp_path: Path, name: str) -> Path:
 
 
 def _run_blocked(script: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `script` where nnstudio, pandas and pyarrow cannot be imported (nnstudio's environment has no
+    pandas or pyarrow; the test's own environment has them, so shadow them with modules that refuse)."""
     blocker = cwd / "blocked_nnstudio.py"
     blocker.write_text(BLOCKER)
-    return subprocess.run([sys.executable, "-I", str(blocker), str(script)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    shadows = cwd / "not_installed"
+    shadows.mkdir(exist_ok=True)
+    for name in NOT_INSTALLED:
+        (shadows / f"{name}.py").write_text(f"raise ModuleNotFoundError(\"No module named '{name}' (blocked by the "
+                                            f"test: nnstudio does not install it)\", name={name!r})\n")
+    return subprocess.run([sys.executable, "-I", str(blocker), str(shadows), str(script)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_exported_script_without_nnstudio_repeats_the_nnstudio_run(tmp_path, case):
     toml = _write_case(tmp_path, case)
     script = export_script(toml, tmp_path / "train.py")
+    if "semicolon" in case:  # the decimal-comma path of the script's reader is the one exercised
+        assert "CSV_SEPARATOR = ';'" in script.read_text()
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     proc = _run_blocked(script, outside)
@@ -108,16 +164,61 @@ def test_exported_script_without_nnstudio_repeats_the_nnstudio_run(tmp_path, cas
         if "mean" in fa:  # nnstudio sums float32 columns in shifted chunks: equal to ~1e-15, not bit for bit
             assert fa["mean"] == pytest.approx(fb["mean"], rel=1e-12, abs=1e-12)
             assert fa["std"] == pytest.approx(fb["std"], rel=1e-12)
-    df = read_table(tmp_path / "data.csv")
+    assert pa["target_mean"] == pytest.approx(pb["target_mean"], rel=1e-12)
+    assert pa["target_std"] == pytest.approx(pb["target_std"], rel=1e-12)
+    df = read_table(tmp_path / cfg.data.path)
     assert theirs.predict(df) == ours.predict(df)
 
 
-def test_the_script_refuses_to_run_inside_a_blocked_import_of_nnstudio(tmp_path):
-    """The blocker really blocks: a script that imports nnstudio fails under it."""
+@pytest.mark.parametrize("module", ["nnstudio", *NOT_INSTALLED])
+def test_the_blocker_really_blocks(tmp_path, module):
+    """A script that imports nnstudio, pandas or pyarrow fails under the blocker the exported scripts run in."""
     script = tmp_path / "uses.py"
-    script.write_text("import nnstudio\n")
+    script.write_text(f"import {module}\n")
     proc = _run_blocked(script, tmp_path)
-    assert proc.returncode != 0 and "import of nnstudio halted" in proc.stderr
+    assert proc.returncode != 0, proc.stderr
+    assert f"ModuleNotFoundError: No module named '{module}'" in proc.stderr or \
+        f"ModuleNotFoundError: import of {module} halted" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("file_name", ["comma.csv", "semicolon.csv", "nulls.parquet"])
+def test_the_scripts_reader_finds_the_missing_cells_and_numbers_nnstudio_finds(tmp_path, file_name):
+    """Cell by cell, the script's polars reader gives the table nnstudio reads: the same nulls (empty cells, NA
+    spellings, NaN), the same numbers (decimal commas in ';' files, whole numbers with gaps), the same text."""
+    import runpy
+
+    import polars as pl
+
+    from nnstudio.core.data import as_table
+
+    path = tmp_path / file_name
+    if file_name.endswith(".parquet"):
+        _parquet_with_nulls(path, [])
+    elif file_name.startswith("semicolon"):
+        _semicolon_csv(path, [])
+    else:
+        df = _table(tmp_path)
+        df.loc[[3, 4], "c"] = [" NA", "none"]
+        df.to_csv(path, index=False)
+    read = read_table(path)
+    ours = as_table(read)
+    cfg = RunConfig(base_dir=tmp_path)
+    cfg.data.path = str(path)
+    code = generate(cfg, facts_from_frame(read, path, "species", "auto"))
+    (tmp_path / "train.py").write_text(code.text)
+    theirs = runpy.run_path(str(tmp_path / "train.py"), run_name="exported")["read_table"](str(path))
+    assert theirs.columns == ours.columns
+    assert ours.null_count().row(0) == theirs.null_count().row(0)
+    assert sum(ours.null_count().row(0)) >= (0 if file_name == "comma.csv" else 9)
+    for name in ours.columns:
+        a, b = theirs[name], ours[name]
+        assert a.is_null().to_list() == b.is_null().to_list(), name
+        if b.dtype.is_numeric() or b.dtype == pl.Boolean:
+            assert a.dtype.is_numeric() or a.dtype == pl.Boolean, name
+            assert np.array_equal(a.cast(pl.Float64).to_numpy(), b.cast(pl.Float64).to_numpy(), equal_nan=True), name
+            assert (a.dtype == pl.Float32) == (b.dtype == pl.Float32), name
+        else:
+            assert a.cast(pl.String).to_list() == b.cast(pl.String).to_list(), name
 
 
 STACKS = [
