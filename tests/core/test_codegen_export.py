@@ -181,10 +181,11 @@ def test_the_blocker_really_blocks(tmp_path, module):
         f"ModuleNotFoundError: import of {module} halted" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("file_name", ["comma.csv", "semicolon.csv", "nulls.parquet"])
+@pytest.mark.parametrize("file_name", ["comma.csv", "semicolon.csv", "latin1.csv", "utf16.csv", "nulls.parquet"])
 def test_the_scripts_reader_finds_the_missing_cells_and_numbers_nnstudio_finds(tmp_path, file_name):
     """Cell by cell, the script's polars reader gives the table nnstudio reads: the same nulls (empty cells, NA
-    spellings, NaN), the same numbers (decimal commas in ';' files, whole numbers with gaps), the same text."""
+    spellings, NaN), the same numbers (decimal commas in ';' files, whole numbers with gaps), the same text (also
+    from Latin-1 and UTF-16 files, which polars cannot read itself)."""
     import runpy
 
     import polars as pl
@@ -194,8 +195,11 @@ def test_the_scripts_reader_finds_the_missing_cells_and_numbers_nnstudio_finds(t
     path = tmp_path / file_name
     if file_name.endswith(".parquet"):
         _parquet_with_nulls(path, [])
-    elif file_name.startswith("semicolon"):
+    elif file_name.startswith(("semicolon", "latin1", "utf16")):
         _semicolon_csv(path, [])
+        if not file_name.startswith("semicolon"):
+            text = path.read_text(encoding="utf-8").replace(";x;", ";café;").replace(";y;", ";crème;")
+            path.write_text(text, encoding="latin-1" if file_name.startswith("latin1") else "utf-16")
     else:
         df = _table(tmp_path)
         df.loc[[3, 4], "c"] = [" NA", "none"]
@@ -205,6 +209,8 @@ def test_the_scripts_reader_finds_the_missing_cells_and_numbers_nnstudio_finds(t
     cfg = RunConfig(base_dir=tmp_path)
     cfg.data.path = str(path)
     code = generate(cfg, facts_from_frame(read, path, "species", "auto"))
+    if file_name.startswith(("latin1", "utf16")):
+        assert "FILE_ENCODING = " in code.text and "café" in ours["c"].cast(pl.String).to_list()
     (tmp_path / "train.py").write_text(code.text)
     theirs = runpy.run_path(str(tmp_path / "train.py"), run_name="exported")["read_table"](str(path))
     assert theirs.columns == ours.columns
