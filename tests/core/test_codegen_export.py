@@ -62,6 +62,10 @@ CASES = {
         "training": {"epochs": 6, "batch_size": 24, "threads": 1, "early_stopping": 2,
                      "optimizer": {"name": "AdamW", "lr": 0.01, "weight_decay": 0.01},
                      "scheduler": {"name": "plateau", "patience": 1}}}),
+    "binary-boolean-target-sgd": ("flag", ["label", "value"], {  # class names "False"/"True", as nnstudio writes them
+        "model": {"layers": [{"type": "Linear", "out_features": 8}, {"type": "SiLU"},
+                             {"type": "Linear", "out_features": "auto"}]},
+        "training": {"epochs": 2, "batch_size": 16, "threads": 1, "optimizer": {"name": "SGD", "lr": 0.05}}}),
     "binary-semicolon-decimal-commas-na-spellings": ("label", ["species"], {
         "file": {"name": "semicolon.csv"},
         "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "ReLU"},
