@@ -336,3 +336,17 @@ def test_where_nnstudio_computes_the_loss_in_another_layout_the_script_agrees_to
     with torch.no_grad():
         assert (theirs.model(X) - ours.model(X)).abs().max().item() < 1e-4
     assert theirs.predict(df) == ours.predict(df)
+
+
+def test_nnstudio_export_script_on_the_command_line(tmp_path, capsys):
+    """`nnstudio export RUN.toml --script train.py` writes the script and names what it needs: no pandas."""
+    from nnstudio.cli import main
+
+    toml = _write_case(tmp_path, "binary-semicolon-decimal-commas-na-spellings")
+    assert main(["export", str(toml), "--script", str(tmp_path / "cli.py")]) == 0
+    assert "(torch, numpy, polars, tensorboard)" in capsys.readouterr().out
+    text = (tmp_path / "cli.py").read_text()
+    imports = [l for l in text.splitlines() if l.startswith(("import ", "from "))]
+    assert "import polars as pl" in imports and not any("pandas" in l or "pyarrow" in l for l in imports)
+    assert "Runs with torch, numpy, polars and tensorboard only" in text
+    compile(text, "cli.py", "exec")
