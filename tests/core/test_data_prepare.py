@@ -7,6 +7,7 @@ by the label strings), `Preprocessor.fit` on `df.iloc[train]`, `transform_featur
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pandas as pd
 import pyarrow.csv as pacsv
 import pytest
@@ -19,6 +20,8 @@ from nnstudio.core.errors import DataError
 
 def reference(df: pd.DataFrame, target: str, task: str = "auto", split=(0.7, 0.15, 0.15), seed: int = 0,
               missing: str = "impute"):
+    if isinstance(df, pl.DataFrame):
+        df = df.to_pandas()
     task = resolve_task(df, target, task)
     features = [c for c in df.columns if c != target]
     keep = df[target].notna()
@@ -138,7 +141,7 @@ def test_csv_read_then_prepare_matches_the_reference(tmp_path):
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     table = read_table(path)
-    assert table["f32"].dtype == np.float32  # spread large against magnitude: float32 keeps it
+    assert table["f32"].dtype == pl.Float32  # spread large against magnitude: float32 keeps it
     data = prepare(table, target="label")
     assert_same(data, *reference(table, "label"))
     # and pandas' float64 reading of the same file (empty cells missing) gives the same tensors, float32 aside
@@ -173,7 +176,7 @@ def test_large_magnitude_float_columns_keep_float64(tmp_path):
     path = tmp_path / "geo.csv"
     df.to_csv(path, index=False)
     table = read_table(path)
-    assert table["lat"].dtype == np.float64 and table["z"].dtype == np.float32
+    assert table["lat"].dtype == pl.Float64 and table["z"].dtype == pl.Float32
     data = prepare(table, target="y")
     assert_same(data, *reference(pacsv.read_csv(path).to_pandas(), "y"), rel=1e-6)
 
@@ -212,7 +215,8 @@ def arrow_frame(path) -> pd.DataFrame:
                           convert_options=pacsv.ConvertOptions(strings_can_be_null=True)).to_pandas()
 
 
-def assert_frames_match(got: pd.DataFrame, want: pd.DataFrame):
+def assert_frames_match(got: pl.DataFrame, want: pd.DataFrame):
+    got = got.to_pandas()
     assert list(got.columns) == list(want.columns)
     assert len(got) == len(want)
     for c in want.columns:
@@ -234,9 +238,9 @@ def test_ranges_and_blocks_give_the_whole_table(tmp_path, small_ranges):
     df.to_csv(path, index=False)
     assert path.stat().st_size > 4 * 20_000
     got = read_table(path)
-    assert got["a"].dtype == np.float32 and got["y"].dtype == np.float64  # y: 100 ± 1 is too coarse in float32
+    assert got["a"].dtype == pl.Float32 and got["y"].dtype == pl.Float64  # y: 100 ± 1 is too coarse in float32
     assert_frames_match(got, arrow_frame(path))
-    assert got["s"].tolist() == df["s"].tolist()
+    assert got["s"].to_list() == df["s"].tolist()
 
 
 @pytest.mark.parametrize("late", ["float_after_ints", "text_after_numbers", "values_after_empty"])
@@ -249,7 +253,7 @@ def test_types_that_change_after_the_sampled_rows_are_read_whole(tmp_path, small
     path.write_text("\n".join(lines) + "\n")
     got = read_table(path)
     assert_frames_match(got, arrow_frame(path))
-    assert str(got["v"].iloc[-1]) in (last, "7.0")
+    assert str(got["v"][-1]) in (last, "7.0")
 
 
 def test_bom_and_crlf_with_ranges(tmp_path, small_ranges):
@@ -259,7 +263,7 @@ def test_bom_and_crlf_with_ranges(tmp_path, small_ranges):
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     got = read_table(path)
     assert list(got.columns) == ["idé", "val"] and len(got) == n
-    np.testing.assert_allclose(got["val"].to_numpy(dtype=float), np.round(np.arange(n) / 3, 4), rtol=1e-7)
+    np.testing.assert_allclose(got["val"].to_numpy().astype(float), np.round(np.arange(n) / 3, 4), rtol=1e-7)
 
 
 def reference_split(n, fractions, seed=0, labels=None):
@@ -305,25 +309,29 @@ def test_short_rows_after_long_ones(tmp_path, small_ranges):
     path = tmp_path / "t.csv"
     path.write_text("\n".join(lines) + "\n")
     got = read_table(path)
-    assert len(got) == 29999 + 1 and got["a"].dtype == np.float32
-    np.testing.assert_allclose(got["a"].to_numpy(dtype=float), np.round(np.arange(30000) / 7, 3), rtol=1e-7)
-    assert got["b"].tolist() == list(range(30000))
+    assert len(got) == 29999 + 1 and got["a"].dtype == pl.Float32
+    np.testing.assert_allclose(got["a"].to_numpy().astype(float), np.round(np.arange(30000) / 7, 3), rtol=1e-7)
+    assert got["b"].to_list() == list(range(30000))
     assert_frames_match(got, arrow_frame(path))
 
 
 @pytest.mark.parametrize("values", [["b", "a", None, "b", "10", "9"], [3.0, 1.0, np.nan, 3.0], [True, False, True],
-                                    [2, 7, 2], pd.Series([1, "x", 2.0, None], dtype=object),
-                                    pd.Categorical(["u", None, "v", "u"], categories=["v", "u", "never"])])
+                                    [2, 7, 2], pl.Series([1.5, None, 0.1, 1.5], dtype=pl.Float32),
+                                    pl.Series(["u", None, "v", "u"], dtype=pl.Categorical),
+                                    pl.Series(["u", None, "v", "u"], dtype=pl.Enum(["v", "u", "never"]))])
 def test_label_codes_equal_the_sorted_keys_of_every_row(values):
     from nnstudio.core.data import _label_codes
 
-    series = pd.Series(values)
+    series = values if isinstance(values, pl.Series) else pl.Series(values, strict=False)
     keys, codes = _label_codes(series)
-    present = series.notna().to_numpy()
-    want = np.unique(_label_keys(series[present]).astype(str))
-    assert keys.tolist() == want.tolist()
+    missing = series.is_null()
+    if series.dtype.is_float():
+        missing = missing | series.is_nan().fill_null(False)
+    present = ~missing.to_numpy()
+    labels = _label_keys(series.filter(~missing)).astype(str)
+    assert keys.tolist() == np.unique(labels).tolist()
     assert (codes[~present] == -1).all()
-    assert keys[codes[present]].tolist() == _label_keys(series[present]).astype(str).tolist()
+    assert keys[codes[present]].tolist() == labels.tolist()
 
 
 def test_summary_classes_and_model_outputs_count_label_keys():
@@ -345,10 +353,10 @@ def test_fractional_class_labels_read_as_float32_keep_their_spelling(tmp_path):
     path = tmp_path / "r.csv"
     df.to_csv(path, index=False)
     table = read_table(path)
-    assert table["rating"].dtype == np.float32
+    assert table["rating"].dtype == pl.Float32
     data = prepare(table, target="rating")
     assert data.task == "binary" and data.preprocessor.classes == ["0.1", "0.7"]
-    assert _label_keys(pd.Series([0.1, np.nan, 2.0, 2.5e-7], dtype=np.float32)).tolist() == ["0.1", "nan", "2", "2.5e-07"]
+    assert _label_keys(pl.Series([0.1, None, 2.0, 2.5e-7], dtype=pl.Float32)).tolist() == ["0.1", "nan", "2", "2.5e-07"]
     assert_same(data, *reference(arrow_frame(path), "rating"), rel=1e-6)
 
 

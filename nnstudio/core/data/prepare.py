@@ -10,18 +10,19 @@ import torch
 
 from nnstudio.core.data._common import MISSING_POLICIES
 from nnstudio.core.data.columns import (_label_codes, _missing_count, _natural_key, column_kind, default_target,
-                                        describe_columns, feature_columns, resolve_task)
+                                        describe_columns, feature_columns, missing_mask, present, resolve_task)
 from nnstudio.core.data.preprocess import (Preprocessor, _category_codes, _check_classes, _feature_values,
-                                           _fill_float32, _fit_categorical)
+                                           _fill_float32, _fit_categorical, _numbers)
+from nnstudio.core.data.table import as_table
 from nnstudio.core.data.read import _first_line, read_table
 from nnstudio.core.data.split import PreparedData, TensorSplit, split_indices
 from nnstudio.core.errors import DataError
 
-if TYPE_CHECKING:  # pandas costs start-up time: imported where a table is first touched
-    import pandas as pd
+if TYPE_CHECKING:  # polars costs start-up time: imported where a table is first touched
+    import polars as pl
 
 
-def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
+def prepare(df: Any, target: str | None = None, task: str = "auto",
             split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, missing: str = "impute",
             features: Sequence[str] | None = None, preprocessor: Preprocessor | None = None) -> PreparedData:
     """From a raw table to tensors: resolve the task, drop rows without a target, split, fit, transform.
@@ -33,8 +34,7 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
     on each split give, written column by column into one float32 matrix whose rows are laid out
     train | validation | test: the three splits are views of it, not copies of the table.
     """
-    import pandas as pd
-
+    df = as_table(df)
     if preprocessor is not None:
         target, task, features = preprocessor.target, preprocessor.task, preprocessor.feature_names
     target = target or default_target(df)
@@ -52,22 +52,22 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
                               "missing_per_column": {c: n for c, n in gaps.items() if n},
                               "missing_policy": missing}
     target_col = df[target]
-    keep = np.array(target_col.notna().to_numpy(dtype=bool))
+    keep = ~missing_mask(target_col)
     if task == "regression":
-        keep &= np.isfinite(pd.to_numeric(target_col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
+        keep &= np.isfinite(_numbers(target_col))
     report["rows_dropped_no_target"] = int((~keep).sum())
     if missing == "drop":
         complete = np.ones(len(df), dtype=bool)
         for c in feature_names:
             if gaps[c]:
-                complete &= df[c].notna().to_numpy(dtype=bool)
+                complete &= ~missing_mask(df[c])
         report["rows_dropped_missing"] = int((keep & ~complete).sum())
         keep &= complete
     rows = None if keep.all() else np.flatnonzero(keep)
     n = len(df) if rows is None else len(rows)
     if n < 3:
         raise DataError(f"only {n} usable row(s) after dropping rows with missing values; need at least 3")
-    used_target = target_col if rows is None else target_col.iloc[rows].reset_index(drop=True)
+    used_target = target_col if rows is None else target_col.gather(rows)
 
     keys = codes = strat = None
     if task != "regression":
@@ -89,10 +89,10 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
         fitted: list[dict[str, Any]] = []
         for name in feature_names:
             col = df[name]
-            if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+            if col.dtype.is_float():
                 fitted.append({"name": name, "kind": "numeric"})  # stats below, from the matrix
                 continue
-            part = col.iloc[train_src]
+            part = col.gather(train_src)
             kind = column_kind(part)
             if kind in ("numeric", "boolean"):
                 fitted.append({"name": name, "kind": kind})
@@ -105,7 +105,7 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
             classes = sorted(keys[seen].tolist(), key=_natural_key)
             _check_classes(target, task, classes)
         else:
-            y = pd.to_numeric(used_target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)[order[:n_tr]]
+            y = _numbers(used_target)[order[:n_tr]]
             y = y[np.isfinite(y)]
             if len(y) == 0:
                 raise DataError(f"target '{target}' has no numeric values; regression needs numbers")
@@ -117,7 +117,7 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
     if missing_cols:
         raise DataError(f"missing feature column(s): {', '.join(missing_cols)}")
     if task == "regression":
-        y_all = pd.to_numeric(used_target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)[order]
+        y_all = _numbers(used_target)[order]
         y_t = torch.from_numpy(((y_all - pre.target_mean) / pre.target_std).astype(np.float32))
     else:
         position = {c: i for i, c in enumerate(pre.classes or [])}
@@ -126,7 +126,7 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
         for a, b in bounds:
             bad = np.flatnonzero(y_all[a:b] < 0)
             if len(bad):
-                example = target_col.iloc[int(src[a + bad[0]])]
+                example = target_col[int(src[a + bad[0]])]
                 raise DataError(f"target '{target}': {len(bad)} row(s) have a class not seen in training, "
                                 f"e.g. {example!r}")
         y_t = torch.from_numpy(y_all) if task == "multiclass" else torch.from_numpy(y_all.astype(np.float32))
@@ -165,9 +165,10 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
             v[~np.isfinite(v)] = 0.0
             X[:, j] = v
         j += 1
-    given = [(f["mean"], f["std"]) for f in fast_features] if all("mean" in f for f in fast_features) else None
-    for f, (mean, std) in zip(fast_features, _fill_float32(X, fast, fast_arrays, src, n_tr, given)):
-        f.update(mean=mean, std=std)
+    if not all("mean" in f for f in fast_features):
+        for f, (mean, std) in zip(fast_features, _train_stats(df, [f["name"] for f in fast_features], src[:n_tr])):
+            f.update(mean=mean, std=std)
+    _fill_float32(X, fast, fast_arrays, src, [(f["mean"], f["std"]) for f in fast_features])
     X_t = torch.from_numpy(X)
     train, val, test = (TensorSplit(X_t[a:b], y_t[a:b]) for a, b in bounds)
 
@@ -175,6 +176,29 @@ def prepare(df: pd.DataFrame, target: str | None = None, task: str = "auto",
     report.update({"rows_used": int(n), "n_train": int(n_tr), "n_val": int(n_va), "n_test": int(n_te),
                    "n_features": pre.n_features, "classes": pre.classes})
     return PreparedData(train, val, test, pre, report)
+
+
+def _train_stats(df: pl.DataFrame, names: list[str], train_rows: np.ndarray) -> list[tuple[float, float]]:
+    """Mean and std (ddof 0, in float64) of each column over the training rows, by the rules of
+    `Preprocessor.fit`: finite values only, std 1 for fewer than two values or no spread. Polars takes all
+    columns at once, in parallel, without gathering them."""
+    import polars as pl
+
+    if not names:
+        return []
+    mask = np.zeros(len(df), dtype=bool)
+    mask[train_rows] = True
+    values = pl.col(names).filter(pl.lit(pl.Series(mask))).cast(pl.Float64)
+    values = values.filter(values.is_finite())
+    row = df.select(values.mean().name.suffix("/m"), values.std(ddof=0).name.suffix("/s"),
+                    values.count().name.suffix("/c")).row(0, named=True)
+    out = []
+    for name in names:
+        count, mean, std = row[f"{name}/c"], row[f"{name}/m"], row[f"{name}/s"]
+        mean = float(mean) if count else 0.0
+        std = float(std) if count > 1 and std is not None and std > 1e-12 else 1.0
+        out.append((mean, std))
+    return out
 
 
 def load_dataset(path: str | Path, target: str | None = None, task: str = "auto",
@@ -189,14 +213,15 @@ def load_dataset(path: str | Path, target: str | None = None, task: str = "auto"
         data = prepare(df, target, task, split, seed, missing, features=features)
     except DataError as exc:
         raise DataError(f"{Path(path).name}: {exc}") from exc
-    except (ValueError, TypeError, UnicodeError) as exc:  # a damaged file's cells reaching pandas: still one sentence
+    except (ValueError, TypeError, UnicodeError) as exc:  # a damaged file's cells reaching numpy: still one sentence
         raise DataError(f"{Path(path).name}: its values cannot be prepared ({_first_line(exc)})") from exc
     data.report["excluded"] = [str(c) for c in df.columns if c != target and c not in features]
     return data
 
 
-def summarize(df: pd.DataFrame, target: str | None = None, task: str = "auto") -> dict[str, Any]:
+def summarize(df: Any, target: str | None = None, task: str = "auto") -> dict[str, Any]:
     """What the dataset panel and `nnstudio info` show about a raw table."""
+    df = as_table(df)
     target = target or default_target(df)
     task = resolve_task(df, target, task)
     cols = describe_columns(df)
@@ -209,18 +234,19 @@ def summarize(df: pd.DataFrame, target: str | None = None, task: str = "auto") -
     return out
 
 
-def model_io_size(df: pd.DataFrame, target: str, task: str = "auto",
+def model_io_size(df: Any, target: str, task: str = "auto",
                   features: Sequence[str] | None = None) -> tuple[int, int]:
     """Inputs and outputs a model needs for this table, without splitting or fitting (cheap, for the builder).
 
     Counted on the whole table, so a category that only the validation split holds can make it one wider
     than the fitted preprocessing; training always builds from the fitted sizes.
     """
+    df = as_table(df)
     task = resolve_task(df, target, task)
     feature_names = list(features) if features is not None else [c for c in df.columns if c != target]
     n_in = 0
     for name in feature_names:
         kind = column_kind(df[name])
-        n_in += df[name].nunique(dropna=True) if kind == "categorical" else 1
+        n_in += present(df[name]).n_unique() if kind == "categorical" else 1
     n_out = len(_label_codes(df[target])[0]) if task == "multiclass" else 1
     return int(n_in), int(n_out)

@@ -13,25 +13,46 @@ import numpy as np
 import torch
 
 from nnstudio.core.data._common import MAX_CATEGORIES, MAX_CLASSES
-from nnstudio.core.data.columns import _label_keys, _natural_key, column_kind
+from nnstudio.core.data.columns import _label_codes, _natural_key, column_kind, is_text, present
+from nnstudio.core.data.table import as_series, as_table
 from nnstudio.core.errors import DataError
 
-if TYPE_CHECKING:  # pandas costs start-up time: imported where a table is first touched
-    import pandas as pd
+if TYPE_CHECKING:  # polars costs start-up time: imported where a table is first touched
+    import polars as pl
 
 
-def _bool_values(series: pd.Series) -> np.ndarray:
-    import pandas as pd
+def _bool_values(series: pl.Series) -> np.ndarray:
+    """A boolean column as 1.0/0.0 (NaN where missing); text spelling true/false in any case counts."""
+    import polars as pl
 
-    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
-        return series.astype("float64").to_numpy()
-    mapped = series.astype(str).str.strip().str.lower().map({"true": 1.0, "false": 0.0})
-    return mapped.astype("float64").to_numpy()
+    series = as_series(series)
+    if series.dtype == pl.Boolean or series.dtype.is_numeric():
+        return series.cast(pl.Float64).to_numpy()
+    words = series.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return words.replace_strict({"true": 1.0, "false": 0.0}, default=None, return_dtype=pl.Float64).to_numpy()
 
 
-def _fit_categorical(name: str, col: "pd.Series") -> dict[str, Any]:
+def _numbers(series: pl.Series) -> np.ndarray:
+    """A column as float64 numbers, NaN where missing or not a number (text that spells a number counts)."""
+    import polars as pl
+
+    series = as_series(series)
+    if series.dtype == pl.Boolean or series.dtype.is_numeric():
+        return series.cast(pl.Float64).to_numpy()
+    if is_text(series.dtype):
+        return series.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).to_numpy()
+    return np.full(len(series), np.nan)
+
+
+def _text(series: pl.Series) -> pl.Series:
+    import polars as pl
+
+    return as_series(series).cast(pl.String)
+
+
+def _fit_categorical(name: str, col: pl.Series) -> dict[str, Any]:
     """A categorical feature's one-hot categories (sorted text), within the one-hot cap."""
-    cats = sorted(col.dropna().astype(str).unique().tolist())
+    cats = sorted(_text(col).drop_nulls().unique().to_list())
     if len(cats) > MAX_CATEGORIES:
         raise DataError(f"column '{name}' has {len(cats)} distinct values, above the one-hot cap of "
                         f"{MAX_CATEGORIES}; set its role to ignore (in the TOML: [data] exclude) or use it as the target")
@@ -68,10 +89,9 @@ class Preprocessor:
 
     # -- fitting
     @classmethod
-    def fit(cls, df: pd.DataFrame, target: str, task: str, feature_names: Sequence[str] | None = None,
+    def fit(cls, df: Any, target: str, task: str, feature_names: Sequence[str] | None = None,
             missing: str = "impute", kinds: dict[str, str] | None = None) -> "Preprocessor":
-        import pandas as pd
-
+        df = as_table(df)
         kinds = kinds or {}
         feature_names = list(feature_names) if feature_names is not None else [c for c in df.columns if c != target]
         features: list[dict[str, Any]] = []
@@ -79,7 +99,7 @@ class Preprocessor:
             col = df[name]
             kind = kinds.get(name) or column_kind(col)
             if kind in ("numeric", "boolean"):
-                values = _bool_values(col) if kind == "boolean" else pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
+                values = _bool_values(col) if kind == "boolean" else _numbers(col)
                 finite = values[np.isfinite(values)]
                 mean = float(finite.mean()) if len(finite) else 0.0
                 std = float(finite.std()) if len(finite) > 1 else 1.0
@@ -89,10 +109,10 @@ class Preprocessor:
         classes = None
         target_mean, target_std = 0.0, 1.0
         if task in ("binary", "multiclass"):
-            classes = sorted(set(_label_keys(df[target].dropna()).tolist()), key=_natural_key)
+            classes = sorted(_label_codes(df[target])[0].tolist(), key=_natural_key)
             _check_classes(target, task, classes)
         else:
-            y = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype="float64")
+            y = _numbers(df[target])
             y = y[np.isfinite(y)]
             if len(y) == 0:
                 raise DataError(f"target '{target}' has no numeric values; regression needs numbers")
@@ -125,9 +145,8 @@ class Preprocessor:
         return names
 
     # -- transforms
-    def transform_features(self, df: pd.DataFrame) -> np.ndarray:
-        import pandas as pd
-
+    def transform_features(self, df: Any) -> np.ndarray:
+        df = as_table(df)
         missing_cols = [f["name"] for f in self.features if f["name"] not in df.columns]
         if missing_cols:
             raise DataError(f"missing feature column(s): {', '.join(missing_cols)}")
@@ -137,33 +156,31 @@ class Preprocessor:
             col = df[f["name"]]
             if f["kind"] == "categorical":
                 k = len(f["categories"])
-                codes = pd.Index(f["categories"], dtype="string").get_indexer(col.astype("string"))
-                block = np.zeros((len(df), k), dtype=np.float32)
-                valid = codes >= 0
-                block[np.nonzero(valid)[0], codes[valid]] = 1.0
-                out[:, j:j + k] = block
+                codes = _category_codes(col, f["categories"])
+                out[:, j:j + k] = 0.0
+                valid = np.flatnonzero(codes >= 0)
+                out[valid, j + codes[valid]] = 1.0
                 j += k
             else:
-                if f["kind"] == "boolean":
-                    values = _bool_values(col)
-                else:
-                    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
+                values = _bool_values(col) if f["kind"] == "boolean" else _numbers(col)
                 values = (values - f["mean"]) / f["std"]
                 values[~np.isfinite(values)] = 0.0  # imputed with the training mean
                 out[:, j] = values
                 j += 1
         return out
 
-    def transform_target(self, series: pd.Series) -> np.ndarray:
-        import pandas as pd
-
+    def transform_target(self, series: pl.Series) -> np.ndarray:
+        series = as_series(series)
         if self.task == "regression":
-            y = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+            y = _numbers(series)
             return ((y - self.target_mean) / self.target_std).astype(np.float32)
-        codes = pd.Categorical(_label_keys(series), categories=self.classes or []).codes.astype(np.int64)
+        keys, raw = _label_codes(series)
+        position = {c: i for i, c in enumerate(self.classes or [])}
+        lut = np.append(np.array([position.get(k, -1) for k in keys.tolist()], dtype=np.int64), -1)
+        codes = lut[raw]
         unknown = int((codes < 0).sum())
         if unknown:
-            bad = next(v for v, c in zip(series.tolist(), codes) if c < 0)
+            bad = series.to_list()[int(np.flatnonzero(codes < 0)[0])]
             raise DataError(f"target '{self.target}': {unknown} row(s) have a class not seen in training, e.g. {bad!r}")
         return codes
 
@@ -190,27 +207,27 @@ class Preprocessor:
 
 
 
-def _feature_values(col: pd.Series, kind: str) -> np.ndarray:
-    """A numeric or boolean feature as a float array over all rows (float32 columns without a copy)."""
-    import pandas as pd
+def _feature_values(col: pl.Series, kind: str) -> np.ndarray:
+    """A numeric or boolean feature as a float array over all rows (a float32 column as float32, NaN where missing)."""
+    import polars as pl
 
     if kind == "boolean":
         return _bool_values(col)
-    if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+    if col.dtype == pl.Float32:
         return col.to_numpy()
-    return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return _numbers(col)
 
 
-def _category_codes(col: pd.Series, categories: list[str]) -> np.ndarray:
+def _category_codes(col: pl.Series, categories: list[str]) -> np.ndarray:
     """Each row's index into the fitted categories; -1 for a missing or unseen value."""
-    import pandas as pd
+    import polars as pl
 
-    index = pd.Index(categories, dtype="string")
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        lut = index.get_indexer(pd.Index(col.cat.categories).astype("string"))
-        raw = col.cat.codes.to_numpy()
-        return np.where(raw >= 0, lut[np.maximum(raw, 0)] if len(lut) else -1, -1)
-    return index.get_indexer(col.astype("string"))
+    if not categories:
+        return np.full(len(col), -1, dtype=np.int64)
+    text = _text(col)
+    known = text.is_in(categories)  # unseen values become null before the Enum cast, which refuses them
+    codes = text.set(~known, None).cast(pl.Enum(categories)).to_physical().cast(pl.Int64).fill_null(-1)
+    return codes.to_numpy()
 
 
 _CHUNK_ROWS = 1 << 13
@@ -229,83 +246,29 @@ def _chunk_map(fn: Any, n: int) -> list[Any]:
         return list(pool.map(lambda ab: fn(*ab), chunks))
 
 
-def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src: np.ndarray, n_train: int,
-                  stats: list[tuple[float, float]] | None) -> list[tuple[float, float]]:
+def _fill_float32(X: np.ndarray, cols: list[int], arrays: list[np.ndarray], src: np.ndarray,
+                  stats: list[tuple[float, float]]) -> None:
     """Write standardised `arrays[k][src]` into `X[:, cols[k]]` for float32 columns, a few thousand rows at a
-    time (cache-sized; arithmetic in float64, no float64 copy of a whole column). Without `stats`, each
-    column's mean and std are fitted on the first `n_train` rows by the rules of `Preprocessor.fit`: finite
-    values only, std 1 for fewer than two values or no spread. Returns the (mean, std) used."""
+    time (cache-sized; arithmetic in float64, no float64 copy of a whole column); missing values become 0,
+    the training mean."""
     if not cols:
-        return []
+        return
     m = len(cols)
     idx = np.asarray(cols)
     whole = cols == list(range(X.shape[1]))
+    mean = np.array([s[0] for s in stats])
+    std = np.array([s[1] for s in stats])
 
-    def put(a: int, b: int, rows: np.ndarray) -> None:  # rows: (b - a, m)
+    def fill(a: int, b: int) -> None:
+        part = np.empty((m, b - a), dtype=np.float32)
+        for k, values in enumerate(arrays):
+            np.take(values, src[a:b], out=part[k], mode="clip")  # "raise" would buffer `out`
+        rows = np.multiply(part.T, 1.0 / std, dtype=np.float64)  # (x - mean) / std, to within an ulp of float64
+        rows -= mean / std
+        rows[~np.isfinite(rows)] = 0.0  # imputed with the training mean
         if whole:
             X[a:b] = rows
         else:
             X[a:b, idx] = rows
 
-    def get(a: int, b: int) -> np.ndarray:
-        return X[a:b] if whole else X[a:b, idx]
-
-    def gather(a: int, b: int) -> np.ndarray:
-        part = np.empty((m, b - a), dtype=np.float32)
-        for k, values in enumerate(arrays):
-            np.take(values, src[a:b], out=part[k], mode="clip")  # "raise" would buffer `out`
-        return part
-
-    def standardise(a: int, b: int, rows: np.ndarray) -> None:  # rows: float32, (b - a, m)
-        rows = np.multiply(rows, 1.0 / std, dtype=np.float64)  # (x - mean) / std, to within an ulp of float64
-        rows -= mean / std
-        if not finite_only:
-            rows[~np.isfinite(rows)] = 0.0  # imputed with the training mean
-        put(a, b, rows)
-
-    if stats is not None:
-        mean = np.array([s[0] for s in stats])
-        std = np.array([s[1] for s in stats])
-        finite_only = False
-        _chunk_map(lambda a, b: standardise(a, b, gather(a, b).T), len(X))
-        return list(stats)
-
-    # One pass gathers, and sums (x - shift) and its square over the training rows, shift being the first
-    # training rows' mean (so the sums do not cancel); a second, exact pass only if they could have.
-    head = gather(0, min(n_train, 256)).astype(np.float64)
-    shift = np.array([float(np.mean(r[np.isfinite(r)])) if np.isfinite(r).any() else 0.0 for r in head])
-
-    def first(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        part = gather(a, b)
-        put(a, b, part.T)
-        finite = bool(np.isfinite(part).all())
-        t = min(b, n_train) - a
-        if t <= 0:
-            return np.zeros(m), np.zeros(m), np.zeros(m), finite
-        rows = np.subtract(part[:, :t], shift[:, None], dtype=np.float64)
-        if finite:
-            return rows.sum(1), np.einsum("ij,ij->i", rows, rows), np.full(m, float(t)), True
-        ok = np.isfinite(rows)
-        rows[~ok] = 0.0
-        return rows.sum(1), np.einsum("ij,ij->i", rows, rows), ok.sum(1).astype(np.float64), False
-
-    partial = _chunk_map(first, len(X))
-    total = np.sum([p[0] for p in partial], axis=0)
-    squares = np.sum([p[1] for p in partial], axis=0)
-    count = np.sum([p[2] for p in partial], axis=0)
-    finite_only = all(p[3] for p in partial)
-    offset = np.divide(total, count, out=np.zeros(m), where=count > 0)
-    mean = shift + offset
-    var = np.divide(squares, count, out=np.ones(m), where=count > 0) - offset * offset
-    if np.any(offset * offset > 1e6 * np.maximum(var, 1e-300)):  # the shift was far off: sum exactly
-        def second(a: int, b: int) -> np.ndarray:
-            rows = np.subtract(get(a, b), mean, dtype=np.float64)
-            return np.where(np.isfinite(rows), rows * rows, 0.0).sum(0)
-
-        var = np.divide(np.sum(_chunk_map(second, n_train), axis=0), count, out=np.ones(m), where=count > 0)
-    std = np.sqrt(np.maximum(var, 0.0))
-    mean = np.where(count > 0, mean, 0.0)
-    std = np.where((count > 1) & (std > 1e-12), std, 1.0)
-    _chunk_map(lambda a, b: standardise(a, b, get(a, b)), len(X))
-    return [(float(mu), float(sd)) for mu, sd in zip(mean, std)]
-
+    _chunk_map(fill, len(X))

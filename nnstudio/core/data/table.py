@@ -41,3 +41,14 @@ def _from_pandas(frame: Any) -> pl.DataFrame:
             series = series.fill_nan(None)
         columns.append(series.alias(str(name)))
     return pl.DataFrame(columns)
+
+
+def as_series(data: Any) -> pl.Series:
+    """A polars Series of one column (a pandas Series is converted like `as_table` converts its columns)."""
+    import polars as pl
+
+    if isinstance(data, pl.Series):
+        return data
+    if hasattr(data, "iloc"):
+        return _from_pandas(data.to_frame()).to_series()
+    return pl.Series(values=list(data), strict=False)
