@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,11 @@ CASES = {
         "model": {"layers": [{"type": "Linear", "out_features": 8}, {"type": "SiLU"},
                              {"type": "Linear", "out_features": "auto"}]},
         "training": {"epochs": 2, "batch_size": 16, "threads": 1, "optimizer": {"name": "SGD", "lr": 0.05}}}),
+    "binary-penguins-sample-sex": ("sex", [], {  # 11 rows without a target, NA among the numbers
+        "file": {"name": "penguins.csv"},
+        "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "ReLU"},
+                             {"type": "Linear", "out_features": "auto"}]},
+        "training": {"epochs": 3, "batch_size": 32, "threads": 1}}),
     "binary-semicolon-decimal-commas-na-spellings": ("label", ["species"], {
         "file": {"name": "semicolon.csv"},
         "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "ReLU"},
@@ -111,7 +117,11 @@ def _write_case(tmp_path: Path, name: str) -> Path:
     target, drop, raw = CASES[name]
     raw = {k: dict(v) for k, v in raw.items()}
     data_file = raw.pop("file", {}).get("name", "data.csv")
-    if data_file.endswith(".parquet"):
+    if data_file == "penguins.csv":  # the real sample the window starts on, "NA" cells as the R package wrote them
+        from nnstudio.resources import sample_dataset
+
+        shutil.copy(sample_dataset("penguins.csv"), tmp_path / data_file)
+    elif data_file.endswith(".parquet"):
         _parquet_with_nulls(tmp_path / data_file, drop)
     elif "semicolon" in data_file:
         _semicolon_csv(tmp_path / data_file, drop)
@@ -323,8 +333,6 @@ def test_where_nnstudio_computes_the_loss_in_another_layout_the_script_agrees_to
     cross-entropy class-major, whose last-layer gradient may round differently in the last bit. Measured after
     30 epochs at batch 512 on flowers.csv: weights within 3e-8, logits within 2.4e-7, every label equal. The
     tolerance here (1e-5 on weights, 1e-4 on logits) leaves room for other CPUs' vector widths."""
-    import shutil
-
     shutil.copy(flowers_csv, tmp_path / "flowers.csv")
     cfg = RunConfig.from_dict({"data": {"path": "flowers.csv", "target": "species"},
                                "training": {"epochs": 30, "batch_size": 512},
