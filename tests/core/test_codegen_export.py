@@ -144,13 +144,18 @@ def _run_blocked(script: Path, cwd: Path) -> subprocess.CompletedProcess:
     pandas or pyarrow; the test's own environment has them, so shadow them with modules that refuse)."""
     blocker = cwd / "blocked_nnstudio.py"
     blocker.write_text(BLOCKER)
+    return subprocess.run([sys.executable, "-I", str(blocker), str(_shadow_modules(cwd)), str(script)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _shadow_modules(cwd: Path) -> Path:
+    """A folder whose pandas.py and pyarrow.py raise ModuleNotFoundError when imported."""
     shadows = cwd / "not_installed"
     shadows.mkdir(exist_ok=True)
     for name in NOT_INSTALLED:
         (shadows / f"{name}.py").write_text(f"raise ModuleNotFoundError(\"No module named '{name}' (blocked by the "
                                             f"test: nnstudio does not install it)\", name={name!r})\n")
-    return subprocess.run([sys.executable, "-I", str(blocker), str(shadows), str(script)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return shadows
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -365,3 +370,21 @@ def test_nnstudio_export_script_on_the_command_line(tmp_path, capsys):
     assert "import polars as pl" in imports and not any("pandas" in l or "pyarrow" in l for l in imports)
     assert "Runs with torch, numpy, polars and tensorboard only" in text
     compile(text, "cli.py", "exec")
+
+
+def test_export_and_the_script_need_no_pandas_or_pyarrow(tmp_path):
+    """nnstudio writes the script, and the script runs, where pandas and pyarrow cannot be imported (as in
+    nnstudio's own environment): the export path of nnstudio reads and prepares the data without them too."""
+    import nnstudio
+
+    toml = _write_case(tmp_path, "binary-semicolon-decimal-commas-na-spellings")
+    shadows = _shadow_modules(tmp_path)
+    root = Path(nnstudio.__file__).resolve().parents[1]
+    export = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; from nnstudio.cli import main; "
+              "sys.exit(main(['export', sys.argv[3], '--script', sys.argv[4]]))")
+    proc = subprocess.run([sys.executable, "-I", "-c", export, str(shadows), str(root), str(toml),
+                           str(tmp_path / "train.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_blocked(tmp_path / "train.py", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "script.pt").preprocessor.classes == ["no", "yes"]
