@@ -7,7 +7,7 @@ its own process from the command line (interpreter start and `import torch` are 
 - ``nnstudio``: ``python -m nnstudio predict MODEL.pt DATA.csv --out OUT.csv`` (checks every column, encodes
   with the stored preprocessing, predicts in batches, writes the input columns + prediction + 3
   probabilities as CSV);
-- ``plain``: pandas (pyarrow engine) reads the CSV, numpy one-hots and standardises with the same numbers,
+- ``plain``: polars reads the CSV (the reader nnstudio itself uses), one-hots and standardises with the same numbers,
   ``nn.Sequential`` loads the weights and runs one forward on the whole tensor, then softmax. It writes
   nothing: the floor a hand-written script cannot go under.
 
@@ -32,18 +32,18 @@ NUMERIC = 8
 LEVELS = ("red", "green", "blue", "grey")
 
 PLAIN = r"""
-import sys, torch, numpy as np, pandas as pd
+import sys, torch, numpy as np, polars as pl
 from torch import nn
 model_path, data_path = sys.argv[1], sys.argv[2]
 ckpt = torch.load(model_path, weights_only=True)
 pre = ckpt["preprocessing"]
-df = pd.read_csv(data_path, engine="pyarrow")
+df = pl.read_csv(data_path)
 cols = []
 for f in pre["features"]:
     if f["kind"] == "categorical":
-        cols.append(pd.get_dummies(pd.Categorical(df[f["name"]], categories=f["categories"])).to_numpy(np.float32))
+        cols.append(df.select([(pl.col(f["name"]) == c).cast(pl.Float32).alias(c) for c in f["categories"]]).to_numpy())
     else:
-        cols.append(((df[f["name"]].to_numpy(np.float64) - f["mean"]) / f["std"]).astype(np.float32)[:, None])
+        cols.append(((df[f["name"]].to_numpy() - f["mean"]) / f["std"]).astype(np.float32)[:, None])
 X = torch.from_numpy(np.concatenate(cols, axis=1))
 state = {k.split(".", 1)[1]: v for k, v in ckpt["state_dict"].items()}
 model = nn.Sequential(nn.Linear(X.shape[1], 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 3))
@@ -53,19 +53,21 @@ with torch.no_grad():
 print(len(probs))
 """
 
+
 def write_data(path: str, rows: int, seed: int = 0, target: bool = False) -> None:
     import numpy as np
-    import pandas as pd
+    import polars as pl
 
     rng = np.random.default_rng(seed)
     chunk = 250_000
-    for start in range(0, rows, chunk):
-        n = min(chunk, rows - start)
-        frame = pd.DataFrame({f"x{i}": rng.normal(size=n).round(4) for i in range(NUMERIC)})
-        frame["colour"] = rng.choice(LEVELS, size=n)
-        if target:
-            frame["label"] = np.where(frame["x0"] > 0.5, "high", np.where(frame["x1"] > 0, "mid", "low"))
-        frame.to_csv(path, mode="w" if start == 0 else "a", header=start == 0, index=False)
+    with open(path, "wb") as fh:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            columns = {f"x{i}": rng.normal(size=n).round(4) for i in range(NUMERIC)}
+            columns["colour"] = rng.choice(LEVELS, size=n)
+            if target:
+                columns["label"] = np.where(columns["x0"] > 0.5, "high", np.where(columns["x1"] > 0, "mid", "low"))
+            pl.DataFrame(columns).write_csv(fh, include_header=start == 0)
 
 
 def make_checkpoint(folder: str) -> str:

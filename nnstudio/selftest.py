@@ -98,11 +98,11 @@ def run_self_test(steps_epochs: int = 2) -> dict[str, Any]:
         plot.grab()
         checks["pyqtgraph"] = pg.__version__
 
-        import pandas as pd
         import torch
 
         from nnstudio.core.checkpoint import load_checkpoint
         from nnstudio.core.config import RunConfig
+        from nnstudio.core.data import read_table
         from nnstudio.core.run import TrainingRun
         from nnstudio.resources import sample_dataset
 
@@ -115,7 +115,7 @@ def run_self_test(steps_epochs: int = 2) -> dict[str, Any]:
             })
             result = TrainingRun(cfg).execute()
             ckpt = load_checkpoint(result.checkpoint)
-            rows = pd.read_csv(sample).head(8)
+            rows = read_table(sample).head(8)
             loaded = ckpt.predict(rows)
             with torch.no_grad():
                 from nnstudio.core.engine import predict_batches

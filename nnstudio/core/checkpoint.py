@@ -13,7 +13,6 @@ import pickle
 import platform
 import re
 import struct
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from nnstudio import __version__
 from nnstudio.core.data import Preprocessor
 from nnstudio.core.checkpoint_infer import STATE_KEYS, InferredStack, infer_stack, unwrap_state_dict
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, ModelSpecError
-from nnstudio.core.files import available_memory, regular_file
+from nnstudio.core.files import atomic_write, available_memory, regular_file
 from nnstudio.core.model import SpecModel, count_parameters, normalize_layer
 
 FORMAT = "nnstudio"
@@ -107,33 +106,13 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         raise CheckpointError(f"{path.parent}: folder does not exist")
     remove_stale_temp_files(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: could not save ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_write(path) as fh:
             torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and "write" in str(exc).lower()):
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
             raise CheckpointError(f"{path}: could not save ({reason}); the previous file, if any, is unchanged") from exc
         raise
-    if hasattr(os, "O_DIRECTORY"):
-        try:
-            dir_fd = os.open(path.parent, os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError:
-            pass
     return path
 
 

@@ -24,6 +24,7 @@ import tomli_w
 from nnstudio.core.data import MISSING_POLICIES, TASKS, validate_split
 from nnstudio.core.engine import TrainConfig
 from nnstudio.core.errors import ConfigError, DataError, ModelSpecError
+from nnstudio.core.files import atomic_write
 from nnstudio.core.model import default_layers, normalize_layer
 
 SECTIONS = ("data", "model", "training", "output")
@@ -156,18 +157,10 @@ class RunConfig:
                 except ValueError:  # another drive on Windows
                     data[section][key] = str(absolute)
         text = tomli_w.dumps(_drop_none(data))
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with atomic_write(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except OSError as exc:  # a full disk or a vanished folder: say so, leave no temp file, keep the old file
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        except OSError as exc:  # a full disk or a vanished folder: say so (atomic_write kept the old file)
             raise ConfigError(f"{path}: could not save ({exc.strerror or exc}); the previous file, if any, "
                               "is unchanged") from exc
         self.base_dir = target_dir

@@ -252,10 +252,12 @@ def evaluate(model: torch.nn.Module, data: PreparedData, loss: str = "auto", thr
 
 
 def rows_to_csv(rows: list[dict[str, Any]], path) -> None:
-    """Write a list of dicts (one row each) as CSV; the header is the first row's keys."""
+    """Write a list of dicts (one row each) as CSV, whole or not at all; the header is the first row's keys."""
     import csv
 
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    from nnstudio.core.files import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
         if not rows:
             return
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from nnstudio.core.errors import NNStudioError
+from nnstudio.core.files import atomic_write
 
 FORMATS = ("onnx", "torchscript", "state_dict")
 #: Largest difference accepted between an export and the live model (float32 outputs of order 1).
@@ -104,11 +105,11 @@ def raw_input_model(model: nn.Module, pre: Any) -> RawInputModel:
 
 
 def sample_rows(pre: Any, n: int = 64, seed: int = 0) -> tuple[Any, np.ndarray]:
-    """Raw rows (a table, some values missing) and the same rows as the export's input matrix."""
-    import pandas as pd
+    """Raw rows (a polars table, some cells missing) and the same rows as the export's input matrix."""
+    import polars as pl
 
     rng = np.random.default_rng(seed)
-    table: dict[str, Any] = {}
+    table: list[pl.Series] = []
     columns = []
     for f in pre.features:
         if f["kind"] == "categorical":
@@ -116,16 +117,16 @@ def sample_rows(pre: Any, n: int = 64, seed: int = 0) -> tuple[Any, np.ndarray]:
             pick = rng.integers(0, len(cats), n)
             values = np.array([cats[i] for i in pick], dtype=object)
             values[::11] = None
-            table[f["name"]] = values
+            table.append(pl.Series(f["name"], values.tolist(), dtype=pl.String))
             columns += [(values == c).astype(np.float32) for c in cats]
         else:
             values = f["mean"] + f["std"] * rng.normal(size=n)
             if f["kind"] == "boolean":
                 values = (values > f["mean"]).astype(np.float64)
             values[::13] = np.nan
-            table[f["name"]] = values
+            table.append(pl.Series(f["name"], values, nan_to_null=True))
             columns.append(values.astype(np.float32))
-    return pd.DataFrame(table), np.stack(columns, axis=1)
+    return pl.DataFrame(table), np.stack(columns, axis=1)
 
 
 def live_outputs(model: nn.Module, pre: Any, df: Any) -> np.ndarray:
@@ -144,9 +145,8 @@ def _sidecar(path: Path) -> Path:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, indent=2))
 
 
 def _check_dest(path: Path) -> None:

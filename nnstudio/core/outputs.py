@@ -82,7 +82,7 @@ def check_run_outputs(checkpoint: Path | None, logdir: Path | None, model=None) 
 
 
 def remove_stale_run_temp_files(folder: Path) -> None:
-    """Temp files of interrupted last.pt/best.pt writes in a run folder and in the run folders beside it."""
+    """Temp files of interrupted last.pt/best.pt/run.json writes in a run folder and in the run folders beside it."""
     from nnstudio.core.checkpoint import remove_stale_temp_files
 
     folder = Path(folder)
@@ -92,5 +92,5 @@ def remove_stale_run_temp_files(folder: Path) -> None:
         except OSError:
             continue
         for run in runs:
-            for name in ("last.pt", "best.pt"):
+            for name in ("last.pt", "best.pt", "run.json"):
                 remove_stale_temp_files(run / name)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -205,10 +204,11 @@ def write_info(run_dir: str | Path, info: dict[str, Any]) -> Path:
 
     Only into an existing run folder: one that vanished during the run is not made again here, so the
     TensorBoard writer's failure is reported instead of hidden (tests/core/test_nothing_lost.py)."""
+    from nnstudio.core.files import atomic_write
+
     path = Path(run_dir) / RUN_INFO
-    tmp = path.with_name(f".{RUN_INFO}.tmp")
-    tmp.write_text(json.dumps(_finite(info), indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(_finite(info), indent=1, default=str))
     return path
 
 

@@ -7,7 +7,7 @@ import math
 import threading
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 import torch
 from torch import nn
@@ -145,8 +145,8 @@ def test_seeded_cpu_run_repeats_step_for_step(flowers_data):
 def _noise_regression(n: int = 80) -> PreparedData:
     """Targets that are pure noise: a wide net overfits the training rows and validation loss climbs."""
     rng = np.random.default_rng(0)
-    df = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"f{i}" for i in range(6)])
-    df["y"] = rng.normal(size=n)
+    df = pl.DataFrame(rng.normal(size=(n, 6)), schema=[f"f{i}" for i in range(6)], orient="row")
+    df = df.with_columns(y=rng.normal(size=n))
     return prepare(df, target="y", split=(0.5, 0.5, 0.0), seed=0)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from nnstudio.core.data import load_dataset
 from nnstudio.core.engine import TrainConfig, Trainer, class_weights, make_loss
-from nnstudio.core.evaluate import binary_curves, class_report, confusion_rows, evaluate
+from nnstudio.core.evaluate import binary_curves, class_report, confusion_rows, evaluate, rows_to_csv
 from nnstudio.core.model import build_model
 from nnstudio.resources import sample_dataset
 
@@ -34,6 +34,21 @@ def test_hand_checked_multiclass_case():
     np.testing.assert_allclose(r.confusion_normalized(), [[0.5, 0.5, 0], [0, 1, 0], [1, 0, 0]])
     rows = confusion_rows(r)
     assert rows[0] == {"actual \\ predicted": "a", "a": 1, "b": 1, "c": 0}
+
+
+def test_confusion_csv_is_written_whole_or_not_at_all(tmp_path):
+    import csv
+
+    r = class_report("multiclass", torch.tensor([[3., 0], [0, 3], [3, 0]]), torch.tensor([0, 1, 1]), ["a, b", "c"])
+    path = tmp_path / "confusion.csv"
+    rows_to_csv(confusion_rows(r), path)
+    with open(path, newline="", encoding="utf-8") as fh:
+        assert list(csv.reader(fh)) == [["actual \\ predicted", "a, b", "c"], ["a, b", "1", "0"], ["c", "1", "1"]]
+    before = path.read_bytes()
+    with pytest.raises(ValueError):  # a row with a column the header lacks: nothing written, the old file kept
+        rows_to_csv([{"x": 1}, {"y": 2}], path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.csv"]
 
 
 def test_hand_checked_binary_threshold():
@@ -131,10 +146,10 @@ def test_balanced_weights_raise_minority_recall(tmp_path):
     n = 1200
     x = rng.normal(size=(n, 2))
     y = (x[:, 0] + 0.8 * rng.normal(size=n) > 1.6).astype(int)  # ~8% positives, overlapping
-    import pandas as pd
+    import polars as pl
 
     path = tmp_path / "rare.csv"
-    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "rare": np.where(y == 1, "yes", "no")}).to_csv(path, index=False)
+    pl.DataFrame({"a": x[:, 0], "b": x[:, 1], "rare": np.where(y == 1, "yes", "no")}).write_csv(path)
     data = load_dataset(path, "rare", seed=0)
     plain = evaluate(_trained(data, epochs=5), data).report.recall[1]
     balanced = evaluate(_trained(data, epochs=5, class_weight="balanced"), data,

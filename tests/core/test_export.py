@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 import torch
 from torch import nn
 
 from nnstudio.cli import main
 from nnstudio.core.checkpoint import load_checkpoint, save_checkpoint
-from nnstudio.core.data import prepare
+from nnstudio.core.data import prepare, read_table
 from nnstudio.core.engine import TrainConfig, Trainer
 from nnstudio.core.export import ExportError, export_model, live_outputs, sample_rows
 from nnstudio.core.model import build_model
@@ -22,16 +22,19 @@ from nnstudio.core.model import build_model
 def _trained(tmp_path, task):
     rng = np.random.default_rng(0)
     n = 200
-    df = pd.DataFrame({"x1": rng.normal(50, 10, n), "x2": rng.integers(0, 5, n).astype(float),
-                       "color": rng.choice(["red", "green", "blue"], n), "on": rng.choice([True, False], n)})
-    df.loc[3, "x1"] = np.nan
+    x1 = rng.normal(50, 10, n)
+    x1[3] = np.nan
+    df = pl.DataFrame({"x1": x1, "x2": rng.integers(0, 5, n).astype(float),
+                       "color": rng.choice(["red", "green", "blue"], n), "on": rng.choice([True, False], n)},
+                      nan_to_null=True)
+    filled, red = np.nan_to_num(x1, nan=50.0), (df["color"] == "red").to_numpy()
     if task == "regression":
-        df["y"] = df.x1.fillna(50) * 3 + (df.color == "red") * 20 + rng.normal(size=n)
+        df = df.with_columns(y=filled * 3 + red * 20 + rng.normal(size=n))
     else:
-        df["y"] = np.where(df.x1.fillna(50) > 52, "high", np.where(df.color == "red", "mid", "low"))
+        df = df.with_columns(y=np.where(filled > 52, "high", np.where(red, "mid", "low")))
     path = tmp_path / "data.csv"
-    df.to_csv(path, index=False)
-    data = prepare(pd.read_csv(path), "y", task)
+    df.write_csv(path)
+    data = prepare(read_table(path), "y", task)
     layers = [{"type": "Linear", "out_features": 16}, {"type": "BatchNorm1d"}, {"type": "ReLU"},
               {"type": "Dropout", "p": 0.1}, {"type": "Linear", "out_features": "auto"}]
     model = build_model(layers, data.n_features, data.n_outputs, seed=0)
@@ -50,14 +53,15 @@ def test_torchscript_takes_raw_features_and_matches(tmp_path, task):
     side = json.loads((tmp_path / "m.ts.json").read_text())
     assert [i["name"] for i in side["inputs"]] == ckpt.preprocessor.encoded_names()
     assert side["categories"] == {"color": ["blue", "green", "red"]}
-    rows = df.drop(columns=["y"]).head(20)  # real rows of the file, raw
-    X = np.stack([rows[i["column"]].to_numpy(dtype=float) if i["kind"] != "one-hot"
-                  else (rows[i["column"]] == i["category"]).to_numpy(dtype=float) for i in side["inputs"]], 1)
+    rows = df.drop("y").head(20)  # real rows of the file, raw
+    X = np.stack([rows[i["column"]].cast(pl.Float64).to_numpy() if i["kind"] != "one-hot"
+                  else (rows[i["column"]] == i["category"]).cast(pl.Float64).to_numpy() for i in side["inputs"]], 1)
+    assert np.isnan(X[3, 0])  # the missing x1 goes in as NaN and comes out as the training mean
     got = loaded(torch.tensor(X, dtype=torch.float32)).detach().numpy()
     expected = live_outputs(ckpt.model, ckpt.preprocessor, rows)
     assert np.max(np.abs(got - expected)) < 1e-4
     if task == "regression":
-        assert side["classes"] is None and abs(float(got[0, 0]) - float(df.y[0])) < 40  # in the target's units
+        assert side["classes"] is None and abs(float(got[0, 0]) - float(df["y"][0])) < 40  # in the target's units
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
@@ -66,10 +70,9 @@ def test_onnx_runs_in_onnxruntime_and_matches(tmp_path, task):
     pytest.importorskip("onnxscript")
     ckpt, df = _trained(tmp_path, task if task != "binary" else "multiclass")
     if task == "binary":
-        df["y"] = np.where(df.y == "high", "yes", "no")
-        df.to_csv(tmp_path / "data.csv", index=False)
-        ckpt, _ = ckpt, None
-        data = prepare(pd.read_csv(tmp_path / "data.csv"), "y", "binary")
+        df = df.with_columns(y=pl.when(pl.col("y") == "high").then(pl.lit("yes")).otherwise(pl.lit("no")))
+        df.write_csv(tmp_path / "data.csv")
+        data = prepare(read_table(tmp_path / "data.csv"), "y", "binary")
         model = build_model([{"type": "Linear", "out_features": 8}, {"type": "Tanh"},
                              {"type": "Linear", "out_features": "auto"}], data.n_features, 1, seed=1)
         Trainer(model, data, TrainConfig(epochs=2)).fit()
@@ -79,6 +82,8 @@ def test_onnx_runs_in_onnxruntime_and_matches(tmp_path, task):
     assert report.ok and report.max_difference < 1e-4, report.message()
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     raw, X = sample_rows(ckpt.preprocessor, n=33, seed=7)  # another batch size than the export saw
+    assert isinstance(raw, pl.DataFrame) and raw.columns == ckpt.preprocessor.feature_names
+    assert set(raw.null_count().row(0)) == {3}  # rows 0, 11, 22 (text) and 0, 13, 26 (numbers) are missing
     got = session.run(None, {"features": X})[0]
     assert got.shape[0] == 33
     assert np.max(np.abs(got - live_outputs(ckpt.model, ckpt.preprocessor, raw))) < 1e-4

@@ -114,13 +114,13 @@ def test_warned_once_per_fit_and_again_in_the_next():
 def test_overfit_watch_in_a_real_fit():
     """Noise targets, few rows, a wide net: it learns the training rows by heart and validation worsens."""
     import numpy as np
-    import pandas as pd
+    import polars as pl
 
     from nnstudio.core.data import prepare
 
     rng = np.random.default_rng(0)
-    df = pd.DataFrame(rng.normal(size=(80, 8)), columns=[f"x{i}" for i in range(8)])
-    df["y"] = rng.normal(size=80)
+    df = pl.DataFrame(rng.normal(size=(80, 8)), schema=[f"x{i}" for i in range(8)], orient="row")
+    df = df.with_columns(y=rng.normal(size=80))
     data = prepare(df, "y", "regression", [0.5, 0.5, 0.0], 0)
     watch = OverfitWatch(patience=3)
     layers = [{"type": "Linear", "out_features": 256}, {"type": "ReLU"}, {"type": "Linear", "out_features": "auto"}]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 import torch
 
@@ -25,11 +25,11 @@ from nnstudio.resources import sample_dataset
 LINEAR = [{"type": "Linear", "out_features": "auto"}]
 
 
-def _linear_frame(n=2000, seed=0) -> pd.DataFrame:
+def _linear_frame(n=2000, seed=0) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 4))
-    df = pd.DataFrame(X, columns=list("abcd"))
-    df["y"] = X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.normal(size=n)
+    df = pl.DataFrame(X, schema=list("abcd"), orient="row")
+    df = df.with_columns(y=X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.normal(size=n))
     return df
 
 
@@ -89,7 +89,7 @@ def test_stop_ends_the_range_test_early(linear_data):
 
 def test_cli_lr_find_prints_the_proposal(tmp_path):
     data = tmp_path / "linear.csv"
-    _linear_frame(600).to_csv(data, index=False)
+    _linear_frame(600).write_csv(data)
     write_toml(tmp_path / "run.toml", data, target="y")
     text = start_cli(["lr-find", "run.toml"], tmp_path)
     js = start_cli(["lr-find", "run.toml", "--json", "--steps", "100"], tmp_path)

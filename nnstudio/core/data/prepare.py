@@ -180,18 +180,23 @@ def prepare(df: Any, target: str | None = None, task: str = "auto",
 
 def _train_stats(df: pl.DataFrame, names: list[str], train_rows: np.ndarray) -> list[tuple[float, float]]:
     """Mean and std (ddof 0, in float64) of each column over the training rows, by the rules of
-    `Preprocessor.fit`: finite values only, std 1 for fewer than two values or no spread. Polars takes all
-    columns at once, in parallel, without gathering them."""
+    `Preprocessor.fit`: finite values only, std 1 for fewer than two values or no spread. Polars filters the
+    training rows of all columns at once and reduces them in parallel (~3x faster than gathering per column)."""
     import polars as pl
 
     if not names:
         return []
     mask = np.zeros(len(df), dtype=bool)
     mask[train_rows] = True
-    values = pl.col(names).filter(pl.lit(pl.Series(mask))).cast(pl.Float64)
-    values = values.filter(values.is_finite())
-    row = df.select(values.mean().name.suffix("/m"), values.std(ddof=0).name.suffix("/s"),
-                    values.count().name.suffix("/c")).row(0, named=True)
+    train = df.select(names).filter(pl.Series(mask))  # ~0.7 of the columns, freed before the matrix is filled
+    del mask
+    infinite = [c.name for c in train.get_columns() if c.is_finite().not_().any()]
+    if infinite:  # rare: infinities (and NaN) are left out like missing values (filtering every column costs 3x)
+        train = train.with_columns(pl.when(pl.col(infinite).is_finite()).then(pl.col(infinite)))
+    values = pl.all().cast(pl.Float64)
+    row = train.select(values.mean().name.suffix("/m"), values.std(ddof=0).name.suffix("/s"),
+                       pl.all().count().name.suffix("/c")).row(0, named=True)
+    del train
     out = []
     for name in names:
         count, mean, std = row[f"{name}/c"], row[f"{name}/m"], row[f"{name}/s"]
