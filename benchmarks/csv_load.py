@@ -73,12 +73,12 @@ def child(case: str, path: str) -> dict:
     """One measurement in a fresh process: libraries imported first, then the clock and the memory."""
     import gc
 
+    if case == "nnstudio":  # first, as in the app: nnstudio sets polars' allocator up before polars loads
+        from nnstudio.core import data as nd
     import numpy  # noqa: F401
     import polars as pl
 
-    if case == "nnstudio":
-        from nnstudio.core import data as nd
-    elif case == "pandas":  # only its own case: nnstudio reads without pandas, and must not pay its import
+    if case == "pandas":  # only its own case: nnstudio reads without pandas, and must not pay its import
         import pandas as pd
     _ = pl.DataFrame  # polars' lazy module loaded outside the clock, for every case alike
     gc.collect()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # polars costs start-up time: imported where a table is first
 #: standardising a float32 value differs from standardising the float64 one by less than ~4e-6 of a std.
 FLOAT32_MAX_SCALE = 64.0
 _SCHEMA_ROWS = 10_000  # rows polars looks at to type the columns (and nnstudio to pick float32)
-_SAMPLE_BYTES = 1 << 20  # where nnstudio's own look at the first rows ends
+_SAMPLE_BYTES = 1 << 18  # where nnstudio's own look at the first rows ends (~1,600 rows of 20 numbers: 8 ms; 1 MiB took 35 ms)
 
 def _sniff_encoding(head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
@@ -100,9 +100,9 @@ def _float32_columns(sample: pl.DataFrame) -> list[str]:
 
 
 def _sample(source: Any, options: dict[str, Any]) -> pl.DataFrame:
-    """The first rows (up to _SCHEMA_ROWS), parsed from the file's first megabyte cut at a line end: polars'
+    """The first rows (up to _SCHEMA_ROWS), parsed from the file's first 256 KiB cut at a line end: polars'
     own `n_rows` read took ~0.1 s on a 150 MB file, a seventh of reading it all. Where the cut falls inside a
-    quoted field, or the first megabyte holds no line end, polars reads the rows itself."""
+    quoted field, or those bytes hold no line end, polars reads the rows itself."""
     import polars as pl
 
     if isinstance(source, Path):
