@@ -300,7 +300,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if fmt == "script":
             from nnstudio.core.codegen import export_script
 
-            print(f"{export_script(args.source, dest)}: a standalone script (torch, numpy, pandas, tensorboard)")
+            print(f"{export_script(args.source, dest)}: a standalone script (torch, numpy, polars, tensorboard)")
             continue
         if Path(args.source).suffix.lower() == ".toml":
             return _error(f"{args.source}: --{fmt.replace('_', '-')} exports a trained model; give its checkpoint (.pt)")

@@ -1,13 +1,15 @@
 """The course notes' PyTorch for a run: Dataset, DataLoader, nn.Module, device, loss, optimizer, loop, SummaryWriter.
 
-One text serves both the code view and *Export → Python script*: a file that runs with torch, numpy, pandas and
-tensorboard only, and repeats nnstudio's run of the same config (same rows, split, preprocessing fitted on the
-same training rows, same initial weights, batch order, dropout masks and optimizer arithmetic), then writes a
-checkpoint in nnstudio's own format (see ``core.checkpoint.build_checkpoint``).
+One text serves both the code view and *Export → Python script*: a file that runs with torch, numpy, polars and
+tensorboard only (what nnstudio itself installs, so it runs in nnstudio's own environment; no pandas), and
+repeats nnstudio's run of the same config (same rows, split, preprocessing fitted on the same training rows,
+same initial weights, batch order, dropout masks and optimizer arithmetic), then writes a checkpoint in
+nnstudio's own format (see ``core.checkpoint.build_checkpoint``).
 
-The rules it writes out in plain code are those of ``core.data.prepare``/``split_indices`` and
-``core.engine.Trainer``; ``tests/core/test_codegen_export.py`` runs an exported script with nnstudio blocked
-and compares its checkpoint with nnstudio's own run, so the two cannot drift apart unnoticed.
+The rules it writes out in plain code are those of ``core.data.read_table`` (missing values, decimal commas),
+``core.data.prepare``/``split_indices`` and ``core.engine.Trainer``; ``tests/core/test_codegen_export.py`` runs
+an exported script with nnstudio, pandas and pyarrow blocked and compares its checkpoint with nnstudio's own
+run, so the two cannot drift apart unnoticed.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class DataFacts:
     features: dict[str, str] = field(default_factory=dict)  # name -> numeric, boolean or categorical
     float32_columns: list[str] = field(default_factory=list)  # columns nnstudio holds as float32
     separator: str = ","
-    empty_text_columns: list[str] = field(default_factory=list)  # CSV text columns where nnstudio reads "" as text
+    encoding: str = "utf-8"  # of a CSV/TSV file, as nnstudio detected it (polars itself reads UTF-8 only)
     placeholder: bool = False  # no dataset yet: the text shows the shape, the values are examples
 
 
@@ -60,10 +62,14 @@ class GeneratedCode:
 
 def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preprocessor: Any = None,
                      separator: str | None = None, exclude: Any = ()) -> DataFacts:
-    """Column decisions from a table (and, when given, the preprocessing nnstudio fitted on it)."""
-    import numpy as np
+    """Column decisions from a table (and, when given, the preprocessing nnstudio fitted on it).
 
-    from nnstudio.core.data import column_kind, resolve_task
+    `df` is the frame nnstudio read (polars, or pandas from older callers): nnstudio's own column functions
+    get it as it is, the dtypes are looked up on its polars form.
+    """
+    import polars as pl
+
+    from nnstudio.core.data import as_table, column_kind, resolve_task
 
     if preprocessor is not None:
         features = {f["name"]: f["kind"] for f in preprocessor.features}
@@ -71,34 +77,31 @@ def facts_from_frame(df: Any, path: str | Path, target: str, task: str, preproce
     else:
         task = resolve_task(df, target, task)
         features = {str(c): column_kind(df[c]) for c in df.columns if c != target and c not in exclude}
-    float32 = [str(c) for c in df.columns if df[c].dtype == np.float32 and (c in features or c == target)]
+    schema = as_table(df).schema
+    float32 = [str(c) for c, dtype in schema.items() if dtype == pl.Float32 and (c in features or c == target)]
     sep = separator if separator is not None else _separator(Path(path))
-    empty_text = []
-    if Path(path).suffix.lower() not in (".parquet", ".pq"):
-        for c in df.columns:
-            if (c in features or c == target) and df[c].dtype.kind in "OUT" or str(df[c].dtype) == "string":
-                if bool((df[c].astype("string") == "").fillna(False).any()):
-                    empty_text.append(str(c))
-    return DataFacts(str(path), target, task, features, float32, sep, empty_text)
+    return DataFacts(str(path), target, task, features, float32, sep, _encoding(Path(path)))
 
 
 def _separator(path: Path) -> str:
     """The delimiter nnstudio's reader picks (a csv.Sniffer over the first lines, tab for .tsv)."""
-    import csv
+    from nnstudio.core.data import _sniff_delimiter, _sniff_encoding
 
     if path.suffix.lower() in (".parquet", ".pq") or not path.is_file():
         return ","
-    if path.suffix.lower() == ".tsv":
-        return "\t"
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16).decode("utf-8", errors="replace")
-    lines = [line for line in head.splitlines()[:50] if line.strip()]
-    if not lines:
-        return ","
-    try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t").delimiter
-    except csv.Error:
-        return max(",;\t", key=lines[0].count)
+        head = fh.read(1 << 16)
+    return _sniff_delimiter(head.decode(_sniff_encoding(head), errors="replace"), path.suffix.lower())
+
+
+def _encoding(path: Path) -> str:
+    """The text encoding nnstudio's reader detects in a CSV/TSV file (utf-8 where there is none)."""
+    from nnstudio.core.data import _sniff_encoding
+
+    if path.suffix.lower() in (".parquet", ".pq") or not path.is_file():
+        return "utf-8"
+    with open(path, "rb") as fh:
+        return _sniff_encoding(fh.read(1 << 16))
 
 
 def check_source(path: str | Path) -> None:
@@ -148,6 +151,7 @@ def generate(cfg: RunConfig, facts: DataFacts | None = None, *, source: str = "t
              script_name: str = "train.py") -> GeneratedCode:
     """The whole script for a config; raises ConfigError for a stack the script cannot express."""
     from nnstudio import __version__
+    from nnstudio.core.data import NA_SPELLINGS
 
     facts = facts or DataFacts(placeholder=True)
     try:
@@ -168,11 +172,17 @@ def generate(cfg: RunConfig, facts: DataFacts | None = None, *, source: str = "t
         out.extend(block.split("\n"))
 
     data_path = cfg.data.path or facts.path
+    reencode = facts.encoding not in ("utf-8", "utf-8-sig")  # polars reads UTF-8 only
+    encoding_line = reencode_lines = ""
+    if reencode:
+        encoding_line = f"\nFILE_ENCODING = {facts.encoding!r}  # polars reads UTF-8: the file is re-encoded"
+        reencode_lines = ('        with open(path, "rb") as f:\n'
+                          '            source = io.BytesIO(f.read().decode(FILE_ENCODING).encode("utf-8"))\n')
     checkpoint = cfg.output.checkpoint or "model.pt"
     split = tuple(float(f) for f in cfg.data.split) + ((0.0,) if len(cfg.data.split) == 2 else ())
     add(f'''"""Train {cfg.output.name!s}: the PyTorch of an nnstudio run, generated by nnstudio {__version__} from {source}.
 
-Runs with torch, numpy, pandas and tensorboard only:
+Runs with torch, numpy, polars and tensorboard only:
 
     python {script_name}
 
@@ -181,12 +191,12 @@ the training rows only), the same model, settings and seed. The checkpoint it wr
 (File > Open checkpoint, or `nnstudio info {Path(checkpoint).name}`), which predicts with it.
 """
 
-import math
+{"import io" + chr(10) if reencode else ""}import math
 import os
 import platform
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, SubsetRandomSampler
@@ -198,8 +208,8 @@ TARGET = {r(facts.target)}
 TASK = {r(task)}  # regression, binary or multiclass
 FEATURES = {_literal(facts.features, 11)}  # column -> how nnstudio typed it
 FLOAT32_COLUMNS = {r(facts.float32_columns)}  # read as float32, as nnstudio holds them
-CSV_SEPARATOR = {r(facts.separator)}
-EMPTY_TEXT_COLUMNS = {r(facts.empty_text_columns)}  # an empty cell here is the text "" to nnstudio, not missing
+CSV_SEPARATOR = {r(facts.separator)}{encoding_line}
+NA_SPELLINGS = {r(list(NA_SPELLINGS))}  # a cell spelled so (any case, spaces around) is missing
 SPLIT = {r(split)}  # train, validation, test
 DATA_SEED = {cfg.data.seed!r}  # shuffles the rows before the split
 MISSING = {r(cfg.data.missing)}  # impute: a missing feature becomes the training mean; drop: the row goes
@@ -229,24 +239,40 @@ LAYERS = {_literal(layers, 9)}  # the model below as nnstudio describes it (stor
 
 # ------------------------------------------------------------------------------------ the data
 def read_table(path):
-    """The file as nnstudio reads it."""
+    """The file as nnstudio reads it, with polars: every missing value is a null."""
     if path.lower().endswith((".parquet", ".pq")):
-        df = pd.read_parquet(path)
+        df = pl.read_parquet(path)
+        decimal_comma = False
     else:
-        df = pd.read_csv(path, sep=CSV_SEPARATOR)
-        for name in EMPTY_TEXT_COLUMNS:
-            df[name] = df[name].fillna("")
-    df.columns = [str(c) for c in df.columns]
-    for name in FLOAT32_COLUMNS:
-        df[name] = df[name].astype(np.float32)
-    return df
+{reencode_lines}        df = pl.read_csv({"source" if reencode else "path"}, separator=CSV_SEPARATOR, infer_schema_length=None,  # all rows type a column
+                         schema_overrides={{name: pl.Float32 for name in FLOAT32_COLUMNS}})
+        decimal_comma = CSV_SEPARATOR == ";"  # such files write 1.5 as "1,5"
+    return pl.DataFrame([missing_as_null(column, decimal_comma) for column in df.get_columns()])
 
 
-def label_key(value):
-    """A class label as text, as nnstudio stores it (1.0 -> "1")."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def missing_as_null(column, decimal_comma):
+    """Missing values become null: NaN in numbers, NA_SPELLINGS in text. A text column whose other cells are
+    all numbers (say 2.5, NA, 3.1) becomes a number column."""
+    if column.dtype.is_float():
+        return column.fill_nan(None)
+    if column.dtype not in (pl.String, pl.Categorical):
+        return column
+    text = column.cast(pl.String)
+    spelled_missing = text.str.strip_chars().str.to_lowercase().is_in(NA_SPELLINGS)
+    text = text.set(spelled_missing, None)
+    numbers = text.str.strip_chars()
+    if decimal_comma and numbers.cast(pl.Float64, strict=False).null_count() > text.null_count():
+        numbers = numbers.str.replace(",", ".", literal=True)  # "1,5" -> "1.5"
+    all_numbers = numbers.cast(pl.Float64, strict=False).null_count() == text.null_count()
+    if all_numbers and text.null_count() < len(text):
+        return numbers.cast(pl.Float64)
+    return text
+
+
+def label_keys(column):
+    """Class labels as text, as nnstudio stores them (1.0 -> "1", True -> "True")."""
+    return [str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v)
+            for v in column.to_numpy()]
 
 
 def natural_key(label):
@@ -257,10 +283,10 @@ def natural_key(label):
 
 
 def as_numbers(column, kind):
-    """A numeric or boolean column as float64 (NaN where missing)."""
-    if kind == "boolean" and not (pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column)):
-        return column.astype(str).str.strip().str.lower().map({{"true": 1.0, "false": 0.0}}).to_numpy(dtype="float64")
-    return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
+    """A numeric or boolean column as float64 numbers, NaN where missing ("true"/"false" text as 1/0)."""
+    if kind == "boolean" and column.dtype == pl.String:
+        column = column.str.strip_chars().str.to_lowercase().replace_strict({{"true": 1.0, "false": 0.0}}, default=None)
+    return column.cast(pl.Float64, strict=False).to_numpy()
 
 
 def split_rows(n, labels=None):
@@ -283,7 +309,7 @@ def fit_preprocessing(train):
     features = []
     for name, kind in FEATURES.items():
         if kind == "categorical":  # one-hot: one input per category seen in training
-            categories = sorted(train[name].dropna().astype(str).unique().tolist())
+            categories = sorted(train[name].cast(pl.String).drop_nulls().unique().to_list())
             features.append({{"name": name, "kind": kind, "categories": categories}})
         else:  # standardised: (x - mean) / std
             values = as_numbers(train[name], kind)
@@ -294,11 +320,11 @@ def fit_preprocessing(train):
     pre = {{"target": TARGET, "task": TASK, "features": features, "classes": None,
            "target_mean": 0.0, "target_std": 1.0, "missing": MISSING}}
     if TASK == "regression":  # the model learns the standardised target
-        y = pd.to_numeric(train[TARGET], errors="coerce").to_numpy(dtype="float64")
+        y = train[TARGET].cast(pl.Float64).to_numpy()
         pre["target_mean"] = float(y.mean())
         pre["target_std"] = float(y.std()) if len(y) > 1 and y.std() > 1e-12 else 1.0
     else:
-        pre["classes"] = sorted({{label_key(v) for v in train[TARGET].tolist()}}, key=natural_key)
+        pre["classes"] = sorted(set(label_keys(train[TARGET])), key=natural_key)
     return pre
 
 
@@ -306,19 +332,19 @@ def encode(rows, pre):
     """Table rows to float32 inputs X and targets y, with the fitted preprocessing."""
     columns = []
     for f in pre["features"]:
-        if f["kind"] == "categorical":
-            text = rows[f["name"]].astype("string").to_numpy(dtype=object, na_value=None)
-            columns += [(text == c).astype(np.float32) for c in f["categories"]]
+        if f["kind"] == "categorical":  # a missing or unseen category: all zeros
+            text = rows[f["name"]].cast(pl.String)
+            columns += [(text == c).fill_null(False).to_numpy().astype(np.float32) for c in f["categories"]]
         else:
             values = (as_numbers(rows[f["name"]], f["kind"]) - f["mean"]) / f["std"]
             values[~np.isfinite(values)] = 0.0  # missing: the training mean
             columns.append(values.astype(np.float32))
     X = np.stack(columns, axis=1) if columns else np.zeros((len(rows), 0), dtype=np.float32)
     if TASK == "regression":
-        y = pd.to_numeric(rows[TARGET], errors="coerce").to_numpy(dtype="float64")
+        y = rows[TARGET].cast(pl.Float64).to_numpy()
         return X, ((y - pre["target_mean"]) / pre["target_std"]).astype(np.float32)
     index = {{c: i for i, c in enumerate(pre["classes"])}}
-    labels = [label_key(v) for v in rows[TARGET].tolist()]
+    labels = label_keys(rows[TARGET])
     unseen = [v for v in labels if v not in index]
     if unseen:
         raise SystemExit(f"target {{TARGET!r}}: class {{unseen[0]!r}} is not in the training rows")
@@ -329,20 +355,21 @@ def encode(rows, pre):
 def load_data():
     """Read, drop rows without a target, split, fit on the training rows, encode every split."""
     df = read_table(DATA_PATH)
-    keep = np.array(df[TARGET].notna())
+    keep = df[TARGET].is_not_null()
     if TASK == "regression":
-        keep &= np.isfinite(pd.to_numeric(df[TARGET], errors="coerce").to_numpy(dtype="float64"))
+        keep &= df[TARGET].cast(pl.Float64, strict=False).is_finite()
     if MISSING == "drop":
-        keep &= df[list(FEATURES)].notna().all(axis=1).to_numpy()
-    df = df[keep].reset_index(drop=True)
+        for name in FEATURES:
+            keep &= df[name].is_not_null()
+    df = df.filter(keep)
     labels = None
     if TASK != "regression":
-        _, codes = np.unique(np.array([label_key(v) for v in df[TARGET].tolist()]), return_inverse=True)
+        _, codes = np.unique(np.array(label_keys(df[TARGET])), return_inverse=True)
         codes = codes.reshape(-1)
         labels = codes if np.bincount(codes).min() >= 2 else None  # a class of one row cannot be stratified
     splits = split_rows(len(df), labels)
-    pre = fit_preprocessing(df.iloc[splits[0]])
-    return [encode(df.iloc[rows], pre) for rows in splits], pre
+    pre = fit_preprocessing(df[splits[0]])
+    return [encode(df[rows], pre) for rows in splits], pre
 
 
 class TableDataset(Dataset):

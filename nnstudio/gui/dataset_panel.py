@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
 from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex, QSize,
                             Qt, QThread, Signal)
 from PySide6.QtGui import QActionGroup, QColor, QFont, QPainter, QPaintEvent
@@ -21,14 +21,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
                                QGridLayout, QHBoxLayout, QHeaderView, QLabel, QMenu, QProgressBar, QPushButton,
                                QSizePolicy, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
-from nnstudio.core.data import (MISSING_POLICIES, TABLE_SUFFIXES, TASKS, ColumnInfo, PreparedData, default_target,
-                                describe_columns, prepare, read_table, resolve_task, summarize, unusable_features,
-                                validate_split)
+from nnstudio.core.data import (MISSING_POLICIES, TABLE_SUFFIXES, TASKS, ColumnInfo, PreparedData, as_table,
+                                default_target, describe_columns, prepare, read_table, resolve_task, summarize,
+                                unusable_features, validate_split)
 from nnstudio.gui.column_roles import MAX_PERSISTENT_EDITORS, ROLES, ColumnRolesModel, RoleDelegate
 from nnstudio.core.errors import DataError
 
-if TYPE_CHECKING:  # pandas loads with the first table (in the loader thread), not with the window
-    import pandas as pd
+if TYPE_CHECKING:  # polars loads with the first table (in the loader thread), not with the window
+    import polars as pl
 
 __all__ = ["DataFrameModel", "DatasetLoader", "DatasetPanel", "TableFacts", "describe_table", "load_table",
            "wait_for_loaders", "DEFAULT_SPLIT"]
@@ -43,30 +43,27 @@ MISSING_LABELS = {"impute": "Impute (training mean)", "drop": "Drop rows with mi
 
 
 def _is_missing(value: Any) -> bool:
-    import pandas as pd
-
-    try:
-        return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)) \
-            or (isinstance(value, np.floating) and np.isnan(value))
-    except (TypeError, ValueError):
-        return False
+    """A null, or a NaN in a float column (the core counts both as missing)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 # ---------------------------------------------------------------------------------------------- model
 
 class DataFrameModel(QAbstractTableModel):
-    """A read-only table over a DataFrame that formats a cell only when a view asks for it.
+    """A read-only table over a polars DataFrame that formats a cell only when a view asks for it.
 
-    Nothing is computed per row up front, so a million-row frame costs no more to show than ten.
+    Nothing is computed per row up front (a cell is one `series[row]` lookup when it is drawn), so a
+    million-row frame costs no more to show than ten.
     Column facts for the header (kind, missing, unique) are computed by the core one column at a
     time, the first time that column's header is shown.
     """
 
-    def __init__(self, frame: pd.DataFrame | None = None, parent: QObject | None = None,
+    def __init__(self, frame: Any = None, parent: QObject | None = None,
                  columns: Sequence[ColumnInfo] | None = None):
         super().__init__(parent)
-        self._frame: pd.DataFrame | None = None
-        self._columns: list[pd.Series] = []
+        self._frame: pl.DataFrame | None = None
+        self._columns: list[pl.Series] = []
+        self._names: dict[str, int] = {}
         self._digits: list[int | None] = []
         self._numeric: list[bool] = []
         self._infos: dict[int, ColumnInfo] = {}
@@ -78,31 +75,32 @@ class DataFrameModel(QAbstractTableModel):
             self.set_dataframe(frame, columns=columns)
 
     # -- content
-    def set_dataframe(self, frame: pd.DataFrame | None, target: str | None = None,
+    def set_dataframe(self, frame: Any, target: str | None = None,
                       columns: Sequence[ColumnInfo] | None = None) -> None:
-        """Show `frame`. `columns` (the core's describe_columns, e.g. from the loader thread) saves
-        computing the header facts here; without it each column is described when first shown."""
+        """Show `frame` (a polars DataFrame; a pandas one is converted). `columns` (the core's
+        describe_columns, e.g. from the loader thread) saves computing the header facts here; without it
+        each column is described when first shown."""
+        if frame is not None:
+            frame = as_table(frame)
         if frame is not None and columns is not None and len(columns) != frame.shape[1]:
             raise ValueError(f"{len(columns)} column descriptions for {frame.shape[1]} columns")
         self.beginResetModel()
         self._frame = frame
         self._infos = dict(enumerate(columns)) if columns is not None else {}
         if frame is None:
-            self._columns, self._digits, self._numeric = [], [], []
+            self._columns, self._digits, self._numeric, self._names = [], [], [], {}
         else:
-            import pandas as pd
-
-            self._columns = [frame.iloc[:, j] for j in range(frame.shape[1])]
+            self._columns = frame.get_columns()
             self._digits = [_float_digits(col.dtype) for col in self._columns]
-            self._numeric = [pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
-                             for col in self._columns]
+            self._numeric = [col.dtype.is_numeric() for col in self._columns]
+            self._names = {name: j for j, name in enumerate(frame.columns)}
         self._target_col = self._column_index(target)
         self.endResetModel()
 
     def column_infos(self) -> list[ColumnInfo]:
         return [self.column_info(j) for j in range(self.columnCount())]
 
-    def dataframe(self) -> pd.DataFrame | None:
+    def dataframe(self) -> pl.DataFrame | None:
         return self._frame
 
     def set_target(self, name: str | None) -> None:
@@ -135,23 +133,20 @@ class DataFrameModel(QAbstractTableModel):
     def column_info(self, column: int) -> ColumnInfo:
         info = self._infos.get(column)
         if info is None:
-            info = describe_columns(self._frame.iloc[:, [column]])[0]
+            info = describe_columns(self._frame.select(self._frame.columns[column]))[0]
             self._infos[column] = info
         return info
 
     def _column_index(self, name: str | None) -> int:
-        if self._frame is None or name is None:
+        if name is None:
             return -1
-        try:
-            return list(self._frame.columns).index(name)
-        except ValueError:
-            return -1
+        return self._names.get(name, -1)
 
     # -- Qt model interface
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         if parent.isValid() or self._frame is None:
             return 0
-        return len(self._frame)
+        return self._frame.height
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         if parent.isValid() or self._frame is None:
@@ -168,13 +163,13 @@ class DataFrameModel(QAbstractTableModel):
             return None
         row, col = index.row(), index.column()
         if role == Qt.ItemDataRole.DisplayRole or role == Qt.ItemDataRole.ToolTipRole:
-            value = self._columns[col].iat[row]
+            value = self._columns[col][row]
             text = self._format(value, col)
             if role == Qt.ItemDataRole.ToolTipRole:
                 return "missing value" if text is MISSING_TEXT else (text if len(text) > 24 else None)
             return text
         if role == Qt.ItemDataRole.ForegroundRole:
-            return self._missing_brush if col in self._ignored or _is_missing(self._columns[col].iat[row]) else None
+            return self._missing_brush if col in self._ignored or _is_missing(self._columns[col][row]) else None
         if role == Qt.ItemDataRole.BackgroundRole:
             return self._target_brush if col == self._target_col else None
         if role == Qt.ItemDataRole.TextAlignmentRole:
@@ -186,7 +181,7 @@ class DataFrameModel(QAbstractTableModel):
         if self._frame is None:
             return None
         if orientation == Qt.Orientation.Vertical:
-            if role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self._frame):
+            if role == Qt.ItemDataRole.DisplayRole and 0 <= section < self._frame.height:
                 return str(section + 1)
             return None
         if not 0 <= section < self._frame.shape[1]:
@@ -214,26 +209,25 @@ class DataFrameModel(QAbstractTableModel):
         if _is_missing(value):
             return MISSING_TEXT
         digits = self._digits[col]
-        if digits is not None and isinstance(value, (float, np.floating)):
+        if digits is not None and isinstance(value, float):
             if math.isinf(value):
                 return "inf" if value > 0 else "-inf"
-            return f"{float(value):.{digits}g}"
-        if isinstance(value, (bool, np.bool_)):
-            return "True" if value else "False"
+            return f"{value:.{digits}g}"
         return str(value)
 
 
 def _float_digits(dtype: Any) -> int | None:
-    import pandas as pd
+    """Significant digits a float column is shown with: what its precision holds (Float32: 7)."""
+    import polars as pl
 
-    if not pd.api.types.is_float_dtype(dtype):
+    if not dtype.is_float():
         return None
-    return 7 if getattr(dtype, "itemsize", 8) <= 4 else 10
+    return 7 if dtype == pl.Float32 else 10
 
 
 # ---------------------------------------------------------------------------------------------- loading
 
-def load_table(path: str | Path) -> pd.DataFrame:
+def load_table(path: str | Path) -> pl.DataFrame:
     """`read_table` for the loader thread: every failure becomes a DataError that names the file."""
     try:
         return read_table(path)
@@ -255,7 +249,8 @@ class TableFacts:
     flags: dict[str, str] | None = None  # unusable_features(): columns that start ignored, with the reason
 
 
-def describe_table(frame: pd.DataFrame) -> TableFacts:
+def describe_table(frame: Any) -> TableFacts:
+    frame = as_table(frame)
     try:
         summary = summarize(frame)
     except DataError:
@@ -295,7 +290,7 @@ class _Job:
     thread: QThread
     worker: _LoadWorker
     path: str
-    result: tuple[pd.DataFrame, TableFacts] | None = None
+    result: tuple[pl.DataFrame, TableFacts] | None = None
     error: str | None = None
 
 
@@ -456,7 +451,7 @@ class DatasetPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self._frame: pd.DataFrame | None = None
+        self._frame: pl.DataFrame | None = None
         self._path = ""
         self._load_error = ""
         self._choice_error = ""
@@ -663,27 +658,30 @@ class DatasetPanel(QWidget):
         """Wait for a load in progress to finish and drop its result (the window calls this on close)."""
         self.loader.shutdown()
 
-    def set_dataframe(self, frame: pd.DataFrame, path: str | Path = "", *, facts: TableFacts | None = None) -> None:
+    def set_dataframe(self, frame: Any, path: str | Path = "", *, facts: TableFacts | None = None) -> None:
         """Show `frame` at once (no thread): target back to the last column, task back to auto.
 
-        The split and missing-value policy are kept. `facts` (from `describe_table`, as the loader
-        thread computes them) spares the GUI thread a scan of a large table. Raises DataError for a
-        frame that cannot be a dataset (fewer than two columns, no rows, duplicate column names).
+        `frame` is a polars DataFrame (a pandas one is converted with `as_table`). The split and
+        missing-value policy are kept. `facts` (from `describe_table`, as the loader thread computes
+        them) spares the GUI thread a scan of a large table. Raises DataError for a frame that cannot
+        be a dataset (fewer than two columns, no rows, duplicate column names).
         """
-        import pandas as pd
-
         name = Path(str(path)).name if path else "the table"
-        if not isinstance(frame, pd.DataFrame):
-            raise DataError(f"{name}: expected a table (DataFrame), got {type(frame).__name__}")
-        if frame.shape[1] < 2:
-            raise DataError(f"{name}: found {frame.shape[1]} column(s); a dataset needs at least one feature and a target")
-        if len(frame) == 0:
-            raise DataError(f"{name}: the table has no rows")
-        if not all(isinstance(c, str) for c in frame.columns):
-            frame = frame.rename(columns=str)
-        if frame.columns.has_duplicates:
-            dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+        counts = Counter(str(c) for c in getattr(frame, "columns", ()))  # a pandas frame may repeat a name
+        dupes = sorted(c for c, n in counts.items() if n > 1)
+        if dupes:
             raise DataError(f"{name}: duplicate column name(s) {', '.join(dupes)}")
+        try:
+            frame = as_table(frame)
+        except TypeError as exc:
+            raise DataError(f"{name}: expected a table (DataFrame), got {type(frame).__name__}") from exc
+        except Exception as exc:  # noqa: BLE001 - polars' own errors (columns of unequal length, say)
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{name}: cannot be read as a table ({detail})") from exc
+        if frame.width < 2:
+            raise DataError(f"{name}: found {frame.width} column(s); a dataset needs at least one feature and a target")
+        if frame.height == 0:
+            raise DataError(f"{name}: the table has no rows")
 
         self.loader.cancel()
         self._frame = frame
@@ -717,7 +715,7 @@ class DatasetPanel(QWidget):
         self._refresh_choices()
         self.dataset_loaded.emit(self._path)
 
-    def dataframe(self) -> pd.DataFrame | None:
+    def dataframe(self) -> pl.DataFrame | None:
         return self._frame
 
     def path(self) -> str:
@@ -798,8 +796,8 @@ class DatasetPanel(QWidget):
         """Tensors for training, by the core, from the panel's choices. Raises DataError."""
         if self._frame is None:
             raise DataError("no dataset loaded; open a data file first")
-        return prepare(self._frame, self.target(), self.task_choice(), self.split(), seed=seed, missing=self.missing(),
-                       features=self.features())
+        return prepare(self._frame, self.target(), self.task_choice(), self.split(), seed=seed,
+                       missing=self.missing(), features=self.features())
 
     def set_choices(self, target: str | None = None, task: str | None = None,
                     split: Sequence[float] | None = None, missing: str | None = None,

@@ -227,7 +227,7 @@ class MainWindow(QMainWindow):
         self.trainingDock.raise_()
         self.actionExportScript = self._action("actionExportScript", "&Python script…",
                                                self.codeExport._on_export_script_triggered,
-                                               tip="The run as a script that needs only torch, numpy, pandas and tensorboard")
+                                               tip="The run as a script that needs only torch, numpy, polars and tensorboard")
         self.actionExportModel = self._action("actionExportModel", "&Model (ONNX, TorchScript, state_dict)…",
                                               self.codeExport._on_export_model_triggered,
                                               tip="The trained model for use without nnstudio, checked after export")

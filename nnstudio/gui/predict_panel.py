@@ -84,8 +84,6 @@ class PredictPanel(QWidget):
         path = Path(path)
         try:
             table = read_table(path)
-            if hasattr(table, "to_pandas") and not hasattr(table, "iloc"):
-                table = table.to_pandas()
             prediction = predict_table(self.checkpoint, table, threshold=self.threshold)
         except NNStudioError as exc:
             message = f"{path.name}: {exc}"
@@ -93,7 +91,7 @@ class PredictPanel(QWidget):
             self.failed.emit(message)
             return False
         self.table, self.prediction, self.path = table, prediction, path
-        columns = {**prediction.columns, **{str(c): table[c].to_numpy() for c in table.columns}}
+        columns = {**prediction.columns, **{series.name: series for series in table.get_columns()}}
         self.predictModel.set_columns(columns)
         notes = list(prediction.check.notes)
         if prediction.metrics:

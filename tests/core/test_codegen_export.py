@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from nnstudio.core.checkpoint import load_checkpoint
-from nnstudio.core.codegen import DataFacts, export_script, generate, layer_attribute_names
+from nnstudio.core.codegen import DataFacts, export_script, facts_from_frame, generate, layer_attribute_names
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import read_table
 from nnstudio.core.errors import NNStudioError
@@ -20,10 +21,13 @@ from nnstudio.core.run import TrainingRun
 
 BLOCKER = """import runpy, sys
 sys.modules["nnstudio"] = None  # `import nnstudio` raises ImportError
-script = sys.argv[1]
+sys.path.insert(0, sys.argv[1])  # first on the path: its pandas.py and pyarrow.py raise ImportError
+script = sys.argv[2]
 sys.argv = [script]
 runpy.run_path(script, run_name="__main__")
 """
+#: nnstudio installs neither pandas nor pyarrow: the script must run where importing them fails.
+NOT_INSTALLED = ("pandas", "pyarrow")
 
 
 def _table(tmp_path: Path) -> pd.DataFrame:
@@ -59,14 +63,75 @@ CASES = {
         "training": {"epochs": 6, "batch_size": 24, "threads": 1, "early_stopping": 2,
                      "optimizer": {"name": "AdamW", "lr": 0.01, "weight_decay": 0.01},
                      "scheduler": {"name": "plateau", "patience": 1}}}),
+    "binary-boolean-target-sgd": ("flag", ["label", "value"], {  # class names "False"/"True", as nnstudio writes them
+        "model": {"layers": [{"type": "Linear", "out_features": 8}, {"type": "SiLU"},
+                             {"type": "Linear", "out_features": "auto"}]},
+        "training": {"epochs": 2, "batch_size": 16, "threads": 1, "optimizer": {"name": "SGD", "lr": 0.05}}}),
+    "binary-penguins-sample-sex": ("sex", [], {  # 11 rows without a target, NA among the numbers
+        "file": {"name": "penguins.csv"},
+        "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "ReLU"},
+                             {"type": "Linear", "out_features": "auto"}]},
+        "training": {"epochs": 3, "batch_size": 32, "threads": 1}}),
+    "binary-semicolon-decimal-commas-na-spellings": ("label", ["species"], {
+        "file": {"name": "semicolon.csv"},
+        "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "ReLU"},
+                             {"type": "Linear", "out_features": "auto"}]},
+        "training": {"epochs": 3, "batch_size": 32, "threads": 1}}),
+    "multiclass-parquet-nulls-drop": ("species", ["label"], {
+        "file": {"name": "data.parquet"},
+        "data": {"missing": "drop"},
+        "model": {"layers": [{"type": "Linear", "out_features": 16}, {"type": "BatchNorm1d"}, {"type": "ReLU"},
+                             {"type": "Linear", "out_features": "auto"}]},
+        "training": {"epochs": 3, "batch_size": 32, "threads": 1}}),
 }
+
+
+def _semicolon_csv(path: Path, drop: list[str]) -> None:
+    """A European CSV: ';' between fields, decimal commas, and missing cells spelled every way nnstudio knows."""
+    df = _table(path.parent).drop(columns=drop).astype(object)
+    for name in ("a", "value"):
+        if name in df:
+            df[name] = [None if v != v else f"{v:.4f}".replace(".", ",") for v in df[name]]
+    spellings = ["", "NA", " n/a ", "NULL", "?", "None", " nan", "NaN", "na"]
+    for i, spelled in enumerate(spellings):
+        df.loc[10 + i, "a"] = spelled  # numbers with decimal commas
+        df.loc[30 + i, "b"] = spelled  # whole numbers
+        df.loc[50 + i, "c"] = spelled  # text
+    df.loc[[70, 71, 72], "label"] = ["", " N/A", "?"]  # rows without a target: dropped
+    df.to_csv(path, sep=";", index=False)
+
+
+def _parquet_with_nulls(path: Path, drop: list[str]) -> None:
+    """Nulls in every column kind (NaN in floats, null integers and booleans, None and "N/A" in text)."""
+    df = _table(path.parent).drop(columns=drop)
+    df["b"] = pd.array(df["b"], dtype="Int64")
+    df.loc[[3, 9], "b"] = pd.NA
+    df["flag"] = df["flag"].astype(object)
+    df.loc[[4, 40], "flag"] = None
+    df.loc[[11, 12], "c"] = ["N/A", " null "]
+    df.loc[[20, 21], "species"] = [None, "NA"]  # rows without a target: dropped
+    df.to_parquet(path, index=False)
 
 
 def _write_case(tmp_path: Path, name: str) -> Path:
     target, drop, raw = CASES[name]
-    _table(tmp_path).drop(columns=drop).to_csv(tmp_path / "data.csv", index=False)
     raw = {k: dict(v) for k, v in raw.items()}
-    raw["data"] = {"path": "data.csv", "target": target, **raw.get("data", {})}
+    data_file = raw.pop("file", {}).get("name", "data.csv")
+    if data_file == "penguins.csv":  # the real sample the window starts on, "NA" cells as the R package wrote them
+        from nnstudio.resources import sample_dataset
+
+        shutil.copy(sample_dataset("penguins.csv"), tmp_path / data_file)
+    elif data_file.endswith(".parquet"):
+        _parquet_with_nulls(tmp_path / data_file, drop)
+    elif "semicolon" in data_file:
+        _semicolon_csv(tmp_path / data_file, drop)
+    else:
+        df = _table(tmp_path).drop(columns=drop)
+        if "value" in df:  # NA spelled in a number column (the regression target in one case): missing
+            df["value"] = df["value"].astype(object)
+            df.loc[[60, 61], "value"] = ["NA", " ?"]
+        df.to_csv(tmp_path / data_file, index=False)
+    raw["data"] = {"path": data_file, "target": target, **raw.get("data", {})}
     raw["output"] = {"checkpoint": "script.pt", "logdir": "runs", "name": name}
     cfg = RunConfig.from_dict(raw, tmp_path)
     path = tmp_path / "run.toml"
@@ -75,16 +140,30 @@ def _write_case(tmp_path: Path, name: str) -> Path:
 
 
 def _run_blocked(script: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `script` where nnstudio, pandas and pyarrow cannot be imported (nnstudio's environment has no
+    pandas or pyarrow; the test's own environment has them, so shadow them with modules that refuse)."""
     blocker = cwd / "blocked_nnstudio.py"
     blocker.write_text(BLOCKER)
-    return subprocess.run([sys.executable, "-I", str(blocker), str(script)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-I", str(blocker), str(_shadow_modules(cwd)), str(script)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _shadow_modules(cwd: Path) -> Path:
+    """A folder whose pandas.py and pyarrow.py raise ModuleNotFoundError when imported."""
+    shadows = cwd / "not_installed"
+    shadows.mkdir(exist_ok=True)
+    for name in NOT_INSTALLED:
+        (shadows / f"{name}.py").write_text(f"raise ModuleNotFoundError(\"No module named '{name}' (blocked by the "
+                                            f"test: nnstudio does not install it)\", name={name!r})\n")
+    return shadows
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_exported_script_without_nnstudio_repeats_the_nnstudio_run(tmp_path, case):
     toml = _write_case(tmp_path, case)
     script = export_script(toml, tmp_path / "train.py")
+    if "semicolon" in case:  # the decimal-comma path of the script's reader is the one exercised
+        assert "CSV_SEPARATOR = ';'" in script.read_text()
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     proc = _run_blocked(script, outside)
@@ -108,16 +187,70 @@ def test_exported_script_without_nnstudio_repeats_the_nnstudio_run(tmp_path, cas
         if "mean" in fa:  # nnstudio sums float32 columns in shifted chunks: equal to ~1e-15, not bit for bit
             assert fa["mean"] == pytest.approx(fb["mean"], rel=1e-12, abs=1e-12)
             assert fa["std"] == pytest.approx(fb["std"], rel=1e-12)
-    df = read_table(tmp_path / "data.csv")
+    assert pa["target_mean"] == pytest.approx(pb["target_mean"], rel=1e-12)
+    assert pa["target_std"] == pytest.approx(pb["target_std"], rel=1e-12)
+    df = read_table(tmp_path / cfg.data.path)
     assert theirs.predict(df) == ours.predict(df)
 
 
-def test_the_script_refuses_to_run_inside_a_blocked_import_of_nnstudio(tmp_path):
-    """The blocker really blocks: a script that imports nnstudio fails under it."""
+@pytest.mark.parametrize("module", ["nnstudio", *NOT_INSTALLED])
+def test_the_blocker_really_blocks(tmp_path, module):
+    """A script that imports nnstudio, pandas or pyarrow fails under the blocker the exported scripts run in."""
     script = tmp_path / "uses.py"
-    script.write_text("import nnstudio\n")
+    script.write_text(f"import {module}\n")
     proc = _run_blocked(script, tmp_path)
-    assert proc.returncode != 0 and "import of nnstudio halted" in proc.stderr
+    assert proc.returncode != 0, proc.stderr
+    assert f"ModuleNotFoundError: No module named '{module}'" in proc.stderr or \
+        f"ModuleNotFoundError: import of {module} halted" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("file_name", ["comma.csv", "tabs.tsv", "semicolon.csv", "latin1.csv", "utf16.csv",
+                                       "nulls.parquet"])
+def test_the_scripts_reader_finds_the_missing_cells_and_numbers_nnstudio_finds(tmp_path, file_name):
+    """Cell by cell, the script's polars reader gives the table nnstudio reads: the same nulls (empty cells, NA
+    spellings, NaN), the same numbers (decimal commas in ';' files, whole numbers with gaps), the same text (also
+    from Latin-1 and UTF-16 files, which polars cannot read itself)."""
+    import runpy
+
+    import polars as pl
+
+    from nnstudio.core.data import as_table
+
+    path = tmp_path / file_name
+    if file_name.endswith(".parquet"):
+        _parquet_with_nulls(path, [])
+    elif file_name.startswith(("semicolon", "latin1", "utf16")):
+        _semicolon_csv(path, [])
+        if not file_name.startswith("semicolon"):
+            text = path.read_text(encoding="utf-8").replace(";x;", ";café;").replace(";y;", ";crème;")
+            path.write_text(text, encoding="latin-1" if file_name.startswith("latin1") else "utf-16")
+    else:
+        df = _table(tmp_path)
+        df.loc[[3, 4], "c"] = [" NA", "none"]
+        df["value"] = df["value"].astype(object)
+        df.loc[[5, 6], "value"] = ["N/A", "?"]
+        df.to_csv(path, index=False, sep="\t" if file_name.endswith(".tsv") else ",")
+    read = read_table(path)
+    ours = as_table(read)
+    cfg = RunConfig(base_dir=tmp_path)
+    cfg.data.path = str(path)
+    code = generate(cfg, facts_from_frame(read, path, "species", "auto"))
+    if file_name.startswith(("latin1", "utf16")):
+        assert "FILE_ENCODING = " in code.text and "café" in ours["c"].cast(pl.String).to_list()
+    (tmp_path / "train.py").write_text(code.text)
+    theirs = runpy.run_path(str(tmp_path / "train.py"), run_name="exported")["read_table"](str(path))
+    assert theirs.columns == ours.columns
+    assert ours.null_count().row(0) == theirs.null_count().row(0)
+    assert sum(ours.null_count().row(0)) >= 4
+    for name in ours.columns:
+        a, b = theirs[name], ours[name]
+        assert a.is_null().to_list() == b.is_null().to_list(), name
+        if b.dtype.is_numeric() or b.dtype == pl.Boolean:
+            assert a.dtype.is_numeric() or a.dtype == pl.Boolean, name
+            assert np.array_equal(a.cast(pl.Float64).to_numpy(), b.cast(pl.Float64).to_numpy(), equal_nan=True), name
+            assert (a.dtype == pl.Float32) == (b.dtype == pl.Float32), name
+        else:
+            assert a.cast(pl.String).to_list() == b.cast(pl.String).to_list(), name
 
 
 STACKS = [
@@ -205,8 +338,6 @@ def test_where_nnstudio_computes_the_loss_in_another_layout_the_script_agrees_to
     cross-entropy class-major, whose last-layer gradient may round differently in the last bit. Measured after
     30 epochs at batch 512 on flowers.csv: weights within 3e-8, logits within 2.4e-7, every label equal. The
     tolerance here (1e-5 on weights, 1e-4 on logits) leaves room for other CPUs' vector widths."""
-    import shutil
-
     shutil.copy(flowers_csv, tmp_path / "flowers.csv")
     cfg = RunConfig.from_dict({"data": {"path": "flowers.csv", "target": "species"},
                                "training": {"epochs": 30, "batch_size": 512},
@@ -225,3 +356,35 @@ def test_where_nnstudio_computes_the_loss_in_another_layout_the_script_agrees_to
     with torch.no_grad():
         assert (theirs.model(X) - ours.model(X)).abs().max().item() < 1e-4
     assert theirs.predict(df) == ours.predict(df)
+
+
+def test_nnstudio_export_script_on_the_command_line(tmp_path, capsys):
+    """`nnstudio export RUN.toml --script train.py` writes the script and names what it needs: no pandas."""
+    from nnstudio.cli import main
+
+    toml = _write_case(tmp_path, "binary-semicolon-decimal-commas-na-spellings")
+    assert main(["export", str(toml), "--script", str(tmp_path / "cli.py")]) == 0
+    assert "(torch, numpy, polars, tensorboard)" in capsys.readouterr().out
+    text = (tmp_path / "cli.py").read_text()
+    imports = [l for l in text.splitlines() if l.startswith(("import ", "from "))]
+    assert "import polars as pl" in imports and not any("pandas" in l or "pyarrow" in l for l in imports)
+    assert "Runs with torch, numpy, polars and tensorboard only" in text
+    compile(text, "cli.py", "exec")
+
+
+def test_export_and_the_script_need_no_pandas_or_pyarrow(tmp_path):
+    """nnstudio writes the script, and the script runs, where pandas and pyarrow cannot be imported (as in
+    nnstudio's own environment): the export path of nnstudio reads and prepares the data without them too."""
+    import nnstudio
+
+    toml = _write_case(tmp_path, "binary-semicolon-decimal-commas-na-spellings")
+    shadows = _shadow_modules(tmp_path)
+    root = Path(nnstudio.__file__).resolve().parents[1]
+    export = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; from nnstudio.cli import main; "
+              "sys.exit(main(['export', sys.argv[3], '--script', sys.argv[4]]))")
+    proc = subprocess.run([sys.executable, "-I", "-c", export, str(shadows), str(root), str(toml),
+                           str(tmp_path / "train.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_blocked(tmp_path / "train.py", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "script.pt").preprocessor.classes == ["no", "yes"]

@@ -7,13 +7,14 @@ import time
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 import torch
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QProgressBar, QPushButton, QTableView
 
 import nnstudio.gui.dataset_panel as dp
-from nnstudio.core.data import PreparedData, describe_columns, prepare, read_table, validate_split
+from nnstudio.core.data import PreparedData, prepare, read_table, validate_split
 from nnstudio.core.errors import DataError
 from nnstudio.gui.dataset_panel import DataFrameModel, DatasetLoader, DatasetPanel, load_table
 
@@ -92,10 +93,10 @@ def test_summary_shows_classes_and_missing(qtbot, panel, flowers_csv):
     open_and_wait(qtbot, panel, flowers_csv)
     df = panel.dataframe()
     text = panel.summaryLabel.text()
-    for name, count in df["species"].value_counts().items():
+    for name, count in df["species"].value_counts().iter_rows():
         assert f"{name} {count:,}" in text
     assert "3 classes" in text
-    for name, count in df.isna().sum().items():
+    for name, count in df.null_count().row(0, named=True).items():
         if count:
             assert f"{name} {count}" in text
 
@@ -216,7 +217,7 @@ def test_loader_on_its_own(qtbot, churn_csv, tmp_path):
     with qtbot.waitSignal(loader.loaded, timeout=10000) as blocker:
         loader.load(churn_csv)
     path, frame, facts = blocker.args
-    assert path == str(churn_csv) and isinstance(frame, pd.DataFrame) and len(frame) == 1000
+    assert path == str(churn_csv) and isinstance(frame, pl.DataFrame) and len(frame) == 1000
     assert facts == dp.describe_table(frame)
     assert [c.name for c in facts.columns] == list(frame.columns)
     assert facts.summary["target"] == "churned" and facts.summary["task"] == "binary"
@@ -372,21 +373,34 @@ def test_prepare_matches_core(qtbot, panel, flowers_csv, choices):
 
 
 def test_set_dataframe_sync(qtbot, panel):
-    df = pd.DataFrame({0: [1.0, 2.0, 3.0, 4.0], "label": ["a", "b", "a", "b"]})
+    df = pl.DataFrame({"0": [1.0, 2.0, 3.0, 4.0], "label": ["a", "b", "a", "b"]})
     with qtbot.waitSignal(panel.dataset_loaded) as blocker:
         panel.set_dataframe(df)
     assert blocker.args == [""]
-    assert list(panel.dataframe().columns) == ["0", "label"]
+    assert panel.dataframe() is df
     assert panel.target() == "label" and panel.task() == "binary"
     assert panel.pathLabel.text() == "(unsaved table)"
-    same = pd.DataFrame({"x": [1, 2, 3], "y": [0.5, 1.5, 2.5]})
+    same = pl.DataFrame({"x": [1, 2, 3], "y": [0.5, 1.5, 2.5]})
     panel.set_dataframe(same, "mem.csv")
     assert panel.dataframe() is same and panel.path() == "mem.csv"
-    for bad in (pd.DataFrame({"x": [1, 2]}), pd.DataFrame({"x": [], "y": []}),
-                pd.DataFrame([[1, 2]], columns=["a", "a"])):
+    for bad in (pl.DataFrame({"x": [1, 2]}), pl.DataFrame({"x": [], "y": []}), [[1, 2], [3, 4]], {"x": [1], "y": [1, 2]},
+                pd.DataFrame([[1, 2]], columns=["a", "a"]), pd.DataFrame({"x": [1, 2]})):
         with pytest.raises(DataError):
             panel.set_dataframe(bad)
         assert panel.dataframe() is same
+
+
+def test_set_dataframe_turns_a_pandas_frame_into_polars(qtbot, panel):
+    """A pandas frame (from user code) is shown as the polars table: names as text, NaN and None missing."""
+    df = pd.DataFrame({0: [1.0, np.nan, 3.0, 4.0], "city": ["a", None, "b", "a"], "label": ["y", "n", "y", "n"]})
+    panel.set_dataframe(df)
+    table = panel.dataframe()
+    assert isinstance(table, pl.DataFrame) and table.columns == ["0", "city", "label"]
+    assert table.null_count().row(0) == (1, 1, 0)
+    model = panel.model
+    assert [model.data(model.index(r, 0)) for r in range(4)] == ["1", "—", "3", "4"]
+    assert [model.data(model.index(r, 1)) for r in range(4)] == ["a", "—", "b", "a"]
+    assert panel.target() == "label" and panel.task() == "binary"
 
 
 def test_layout_fits_narrow_area(qtbot, panel, flowers_csv, tmp_path):
@@ -404,9 +418,9 @@ def test_layout_fits_narrow_area(qtbot, panel, flowers_csv, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- model
 
-def mixed_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "price": [1.5, np.nan, 3.25, 1e6],
+def mixed_frame() -> pl.DataFrame:
+    return pl.DataFrame({
+        "price": [1.5, None, 3.25, 1e6],
         "rooms": [1, 2, 3, 4],
         "district": ["a", None, "b", "a"],
         "garden": [True, False, True, True],
@@ -418,7 +432,7 @@ def test_model_with_qtmodeltester(qtmodeltester):
     model.set_target("price")
     qtmodeltester.check(model, force_py=True)
     qtmodeltester.check(DataFrameModel(), force_py=True)
-    model.set_dataframe(pd.DataFrame({"a": range(5), "b": list("vwxyz")}), "b")
+    model.set_dataframe(pl.DataFrame({"a": range(5), "b": list("vwxyz")}), "b")
     qtmodeltester.check(model, force_py=True)
 
 
@@ -449,6 +463,44 @@ def test_model_formatting():
     assert model.rowCount(model.index(0, 0)) == 0 and model.columnCount(model.index(0, 0)) == 0
 
 
+def test_model_shows_each_polars_kind_and_its_missing_cells():
+    import datetime
+
+    frame = pl.DataFrame([
+        pl.Series("f32", [0.1, None, float("nan"), 123456789.0], dtype=pl.Float32),
+        pl.Series("f64", [0.1, 1 / 3, float("inf"), None], dtype=pl.Float64),
+        pl.Series("n", [7, None, -2, 10**12], dtype=pl.Int64),
+        pl.Series("cat", ["x", None, "y", "x"], dtype=pl.Categorical),
+        pl.Series("flag", [True, None, False, True], dtype=pl.Boolean),
+        pl.Series("day", [datetime.date(2024, 2, 29), None, datetime.date(2000, 1, 1), None], dtype=pl.Date),
+    ])
+    model = DataFrameModel(frame)
+    shown = [[model.data(model.index(r, c)) for c in range(frame.width)] for r in range(frame.height)]
+    assert shown == [["0.1", "0.1", "7", "x", "True", "2024-02-29"],
+                     ["—", "0.3333333333", "—", "—", "—", "—"],
+                     ["—", "inf", "-2", "y", "False", "2000-01-01"],
+                     ["1.234568e+08", "—", "1000000000000", "x", "True", "—"]]
+    fg, tip, align = Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.TextAlignmentRole
+    for r in range(frame.height):
+        for c in range(frame.width):
+            missing = shown[r][c] == "—"
+            assert (model.data(model.index(r, c), fg) is not None) == missing  # NaN in a float: missing too
+            assert (model.data(model.index(r, c), tip) == "missing value") == missing
+    right = [bool(model.data(model.index(0, c), align) & int(Qt.AlignmentFlag.AlignRight)) for c in range(frame.width)]
+    assert right == [True, True, True, False, False, False]
+
+
+def test_preview_of_a_csv_with_empty_cells(qtbot, panel, tmp_path):
+    path = tmp_path / "blanks.csv"
+    path.write_text("size,city,price\n1.5,,10\n,Oslo,\n2.25,Bergen,30\n", encoding="utf-8")
+    open_and_wait(qtbot, panel, path)
+    model = panel.model
+    assert isinstance(model.dataframe(), pl.DataFrame)
+    shown = [[model.data(model.index(r, c)) for c in range(3)] for r in range(3)]
+    assert shown == [["1.5", "—", "10"], ["—", "Oslo", "—"], ["2.25", "Bergen", "30"]]
+    assert [model.column_info(c).missing for c in range(3)] == [1, 1, 1]
+
+
 class CountingModel(DataFrameModel):
     def __init__(self, *args, **kwargs):
         self.rows_asked: list[int] = []
@@ -459,16 +511,16 @@ class CountingModel(DataFrameModel):
         return super().data(index, role)
 
 
-def big_frame(n=1_000_000) -> pd.DataFrame:
+def big_frame(n=1_000_000) -> pl.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.integers(0, 9, n), "c": rng.normal(size=n),
+    return pl.DataFrame({"a": rng.normal(size=n), "b": rng.integers(0, 9, n), "c": rng.normal(size=n),
                          "y": rng.normal(size=n)})
 
 
 @pytest.mark.parametrize("described", [True, False], ids=["facts-given", "facts-lazy"])
 def test_million_rows_formats_only_visible_cells(qtbot, described):
     frame = big_frame()
-    columns = describe_columns(frame) if described else None  # the loader thread's work
+    columns = dp.describe_table(frame).columns if described else None  # the loader thread's work
     start = time.perf_counter()
     model = CountingModel(frame, columns=columns)
     view = QTableView()

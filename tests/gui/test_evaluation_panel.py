@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 import torch
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QImage
 
 from nnstudio.core.checkpoint import load_checkpoint
+from nnstudio.core.data import as_table, read_table
 from nnstudio.gui.main_window import MainWindow
 
 
@@ -112,7 +113,7 @@ def test_binary_threshold_slider_changes_matrix_and_is_saved(qtbot, window, chur
     assert window.save_checkpoint(path)
     assert load_checkpoint(path).threshold == pytest.approx(0.2)
     new = tmp_path / "new.csv"
-    pd.read_csv(churn_csv).drop(columns="churned").head(100).to_csv(new, index=False)
+    as_table(read_table(churn_csv)).drop("churned").head(100).write_csv(new)
     assert window.predictPanel.predict_path(new)
     predicted = window.predictPanel.prediction.columns
     np.testing.assert_array_equal(predicted["prediction"] == "yes", predicted["probability_yes"] > 0.2)
@@ -136,7 +137,7 @@ def test_regression_run_fills_predicted_vs_actual(qtbot, window, houses_csv):
     assert panel.largestErrorsModel.rowCount() == 20
     errors = [abs(panel.largestErrorsModel.cell(i, "error")) for i in range(20)]
     assert errors == sorted(errors, reverse=True)
-    districts = set(pd.read_csv(houses_csv)["district"])
+    districts = set(as_table(read_table(houses_csv))["district"])
     assert {panel.largestErrorsModel.cell(i, "district") for i in range(20)} <= districts  # decoded one-hot
     assert isinstance(panel.largestErrorsModel.cell(0, "area_m2"), float)
     assert sum(panel.residualBars.opts["height"]) == len(test)
@@ -147,33 +148,34 @@ def test_prediction_on_a_new_file_exports_csv_and_names_each_bad_column(qtbot, w
     load(qtbot, window, flowers_csv)
     train(qtbot, window, epochs=2)
     panel = window.predictPanel
-    source = pd.read_csv(flowers_csv)
+    source = as_table(read_table(flowers_csv))
     new = tmp_path / "new.csv"
-    source.drop(columns="species").head(40).assign(comment="hi").to_csv(new, index=False)
+    source.drop("species").head(40).with_columns(comment=pl.lit("hi")).write_csv(new)
     with qtbot.waitSignal(panel.predicted, timeout=10000):
         assert panel.predict_path(new)
     assert panel.predictModel.rowCount() == 40
     assert "comment" in panel.predictMessages.text()
     out = tmp_path / "predictions.csv"
     panel.export_csv(out)
-    written = pd.read_csv(out)
+    written = pl.read_csv(out)
     classes = window.last_run.data.preprocessor.classes
-    assert list(written.columns) == [*source.columns.drop("species"), "comment", "prediction",
-                                     *[f"probability_{c}" for c in classes]]
-    assert written["prediction"].tolist() == window.current_checkpoint().predict(source.head(40))
-    np.testing.assert_allclose(written[[f"probability_{c}" for c in classes]].sum(axis=1), 1.0, atol=1e-5)
+    assert written.columns == [*(c for c in source.columns if c != "species"), "comment", "prediction",
+                               *[f"probability_{c}" for c in classes]]
+    assert written["prediction"].to_list() == window.current_checkpoint().predict(read_table(flowers_csv).head(40))
+    np.testing.assert_allclose(written.select(f"probability_{c}" for c in classes).sum_horizontal(), 1.0, atol=1e-5)
 
     cases = {
-        "missing": (source.drop(columns=["species", "petal_width"]).head(10), ["petal_width", "missing"]),
-        "unknown": (source.drop(columns="species").head(10).assign(colour=["plaid"] + ["white"] * 9),
+        "missing": (source.drop("species", "petal_width").head(10), ["petal_width", "missing"]),
+        "unknown": (source.drop("species").head(10).with_columns(colour=pl.Series(["plaid"] + ["white"] * 9)),
                     ["colour", "plaid", "row 1"]),
-        "unparseable": (source.drop(columns="species").head(10).astype({"sepal_length": object})
-                        .assign(sepal_length=lambda d: d.sepal_length.where(d.index != 2, "lots")),
+        "unparseable": (source.drop("species").head(10).with_columns(
+                            sepal_length=pl.Series([str(v) if i != 2 else "lots"
+                                                    for i, v in enumerate(source["sepal_length"].head(10))])),
                         ["sepal_length", "lots", "row 3"]),
     }
     for name, (frame, words) in cases.items():
         bad = tmp_path / f"{name}.csv"
-        frame.to_csv(bad, index=False)
+        frame.write_csv(bad)
         with qtbot.waitSignal(window.error_shown, timeout=10000) as blocker:
             assert not panel.predict_path(bad)
         for word in words:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
@@ -73,10 +73,11 @@ def test_gradient_norm_is_plotted_per_epoch(qtbot, window):
 
 def test_overfitting_warning_names_the_best_epoch(qtbot, window, tmp_path):
     rng = np.random.default_rng(0)
-    df = pd.DataFrame(rng.normal(size=(120, 8)), columns=[f"x{i}" for i in range(8)])
-    df["y"] = rng.normal(size=120)  # noise: whatever the net learns of the training rows is overfitting
+    X = rng.normal(size=(120, 8))
+    y = rng.normal(size=120)  # noise: whatever the net learns of the training rows is overfitting
+    df = pl.DataFrame({**{f"x{i}": X[:, i] for i in range(8)}, "y": y})
     path = tmp_path / "noise.csv"
-    df.to_csv(path, index=False)
+    df.write_csv(path)
     load(qtbot, window, path)
     window.modelBuilder.set_layers([{"type": "Linear", "out_features": 256}, {"type": "ReLU"},
                                     {"type": "Linear", "out_features": "auto"}], undoable=False)

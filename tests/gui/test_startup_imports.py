@@ -1,5 +1,7 @@
-"""Start-up: the window module leaves pyqtgraph and pandas for later; shown plots appear and take data."""
+"""Start-up: the window module leaves pyqtgraph and polars for later (and never loads pandas or pyarrow); polars
+loads with the first table, in the loader thread; shown plots appear and take data."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,16 +10,62 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 
-HEAVY = ("pyqtgraph", "pandas", "pyarrow")
+HEAVY = ("pyqtgraph", "pandas", "pyarrow", "polars")
 
 
-def test_importing_the_window_does_not_import_pyqtgraph_or_pandas():
+def test_importing_the_window_does_not_import_pyqtgraph_or_polars():
     code = ("import sys, nnstudio.gui.main_window, nnstudio.gui.app; "
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"imported with the window: {out.stdout.strip()}"
+
+
+FIRST_TABLE = """
+import sys
+from pathlib import Path
+from PySide6.QtCore import QEventLoop, QSettings, QThread, QTimer
+from PySide6.QtWidgets import QApplication
+
+first = {}
+
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("polars", "pandas", "pyarrow") and name.split(".")[0] not in first:
+            first[name.split(".")[0]] = QThread.currentThread().objectName() or "unnamed"
+        return None
+
+sys.meta_path.insert(0, Spy())
+app = QApplication([])
+from nnstudio.gui.main_window import MainWindow
+w = MainWindow(settings=QSettings(sys.argv[1], QSettings.Format.IniFormat), logdir=sys.argv[2])
+w.show()
+app.processEvents()
+at_start = dict(first)
+loop = QEventLoop()
+w.datasetPanel.dataset_loaded.connect(loop.quit)
+w.datasetPanel.load_failed.connect(loop.quit)
+QTimer.singleShot(60000, loop.quit)
+w.open_sample()
+loop.exec()
+rows = w.datasetPanel.model.rowCount()
+w.shutdown()
+import json
+print(json.dumps([at_start, sorted(m for m in ("polars", "pandas", "pyarrow") if m in sys.modules),
+                  first.get("polars"), rows]))
+"""
+
+
+def test_polars_loads_with_the_first_table_in_the_loader_thread(tmp_path):
+    out = subprocess.run([sys.executable, "-c", FIRST_TABLE, str(tmp_path / "s.ini"), str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=180, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    at_start, loaded, polars_thread, rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert at_start == {}  # the shown window has loaded no table library
+    assert loaded == ["polars"]  # reading, describing and previewing the table needs neither pandas nor pyarrow
+    assert polars_thread.startswith("DatasetLoader-")  # not the GUI thread (MainThread)
+    assert rows > 0
 
 
 @pytest.fixture
