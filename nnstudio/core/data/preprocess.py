@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from nnstudio.core.data._common import MAX_CATEGORIES, MAX_CLASSES
-from nnstudio.core.data.columns import _label_codes, _natural_key, column_kind, is_text, present
+from nnstudio.core.data.columns import _label_codes, _natural_key, column_kind, is_text
 from nnstudio.core.data.table import as_series, as_table
 from nnstudio.core.errors import DataError
 
