@@ -22,3 +22,18 @@ def _is_running(thread) -> bool:
         return thread.isRunning()
     except RuntimeError:  # C++ object already deleted
         return False
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The main window, shown, with its own settings file and log folder (HOME is shared); shut down after."""
+    from PySide6.QtCore import QSettings
+
+    from nnstudio.gui.main_window import MainWindow
+
+    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat),
+                   logdir=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.shutdown()

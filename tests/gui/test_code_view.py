@@ -7,35 +7,26 @@ import subprocess
 import sys
 
 import pytest
-from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QFileDialog
 
 from nnstudio.core.checkpoint import load_checkpoint
-from nnstudio.gui.main_window import MainWindow
+
+from guiwindow import load
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings, logdir=tmp_path / "runs")
-    qtbot.addWidget(w)
-    w.show()
-    w.codeView.raise_()
-    yield w
-    w.shutdown()
-
-
-def _load(qtbot, window, path):
-    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
-        window.open_path(path)
+def window(window):
+    window.codeView.raise_()
+    return window
 
 
 def test_code_view_follows_data_layers_and_settings(qtbot, window, flowers_csv):
     panel = window.codeViewPanel
     assert window.codeView.objectName() == "codeView" and panel.codeEdit.isReadOnly()
     qtbot.waitUntil(lambda: "class Net(nn.Module):" in panel.text())
-    _load(qtbot, window, flowers_csv)
+    load(qtbot, window, flowers_csv)
     qtbot.waitUntil(lambda: "TARGET = 'species'" in panel.text())
     assert "nn.CrossEntropyLoss()" in panel.text()
     window.modelBuilder.presetCombo.setCurrentText("MLP with BatchNorm and Dropout")
@@ -68,7 +59,7 @@ def test_hovering_a_layer_marks_its_line(qtbot, window):
 
 def test_training_marks_where_the_plotted_numbers_come_from(qtbot, window, flowers_csv):
     panel = window.codeViewPanel
-    _load(qtbot, window, flowers_csv)
+    load(qtbot, window, flowers_csv)
     window.trainingPanel.epochsSpin.setValue(500)
     qtbot.waitUntil(window.trainingPanel.trainButton.isEnabled)
     with qtbot.waitSignal(window.controller.epoch_finished, timeout=30000):
@@ -85,7 +76,7 @@ def test_training_marks_where_the_plotted_numbers_come_from(qtbot, window, flowe
 
 
 def test_export_script_and_model_from_the_window(qtbot, window, flowers_csv, tmp_path, monkeypatch):
-    _load(qtbot, window, flowers_csv)
+    load(qtbot, window, flowers_csv)
     window.trainingPanel.epochsSpin.setValue(2)
     qtbot.waitUntil(window.trainingPanel.trainButton.isEnabled)
     with qtbot.waitSignal(window.training_finished, timeout=60000):

@@ -15,21 +15,13 @@ from nnstudio.core.checkpoint import load_checkpoint
 from nnstudio.core.data import as_table, read_table
 from nnstudio.gui.main_window import MainWindow
 
+from guiwindow import load
+
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat),
-                   logdir=tmp_path / "runs")
-    qtbot.addWidget(w)
-    w.resize(1366, 768)
-    w.show()
-    yield w
-    w.shutdown()
-
-
-def load(qtbot, window, path):
-    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
-        window.open_path(path)
+def window(window):
+    window.resize(1366, 768)  # the panels' plots at a common laptop size
+    return window
 
 
 def train(qtbot, window, epochs=3):

@@ -7,27 +7,13 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from nnstudio.gui.main_window import MainWindow
 from nnstudio.gui.training_worker import TrainingController
 from nnstudio.resources import sample_dataset
 
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings, logdir=tmp_path / "runs")
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.shutdown()
-
-
-def load(qtbot, window, path):
-    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
-        window.open_path(path)
+from guiwindow import load
 
 
 def train(qtbot, window, epochs, timeout=90000):

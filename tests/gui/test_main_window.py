@@ -17,20 +17,7 @@ from nnstudio.core.checkpoint import load_checkpoint
 from nnstudio.core.data import read_table
 from nnstudio.gui.main_window import MainWindow
 
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings, logdir=tmp_path / "runs")
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.shutdown()
-
-
-def load(qtbot, window, path):
-    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
-        window.open_path(path)
+from guiwindow import load
 
 
 def train(qtbot, window, epochs=3, timeout=60000):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QDialog
 
@@ -16,17 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from notes_models import NOTES_ANSWERS, NOTES_CLASS_SOURCE, forms, trained_notes_net  # noqa: E402
 
 from nnstudio.core.config import WINDOW_LIMITS  # noqa: E402
-from nnstudio.gui.main_window import MainWindow  # noqa: E402
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat),
-                   logdir=tmp_path / "runs")
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.shutdown()
 
 
 def drop(window, path):

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from nnstudio.gui.main_window import MainWindow
 
+from guiwindow import load
+
 
 def make_window(qtbot, tmp_path, name="w"):
     settings = QSettings(str(tmp_path / f"{name}.ini"), QSettings.Format.IniFormat)
@@ -16,11 +18,6 @@ def make_window(qtbot, tmp_path, name="w"):
     qtbot.addWidget(w)
     w.show()
     return w
-
-
-def load(qtbot, window, path):
-    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
-        window.open_path(path)
 
 
 def run(qtbot, window, action, epochs):
