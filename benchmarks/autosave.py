@@ -39,9 +39,9 @@ def _data(rows: int):
 
 
 def run_case(case: str, data, state, epochs: int) -> dict:
-    from nnstudio.core.autosave import RunCheckpoints
-    from nnstudio.core.checkpoint import build_checkpoint
-    from nnstudio.core.engine import TrainConfig, Trainer
+    from nnstudio.core.training.autosave import RunCheckpoints
+    from nnstudio.core.model.checkpoint import build_checkpoint
+    from nnstudio.core.training.engine import TrainConfig, Trainer
 
     model = spec_model(HIDDEN, state)
     cfg = TrainConfig(epochs=epochs, batch_size=BATCH, optimizer="Adam", lr=1e-3, seed=0, device="cpu")

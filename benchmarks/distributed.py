@@ -46,8 +46,8 @@ def worker(model_name: str, epochs: int, threads: int, out: str, comm_steps: int
 
     from benchmarks.training import initial_state, make_data, prepared, spec_model
     from nnstudio.core import distributed
-    from nnstudio.core.callbacks import HistoryRecorder
-    from nnstudio.core.engine import TrainConfig, Trainer
+    from nnstudio.core.training.callbacks import HistoryRecorder
+    from nnstudio.core.training.engine import TrainConfig, Trainer
 
     torch.set_num_threads(threads)
     hidden = HIDDEN[model_name]

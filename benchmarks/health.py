@@ -1,4 +1,4 @@
-"""The cost of measuring the gradient norm per epoch (core.engine.GRAD_NORM_EVERY), on the tiny MLP at batch 4096.
+"""The cost of measuring the gradient norm per epoch (core.training.engine.GRAD_NORM_EVERY), on the tiny MLP at batch 4096.
 
 The engine measures the total gradient norm on every n-th step when it is not clipping. Three cases train
 the same epochs from the same weights, interleaved in a rotated order each round: off (n = 0), the
@@ -22,7 +22,7 @@ ROWS, BATCH, HIDDEN = 131072, 4096, [16]
 
 
 def fit_seconds(data, state, every: int, epochs: int) -> float:
-    from nnstudio.core.engine import TrainConfig, Trainer
+    from nnstudio.core.training.engine import TrainConfig, Trainer
 
     model = spec_model(HIDDEN, state)
     trainer = Trainer(model, data, TrainConfig(epochs=epochs, batch_size=BATCH, device="cpu", threads=1, seed=0))
@@ -34,7 +34,7 @@ def fit_seconds(data, state, every: int, epochs: int) -> float:
 
 def norm_call_seconds(state, calls: int = 2000) -> float:
     """One `grad_norm` of the tiny MLP's gradients after a real backward at batch 4096, median of batches of calls."""
-    from nnstudio.core.engine import grad_norm
+    from nnstudio.core.training.engine import grad_norm
 
     model = spec_model(HIDDEN, state)
     X, y = make_data(BATCH, seed=1)
@@ -50,7 +50,7 @@ def norm_call_seconds(state, calls: int = 2000) -> float:
 
 
 def main(argv=None) -> dict:
-    from nnstudio.core.engine import GRAD_NORM_EVERY
+    from nnstudio.core.training.engine import GRAD_NORM_EVERY
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)

@@ -71,10 +71,10 @@ def write_data(path: str, rows: int, seed: int = 0, target: bool = False) -> Non
 
 
 def make_checkpoint(folder: str) -> str:
-    from nnstudio.core.checkpoint import save_checkpoint
+    from nnstudio.core.model.checkpoint import save_checkpoint
     from nnstudio.core.data import load_dataset
-    from nnstudio.core.engine import TrainConfig, Trainer
-    from nnstudio.core.model import build_model
+    from nnstudio.core.training.engine import TrainConfig, Trainer
+    from nnstudio.core.model.spec import build_model
 
     sample = os.path.join(folder, "sample.csv")
     write_data(sample, 3000, seed=1, target=True)

@@ -1,4 +1,4 @@
-"""One thread or all cores? The data behind `nnstudio.core.engine.choose_threads`.
+"""One thread or all cores? The data behind `nnstudio.core.training.engine.choose_threads`.
 
 For a grid of MLPs and batch sizes, fits the engine with `threads=1` and with `threads=<cores>` on the same
 data, interleaved over rounds, and prints the median speed ratio (1 thread over all cores; above 1 means one
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", default=",".join(map(str, GRID_BATCHES)))
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    from nnstudio.core.engine import choose_threads
+    from nnstudio.core.training.engine import choose_threads
 
     n = cores()
     rows_max = max(int(b) for b in args.batches.split(",")) * args.steps

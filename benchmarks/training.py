@@ -10,7 +10,7 @@ Cases
 - raw_1thread: the raw loop with `torch.set_num_threads(1)` (a diagnostic, as in issue 5's anchors).
 - textbook: the course notes' loop: a `Dataset` whose `__getitem__` returns one row, `DataLoader(shuffle=True)`,
   a running loss with `.item()`.
-- engine: `nnstudio.core.engine.Trainer.fit()` with no callbacks (headless, as a script calls it).
+- engine: `nnstudio.core.training.engine.Trainer.fit()` with no callbacks (headless, as a script calls it).
 - engine_cli: the engine with what `nnstudio train` attaches: a terminal progress bar and the TensorBoard logger,
   both of which consume every step.
 - lightning: a LightningModule + `Trainer.fit` over `DataLoader(TensorDataset, shuffle=True)`, when installed.
@@ -56,7 +56,7 @@ def layer_spec(hidden: Sequence[int]) -> list[dict[str, Any]]:
 
 def initial_state(hidden: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
     """One set of initial weights, keyed as in a plain nn.Sequential, shared by every case."""
-    from nnstudio.core.model import build_model
+    from nnstudio.core.model.spec import build_model
 
     torch.manual_seed(seed)
     model = build_model(layer_spec(hidden), FEATURES, CLASSES)
@@ -76,7 +76,7 @@ def sequential(hidden: Sequence[int], state: dict[str, torch.Tensor]) -> nn.Sequ
 
 def spec_model(hidden: Sequence[int], state: dict[str, torch.Tensor]):
     """The model as nnstudio builds it from a layer spec."""
-    from nnstudio.core.model import build_model
+    from nnstudio.core.model.spec import build_model
 
     model = build_model(layer_spec(hidden), FEATURES, CLASSES)
     model.layers.load_state_dict(state)
@@ -156,14 +156,14 @@ class _TtyStream(io.StringIO):
 
 
 def run_engine(X, y, hidden, state, batch, epochs, *, cli: bool = False, threads: int | str = "auto") -> dict:
-    from nnstudio.core.engine import TrainConfig, Trainer
+    from nnstudio.core.training.engine import TrainConfig, Trainer
 
     torch.set_num_threads(DEFAULT_THREADS)
     model = spec_model(hidden, state)
     callbacks = []
     tmp = None
     if cli:
-        from nnstudio.core.callbacks import ProgressBar, TensorBoardLogger
+        from nnstudio.core.training.callbacks import ProgressBar, TensorBoardLogger
 
         tmp = tempfile.TemporaryDirectory(prefix="nnstudio-bench-tb-")
         callbacks = [ProgressBar(_TtyStream()),
@@ -244,7 +244,7 @@ CASE_LABELS = {
 
 def measure(models: Sequence[str], batches: Sequence[int], cases: Sequence[str], rows: int, epochs: int,
             repeats: int, log: Callable[[str], None] = print) -> dict:
-    from nnstudio.core.engine import choose_threads
+    from nnstudio.core.training.engine import choose_threads
 
     cases = [c for c in cases if c != "lightning" or lightning_available()]
     if "raw" not in cases:

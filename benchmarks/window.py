@@ -112,8 +112,8 @@ def child(params: dict) -> dict:
     from PySide6.QtWidgets import QApplication
 
     from benchmarks.training import MODELS, layer_spec, make_data
-    from nnstudio.core.engine import TrainConfig, Trainer
-    from nnstudio.core.model import build_model
+    from nnstudio.core.training.engine import TrainConfig, Trainer
+    from nnstudio.core.model.spec import build_model
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from nnstudio.gui import MainWindow

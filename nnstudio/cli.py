@@ -16,7 +16,7 @@ from nnstudio import __version__
 
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3
-#: `nnstudio predict`: one exit code per kind of bad input (see core.predict.KINDS).
+#: `nnstudio predict`: one exit code per kind of bad input (see core.results.predict.KINDS).
 EXIT_PREDICT = {"missing_columns": 4, "unparseable": 5, "unknown_category": 6}
 EXIT_CHECKPOINT = 7
 EXIT_DATA = 8
@@ -53,7 +53,7 @@ def version_text() -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nnstudio.core.callbacks import ProgressBar
+    from nnstudio.core.training.callbacks import ProgressBar
     from nnstudio.core.config import RunConfig
     from nnstudio.core.errors import TrainingDiverged
     from nnstudio.core.run import TrainingRun
@@ -133,7 +133,7 @@ def _resume_target(args: argparse.Namespace, cfg):
         return None, None
     import tomllib
 
-    from nnstudio.core.checkpoint import load_checkpoint
+    from nnstudio.core.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.resume)
     try:
@@ -156,8 +156,8 @@ def _data_line(name: str, r: dict) -> str:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from nnstudio.core.config import RunConfig
-    from nnstudio.core.lr_find import find_lr
-    from nnstudio.core.model import build_model
+    from nnstudio.core.training.lr_find import find_lr
+    from nnstudio.core.model.spec import build_model
     from nnstudio.core.run import load_data
 
     cfg = RunConfig.load(args.config)
@@ -185,7 +185,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def _overfit_watch(quiet: bool):
-    from nnstudio.core.health import OverfitWatch
+    from nnstudio.core.training.health import OverfitWatch
 
     def warn(warning) -> None:
         print(f"\nwarning: {warning.message}", file=sys.stderr)
@@ -206,13 +206,13 @@ def _torchrun_launched() -> bool:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from nnstudio.core.checkpoint import describe, load_checkpoint
+    from nnstudio.core.model.checkpoint import describe, load_checkpoint
     from nnstudio.core.errors import CheckpointError, NNStudioError
     from nnstudio.core.files import file_failure
 
     try:
         if args.model_class:
-            from nnstudio.core.model_class import open_with_class, parse_arguments
+            from nnstudio.core.model.user_class import open_with_class, parse_arguments
 
             py_path, _, class_name = args.model_class.rpartition(":")
             if not py_path or not class_name:
@@ -255,9 +255,9 @@ def cmd_follow(args: argparse.Namespace) -> int:
         return _error(f"{folder}: no such folder (give the run's TensorBoard log folder, its [output] logdir)")
     return gui_main(follow=str(folder))
 def cmd_predict(args: argparse.Namespace) -> int:
-    from nnstudio.core.checkpoint import load_checkpoint
+    from nnstudio.core.model.checkpoint import load_checkpoint
     from nnstudio.core.errors import CheckpointError, DataError
-    from nnstudio.core.predict import PredictionInputError, predict_file
+    from nnstudio.core.results.predict import PredictionInputError, predict_file
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         return _error(f"--threshold {args.threshold:g} is not a probability between 0 and 1")
@@ -298,13 +298,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     failed = False
     for fmt, dest in wanted:
         if fmt == "script":
-            from nnstudio.core.codegen import export_script
+            from nnstudio.core.export.codegen import export_script
 
             print(f"{export_script(args.source, dest)}: a standalone script (torch, numpy, polars, tensorboard)")
             continue
         if Path(args.source).suffix.lower() == ".toml":
             return _error(f"{args.source}: --{fmt.replace('_', '-')} exports a trained model; give its checkpoint (.pt)")
-        from nnstudio.core.export import export_checkpoint
+        from nnstudio.core.export.formats import export_checkpoint
 
         report = export_checkpoint(args.source, dest, fmt)
         print(report.message())

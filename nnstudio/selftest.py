@@ -100,7 +100,7 @@ def run_self_test(steps_epochs: int = 2) -> dict[str, Any]:
 
         import torch
 
-        from nnstudio.core.checkpoint import load_checkpoint
+        from nnstudio.core.model.checkpoint import load_checkpoint
         from nnstudio.core.config import RunConfig
         from nnstudio.core.data import read_table
         from nnstudio.core.run import TrainingRun
@@ -118,7 +118,7 @@ def run_self_test(steps_epochs: int = 2) -> dict[str, Any]:
             rows = read_table(sample).head(8)
             loaded = ckpt.predict(rows)
             with torch.no_grad():
-                from nnstudio.core.engine import predict_batches
+                from nnstudio.core.training.engine import predict_batches
 
                 X = torch.from_numpy(ckpt.preprocessor.transform_features(rows))
                 direct = ckpt.preprocessor.decode(predict_batches(result and ckpt.model, X))

@@ -30,7 +30,7 @@ def test_health_benchmark_reports_the_costs(tmp_path):
                            str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
-    from nnstudio.core.engine import GRAD_NORM_EVERY
+    from nnstudio.core.training.engine import GRAD_NORM_EVERY
 
     assert set(result["derived_cost"]) == {f"every_{GRAD_NORM_EVERY}", "every_step"}
     assert result["norm_call_us"] > 0 and result["step_us"] > 0

@@ -22,10 +22,10 @@ from typing import Any
 import tomli_w
 
 from nnstudio.core.data import MISSING_POLICIES, TASKS, validate_split
-from nnstudio.core.engine import TrainConfig
+from nnstudio.core.training.engine import TrainConfig
 from nnstudio.core.errors import ConfigError, DataError, ModelSpecError
 from nnstudio.core.files import atomic_write
-from nnstudio.core.model import default_layers, normalize_layer
+from nnstudio.core.model.spec import default_layers, normalize_layer
 
 SECTIONS = ("data", "model", "training", "output")
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from nnstudio.core.data import PreparedData, TensorSplit
-from nnstudio.core.engine import Callback
+from nnstudio.core.training.engine import Callback
 from nnstudio.core.errors import ConfigError, NNStudioError, TrainingError
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class DDPStrategy:
     @torch.no_grad()
     def predict(self, model: nn.Module, X: torch.Tensor) -> torch.Tensor:
         """Every row's output on every rank: each computes a contiguous slice, then all are gathered."""
-        from nnstudio.core.engine import predict_batches
+        from nnstudio.core.training.engine import predict_batches
 
         world, rank, n = self.ctx.world_size, self.ctx.rank, len(X)
         chunk = math.ceil(n / world)
@@ -268,8 +268,8 @@ def prepare(cfg, callbacks: list[Callback], progress: Callback | None = None) ->
 
     `progress` (the terminal progress bar) is kept on rank 0 only, like TensorBoard and the checkpoint.
     """
-    from nnstudio.core.engine import _cores, choose_threads
-    from nnstudio.core.model import build_model
+    from nnstudio.core.training.engine import _cores, choose_threads
+    from nnstudio.core.model.spec import build_model
     from nnstudio.core.run import TrainingRun, load_data
 
     ctx = init(cfg.training.device)

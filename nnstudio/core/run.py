@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from nnstudio.core.autosave import RunCheckpoints
-from nnstudio.core.callbacks import TensorBoardLogger, unique_run_dir
-from nnstudio.core.checkpoint import LoadedCheckpoint, atomic_torch_save, build_checkpoint, plain
+from nnstudio.core.training.autosave import RunCheckpoints
+from nnstudio.core.training.callbacks import TensorBoardLogger, unique_run_dir
+from nnstudio.core.model.checkpoint import LoadedCheckpoint, atomic_torch_save, build_checkpoint, plain
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, load_dataset
-from nnstudio.core.engine import Callback, FitFinished, Trainer
+from nnstudio.core.training.engine import Callback, FitFinished, Trainer
 from nnstudio.core.errors import CheckpointError, TrainingDiverged, TrainingError
-from nnstudio.core.model import SpecModel, build_model
+from nnstudio.core.model.spec import SpecModel, build_model
 
 
 @dataclass
@@ -50,9 +50,9 @@ class TrainingRun:
                  max_step_log_rate: float | None = None, resume: LoadedCheckpoint | None = None,
                  checkpoint_path: Path | None = None, autosave: bool | None = None):
         """`resume`: a checkpoint to go on from (its model, optimizer, RNGs, history, run folder); it must
-        fit the data (`core.resume.differences`). `checkpoint_path` overrides `[output] checkpoint`.
+        fit the data (`core.training.resume.differences`). `checkpoint_path` overrides `[output] checkpoint`.
         `autosave` (default: with TensorBoard) keeps last.pt and best.pt in the run folder."""
-        from nnstudio.core.resume import differences
+        from nnstudio.core.training.resume import differences
 
         self.cfg = cfg
         self.data = data if data is not None else load_data(cfg)
@@ -87,7 +87,7 @@ class TrainingRun:
         self.autosave = RunCheckpoints(self.run_dir, self.checkpoint_dict) if (
             tensorboard if autosave is None else autosave) else None
         if self.autosave is not None:
-            from nnstudio.core.recovery import RunningMark
+            from nnstudio.core.training.recovery import RunningMark
 
             all_callbacks.append(self.autosave)
             all_callbacks.append(RunningMark(self.run_dir))
@@ -105,7 +105,7 @@ class TrainingRun:
 
     def check_outputs(self) -> None:
         """Every path this run writes, before the first epoch (ConfigError naming the one at fault)."""
-        from nnstudio.core.outputs import check_run_outputs
+        from nnstudio.core.training.outputs import check_run_outputs
 
         check_run_outputs(self.checkpoint_path if self.save else None,
                           self.run_dir if (self.tb is not None or self.autosave is not None) else None, self.model)
@@ -185,8 +185,8 @@ def _layer_text(layer: dict[str, Any]) -> str:
 
 def evaluate_model(model: SpecModel, data: PreparedData, which: str = "test", loss: str = "auto") -> dict[str, float]:
     """Loss and the task's metrics of a model on one split (train, val or test), in eval mode."""
-    from nnstudio.core import metrics
-    from nnstudio.core.engine import make_loss, predict_batches
+    from nnstudio.core.training import metrics
+    from nnstudio.core.training.engine import make_loss, predict_batches
 
     split = {"train": data.train, "val": data.val, "test": data.test}[which]
     if len(split) == 0:

@@ -53,7 +53,7 @@ def openmp_in_training_thread_only() -> None:
     32-16-10 MLP at batch 4096 trained at 4.5M samples/s in the only team and at 1.6M once a second team
     existed (the GUI thread's, from any earlier parallel op there), as if OMP_WAIT_POLICY=PASSIVE. The
     GUI thread needs no team (evaluating on F7 runs one-threaded); the training thread sets its threads
-    per run (``nnstudio.core.engine.choose_threads``); other threads (the dataset loader) start with one
+    per run (``nnstudio.core.training.engine.choose_threads``); other threads (the dataset loader) start with one
     thread too, so they build no team either.
     """
     import torch

@@ -1,6 +1,6 @@
 """The code view: the course-notes PyTorch of the window's current state, and the File > Export entries.
 
-The text comes from ``core.codegen`` (the same text *Export > Python script* writes). It is regenerated
+The text comes from ``core.export.codegen`` (the same text *Export > Python script* writes). It is regenerated
 after the dataset choices, layers or training settings change, debounced, and only while the dock is shown.
 While training, the lines whose numbers the plots show are marked; hovering a layer in the builder marks
 its attribute line.
@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nnstudio.core.codegen import GeneratedCode
+from nnstudio.core.export.codegen import GeneratedCode
 
 if TYPE_CHECKING:
     from nnstudio.gui.main_window import MainWindow
@@ -268,7 +268,7 @@ class CodeExport(QObject):
         self.panel.source = self.current_code
 
     def current_code(self) -> GeneratedCode:
-        from nnstudio.core.codegen import facts_from_frame, generate
+        from nnstudio.core.export.codegen import facts_from_frame, generate
 
         w = self.window
         cfg = w.run_config()
@@ -304,7 +304,7 @@ class CodeExport(QObject):
 
     def export_script(self, path: str | Path) -> bool:
         """Write the standalone script for the window's current state (column decisions from the real fit)."""
-        from nnstudio.core.codegen import atomic_text_write, check_source, facts_from_frame, generate
+        from nnstudio.core.export.codegen import atomic_text_write, check_source, facts_from_frame, generate
         from nnstudio.core.errors import NNStudioError
 
         w = self.window
@@ -345,7 +345,7 @@ class CodeExport(QObject):
 
     def export_model(self, path: str | Path, fmt: str):
         from nnstudio.core.errors import NNStudioError
-        from nnstudio.core.export import export_model
+        from nnstudio.core.export.formats import export_model
 
         w = self.window
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)

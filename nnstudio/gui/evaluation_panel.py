@@ -1,4 +1,4 @@
-"""The evaluation view: a metrics table per split, then the task's own figures from `core.evaluate`.
+"""The evaluation view: a metrics table per split, then the task's own figures from `core.results.evaluate`.
 
 Classification: the confusion matrix (counts or shares by row), per-class precision/recall/F1/support and,
 for binary tasks, ROC and precision-recall curves with a threshold slider that recomputes the matrix and
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
     QSlider, QStackedWidget, QTableView, QVBoxLayout, QWidget)
 
-from nnstudio.core.evaluate import Evaluation, confusion_rows, rows_to_csv
+from nnstudio.core.results.evaluate import Evaluation, confusion_rows, rows_to_csv
 from nnstudio.gui.rows_model import table_view
 
 BLUE = (31, 119, 180)

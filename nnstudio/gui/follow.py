@@ -1,6 +1,6 @@
 """Follows a TensorBoard log folder that another process writes (`nnstudio train`, torchrun, any SummaryWriter).
 
-A QTimer starts a poll of :class:`nnstudio.core.runs.RunFollower` every POLL_MS in a pool thread (one at a
+A QTimer starts a poll of :class:`nnstudio.core.results.runs.RunFollower` every POLL_MS in a pool thread (one at a
 time): each poll reads only the events written since the last one, but tensorboard's reader checks and
 parses each record in Python (~54 µs an event), and a headless run that logs every step of a tiny model
 writes thousands a second, so the reading stays off the GUI thread. The new points come back as one
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
-from nnstudio.core.runs import Curves, RunFollower
+from nnstudio.core.results.runs import Curves, RunFollower
 
 POLL_MS = 500
 

@@ -1,11 +1,11 @@
-"""Training-health warnings in the window: core.health decides, this shows (status bar + non-modal notice)."""
+"""Training-health warnings in the window: core.training.health decides, this shows (status bar + non-modal notice)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox
 
-from nnstudio.core.health import HealthWarning, OverfitWatch
+from nnstudio.core.training.health import HealthWarning, OverfitWatch
 
 
 class HealthNotifier(QObject):

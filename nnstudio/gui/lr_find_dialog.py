@@ -1,4 +1,4 @@
-"""Run → Find learning rate: the range test (core.lr_find) in the training worker, its curve, one-click apply."""
+"""Run → Find learning rate: the range test (core.training.lr_find) in the training worker, its curve, one-click apply."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Callable
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from nnstudio.core.lr_find import LRFindRun
+from nnstudio.core.training.lr_find import LRFindRun
 from nnstudio.gui.training_worker import TrainingController
 
 

@@ -18,13 +18,13 @@ from PySide6.QtWidgets import (
     QWidget)
 
 from nnstudio import __version__
-from nnstudio.core.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint, reinfer
+from nnstudio.core.model.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint, reinfer
 from nnstudio.core.files import file_failure, regular_file
-from nnstudio.core.model_class import classes_in, open_with_class, parse_arguments, read_dict as _read_dict, stored_arguments
+from nnstudio.core.model.user_class import classes_in, open_with_class, parse_arguments, read_dict as _read_dict, stored_arguments
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, model_io_size, prepare
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudioError
-from nnstudio.core.model import SpecModel, build_model, default_layers
+from nnstudio.core.model.spec import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun
 from nnstudio.gui.dataset_panel import DatasetPanel
 from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, fit_docks, fit_to_screen
@@ -112,7 +112,7 @@ class MainWindow(QMainWindow):
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
-        self.evaluation = None  # core.evaluate.Evaluation of the current model, shown in the evaluation tab
+        self.evaluation = None  # core.results.evaluate.Evaluation of the current model, shown in the evaluation tab
         self.decision_threshold: float | None = None  # binary: kept from the evaluation, saved with the model
         self._project_path: Path | None = None  # the project the window shows (named in the title)
 
@@ -581,7 +581,7 @@ class MainWindow(QMainWindow):
         self._update_can_train()
 
     def _forget_model_if_changed(self) -> None:
-        from nnstudio.core.model import normalize_layer
+        from nnstudio.core.model.spec import normalize_layer
 
         layers = [normalize_layer(l, i + 1) for i, l in enumerate(self.modelBuilder.layers())]
         if self.model is not None and layers != self.model.spec:
@@ -631,7 +631,7 @@ class MainWindow(QMainWindow):
         (`full=False`: without copying the trainer's state, for the enabled check)."""
         run = self.last_run
         if run is not None and self.model is run.model:
-            from nnstudio.core.checkpoint import plain
+            from nnstudio.core.model.checkpoint import plain
 
             return LoadedCheckpoint(Path(run.cfg.output.name), run.model, run.model.spec, run.data.preprocessor,
                                     config=run.cfg.to_dict(), epoch=run.trainer.epoch,
@@ -644,7 +644,7 @@ class MainWindow(QMainWindow):
 
     def continue_problems(self, source: LoadedCheckpoint | None) -> list[str]:
         """Why Continue cannot go on from `source` with the data chosen now (empty: it can)."""
-        from nnstudio.core.resume import choice_differences
+        from nnstudio.core.training.resume import choice_differences
 
         if source is None:
             return ["there is no trained model to continue; train one or open a checkpoint"]
@@ -808,8 +808,8 @@ class MainWindow(QMainWindow):
         self.metricsPlot.add_grad_norms(epochs, [info.get("grad_norm") for info in infos])
 
     def _check_climb(self, infos: list) -> None:
-        """Warn once per run when the training loss climbs far above its best (core.divergence)."""
-        from nnstudio.core.divergence import climb_warning
+        """Warn once per run when the training loss climbs far above its best (core.training.divergence)."""
+        from nnstudio.core.training.divergence import climb_warning
 
         best, best_epoch, warned = self._climb
         factor = self.last_run.cfg.training.divergence_factor if self.last_run is not None else 1000.0
@@ -895,7 +895,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------ health, lr finder
     def _build_health(self) -> None:
-        """Overfitting warnings (core.health through HealthNotifier) and Run → Find learning rate."""
+        """Overfitting warnings (core.training.health through HealthNotifier) and Run → Find learning rate."""
         self.healthNotifier = HealthNotifier(self)
         self.lrFindDialog = None
 
@@ -912,7 +912,7 @@ class MainWindow(QMainWindow):
 
         def build_range_test():
             """Runs in the range test's thread, like a training run's factory."""
-            from nnstudio.core.lr_find import LRFindRun
+            from nnstudio.core.training.lr_find import LRFindRun
 
             data = self._prepare(request)
             model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
@@ -961,7 +961,7 @@ class MainWindow(QMainWindow):
 
         ``quiet``: a table without the model's columns is not an error (after opening a checkpoint, say);
         the tab keeps saying what it needs."""
-        from nnstudio.core.evaluate import evaluate
+        from nnstudio.core.results.evaluate import evaluate
 
         self._update_predict_panel()
         if self.model is None or self.datasetPanel.dataframe() is None:
@@ -1163,7 +1163,7 @@ class MainWindow(QMainWindow):
         run = self.last_run if self.last_run is not None and self.last_run.model is self.model else None
         try:
             if run is not None:
-                from nnstudio.core.checkpoint import plain
+                from nnstudio.core.model.checkpoint import plain
 
                 obj = run.checkpoint_dict("last")  # resumable: the trainer's whole state
                 obj["config"] = build_checkpoint(self.model, None, config=self.run_config().to_dict())["config"]
@@ -1349,7 +1349,7 @@ class MainWindow(QMainWindow):
     def offer_recovery(self) -> QMessageBox | None:
         """At start: an unfinished run (crash, kill, window closed mid-run) in the log folder is offered
         back: its last checkpoint opened, with its history on the plots."""
-        from nnstudio.core.recovery import find_unfinished
+        from nnstudio.core.training.recovery import find_unfinished
 
         found = find_unfinished(self.logdir)
         if not found:
@@ -1367,7 +1367,7 @@ class MainWindow(QMainWindow):
         return box
 
     def _on_recovery_finished(self, run_dir: Path, result: int) -> None:
-        from nnstudio.core.recovery import mark_finished
+        from nnstudio.core.training.recovery import mark_finished
 
         if result == QMessageBox.StandardButton.Open:
             if not self.recover_run(run_dir):
@@ -1398,7 +1398,7 @@ class MainWindow(QMainWindow):
         running = self.controller.is_running()
         self.controller.shutdown()
         if running and self.last_run is not None and getattr(self.last_run, "autosave", None) is not None:
-            from nnstudio.core.recovery import mark_unfinished
+            from nnstudio.core.training.recovery import mark_unfinished
 
             mark_unfinished(self.last_run.run_dir)  # its last.pt is offered back at the next start
         if self.lrFindDialog is not None:

@@ -1,7 +1,7 @@
 """The model builder: the layer stack as an editable table, its per-layer settings, presets and undo.
 
-The stack is a plain list of layer dicts (the spec of ``nnstudio.core.model``); every shape,
-parameter count and error shown here comes from ``core.model.analyze``. Every edit is a
+The stack is a plain list of layer dicts (the spec of ``nnstudio.core.model.spec``); every shape,
+parameter count and error shown here comes from ``core.model.spec.analyze``. Every edit is a
 ``QUndoCommand`` on one ``QUndoStack``, whether it comes from a button, a settings editor, a
 preset or a drag inside the list, so undo/redo covers all of them.
 """
@@ -60,7 +60,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nnstudio.core.model import (
+from nnstudio.core.model.spec import (
     ACTIVATIONS,
     LAYER_DEFAULTS,
     NORMS,
@@ -248,7 +248,7 @@ class _ReplaceLayersCommand(QUndoCommand):
 class LayerStackModel(QAbstractTableModel):
     """A table over the layer list: #, layer (type and settings), output shape, parameters.
 
-    Rows are the layer dicts; shapes, parameter counts and errors come from ``core.model.analyze``
+    Rows are the layer dicts; shapes, parameter counts and errors come from ``core.model.spec.analyze``
     and are recomputed on every change. Editing methods (``insert_layer``, ``remove_layer``,
     ``move_layer``, ``set_setting``, ``replace_layers``, and the Qt ``moveRows``/``dropMimeData``
     used by drag and drop) push commands on ``undo_stack``.

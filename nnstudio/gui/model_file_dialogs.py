@@ -7,7 +7,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout)
 
-from nnstudio.core.checkpoint_infer import InferredStack
+from nnstudio.core.model.infer import InferredStack
 
 UNKNOWN_MARK = "?"
 

@@ -1202,7 +1202,7 @@ class MetricsPlotWidget(_RunPlotWidget):
         if len(epochs) != len(metrics):
             raise ValueError(f"add_epochs needs the metrics of each epoch, got {len(epochs)} epochs "
                              f"and {len(metrics)} sets of metrics")
-        from nnstudio.core.metrics import in_unit_interval
+        from nnstudio.core.training.metrics import in_unit_interval
 
         for name in dict.fromkeys(name for values in metrics for name in values):
             key = f"metric:{name}"

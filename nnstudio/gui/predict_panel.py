@@ -1,5 +1,5 @@
 """Prediction on a new file: open or drop a table with the training columns, see each row's prediction
-beside it, export the rows with their predictions as CSV. The checks and the numbers are `core.predict`'s.
+beside it, export the rows with their predictions as CSV. The checks and the numbers are `core.results.predict`'s.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from nnstudio.core.checkpoint import LoadedCheckpoint
+from nnstudio.core.model.checkpoint import LoadedCheckpoint
 from nnstudio.core.errors import NNStudioError
-from nnstudio.core.predict import Prediction, predict_table, save_predictions
+from nnstudio.core.results.predict import Prediction, predict_table, save_predictions
 from nnstudio.gui.rows_model import table_view
 
 DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq);;All files (*)"

@@ -1,6 +1,6 @@
 """The runs of the log folder as a sortable table: overlay, reopen, restore, rename, delete.
 
-Thin: `nnstudio.core.runs` reads the folder; this shows its records and turns clicks into requests the
+Thin: `nnstudio.core.results.runs` reads the folder; this shows its records and turns clicks into requests the
 window carries out (the plots, open_checkpoint, the project's config) or into core calls (rename, delete).
 """
 
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView, QGridLayout, QHeaderView, QInputDialog, QLabel, QMessageBox, QPushButton, QTableView,
     QVBoxLayout, QWidget)
 
-from nnstudio.core.runs import RunError, RunRecord, delete_run, list_runs, overlay_problem, rename_run
+from nnstudio.core.results.runs import RunError, RunRecord, delete_run, list_runs, overlay_problem, rename_run
 
 #: The plots keep the current run and 5 earlier ones.
 MAX_OVERLAY = 6

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from nnstudio.core.devices import list_devices, resolve_device
-from nnstudio.core.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
+from nnstudio.core.training.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
 from nnstudio.core.config import window_range_problems
 from nnstudio.core.errors import ConfigError
 from nnstudio.gui.widgets import LogSpinBox, WrappedLine

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QTimer, Signal, Slot
 
-from nnstudio.core.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted, StepFinished
+from nnstudio.core.training.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted, StepFinished
 from nnstudio.core.errors import NNStudioError
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from nnstudio.core.errors import NNStudioError
-from nnstudio.core.runs import RunRecord, is_run_dir, overlay_problem, read_curves
+from nnstudio.core.results.runs import RunRecord, is_run_dir, overlay_problem, read_curves
 from nnstudio.gui.follow import FollowController, add_curves
 from nnstudio.gui.runs_panel import RunsPanel
 

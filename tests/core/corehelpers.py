@@ -14,8 +14,8 @@ import torch
 
 import nnstudio
 from nnstudio.core.data import PreparedData
-from nnstudio.core.engine import Callback, TrainConfig, Trainer
-from nnstudio.core.model import build_model
+from nnstudio.core.training.engine import Callback, TrainConfig, Trainer
+from nnstudio.core.model.spec import build_model
 
 #: A small MLP: fast on 2 cores, still learns the sample tables.
 SMALL = [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Linear", "out_features": "auto"}]

@@ -86,7 +86,7 @@ def test_a_missing_folder_is_an_error_before_anything_is_written(tmp_path):
 def _save_checkpoint(path):
     import torch
 
-    from nnstudio.core.checkpoint import atomic_torch_save
+    from nnstudio.core.model.checkpoint import atomic_torch_save
     from nnstudio.core.errors import CheckpointError
 
     return CheckpointError, lambda: atomic_torch_save({"w": torch.zeros(3)}, path)
@@ -104,7 +104,7 @@ def _save_predictions(path):
     import polars as pl
 
     from nnstudio.core.errors import DataError
-    from nnstudio.core.predict import Prediction, TableCheck, save_predictions
+    from nnstudio.core.results.predict import Prediction, TableCheck, save_predictions
 
     table = pl.DataFrame({"x": [1.5, None]})
     return DataError, lambda: save_predictions(table, Prediction({"prediction": np.array([0.5, 2.0])}, TableCheck()), path)
@@ -134,8 +134,8 @@ def test_every_writer_keeps_the_old_file_on_a_full_disk(tmp_path, monkeypatch, w
 def test_a_killed_writers_run_json_temp_file_is_removed_before_the_next_run(tmp_path):
     """run.json is written through atomic_write too; a temp file its killed writer left goes at the next run's
     start, one whose writer is alive (pid 1 here) stays."""
-    from nnstudio.core.outputs import remove_stale_run_temp_files
-    from nnstudio.core.runs import write_info
+    from nnstudio.core.training.outputs import remove_stale_run_temp_files
+    from nnstudio.core.results.runs import write_info
 
     run = tmp_path / "runs" / "20261205-120000-a"
     run.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""core.checkpoint: round trips, the file's plain layout, bare state_dicts, hostile and broken files, atomic saves."""
+"""core.model.checkpoint: round trips, the file's plain layout, bare state_dicts, hostile and broken files, atomic saves."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from corehelpers import make_trainer
-from nnstudio.core import checkpoint as ckpt_mod
-from nnstudio.core.checkpoint import load_checkpoint, save_checkpoint
+from nnstudio.core.model import checkpoint as ckpt_mod
+from nnstudio.core.model.checkpoint import load_checkpoint, save_checkpoint
 from nnstudio.core.data import read_table
 from nnstudio.core.errors import CheckpointError
 from nnstudio.resources import sample_dataset

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from nnstudio.core.checkpoint import load_checkpoint
-from nnstudio.core.codegen import DataFacts, export_script, facts_from_frame, generate, layer_attribute_names
+from nnstudio.core.model.checkpoint import load_checkpoint
+from nnstudio.core.export.codegen import DataFacts, export_script, facts_from_frame, generate, layer_attribute_names
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import read_table
 from nnstudio.core.errors import NNStudioError
@@ -286,7 +286,7 @@ def test_code_view_text_compiles_and_trains_as_a_script(tmp_path, layers, settin
     proc = _run_blocked(script, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "epoch 2/2" in proc.stdout
-    from nnstudio.core.model import normalize_layer
+    from nnstudio.core.model.spec import normalize_layer
 
     assert load_checkpoint(tmp_path / "m.pt").layers == [normalize_layer(l, i + 1) for i, l in enumerate(layers)]
 

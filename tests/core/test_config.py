@@ -6,7 +6,7 @@ import pytest
 
 from nnstudio.core.config import RunConfig
 from nnstudio.core.errors import ConfigError
-from nnstudio.core.model import normalize_layer
+from nnstudio.core.model.spec import normalize_layer
 
 FULL = """
 [data]

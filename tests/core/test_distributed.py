@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from corehelpers import cli_env, finish, start_cli, write_toml
-from nnstudio.core.checkpoint import load_checkpoint
+from nnstudio.core.model.checkpoint import load_checkpoint
 from nnstudio.core.distributed import FAIL_ENV, DDPStrategy, per_rank_batch, shard_indices
 from nnstudio.resources import sample_dataset
 

@@ -1,4 +1,4 @@
-"""core.engine: optimizers, schedulers, losses, repeatability, early stopping, clipping, control from
+"""core.training.engine: optimizers, schedulers, losses, repeatability, early stopping, clipping, control from
 another thread, divergence, and the metrics against hand-written numpy references."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from corehelpers import make_trainer, state_copy, states_equal
-from nnstudio.core import metrics
-from nnstudio.core.callbacks import HistoryRecorder
+from nnstudio.core.training import metrics
+from nnstudio.core.training.callbacks import HistoryRecorder
 from nnstudio.core.data import PreparedData, TensorSplit, prepare
-from nnstudio.core.engine import Callback, TrainConfig, make_loss
+from nnstudio.core.training.engine import Callback, TrainConfig, make_loss
 from nnstudio.core.errors import ConfigError, TrainingDiverged
 
 DROPOUT_MLP = [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.2},
@@ -431,7 +431,7 @@ def test_train_config_rejects_bad_values():
 
 def test_a_seeded_run_from_config_repeats_exactly(flowers_csv):
     """The seed covers the initial weights too, not only the shuffling: two whole runs are identical."""
-    from nnstudio.core.callbacks import HistoryRecorder
+    from nnstudio.core.training.callbacks import HistoryRecorder
     from nnstudio.core.config import RunConfig
     from nnstudio.core.run import TrainingRun
 

@@ -8,9 +8,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from corehelpers import SMALL, make_trainer
-from nnstudio.core.callbacks import TAG_LR
+from nnstudio.core.training.callbacks import TAG_LR
 from nnstudio.core.config import RunConfig
-from nnstudio.core.engine import Callback
+from nnstudio.core.training.engine import Callback
 from nnstudio.core.run import TrainingRun
 from nnstudio.resources import sample_dataset
 

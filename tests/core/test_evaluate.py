@@ -1,4 +1,4 @@
-"""core.evaluate against scikit-learn and hand-checked small cases."""
+"""core.results.evaluate against scikit-learn and hand-checked small cases."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from nnstudio.core.data import load_dataset
-from nnstudio.core.engine import TrainConfig, Trainer, class_weights, make_loss
-from nnstudio.core.evaluate import binary_curves, class_report, confusion_rows, evaluate, rows_to_csv
-from nnstudio.core.model import build_model
+from nnstudio.core.training.engine import TrainConfig, Trainer, class_weights, make_loss
+from nnstudio.core.results.evaluate import binary_curves, class_report, confusion_rows, evaluate, rows_to_csv
+from nnstudio.core.model.spec import build_model
 from nnstudio.resources import sample_dataset
 
 

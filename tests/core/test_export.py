@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from nnstudio.cli import main
-from nnstudio.core.checkpoint import load_checkpoint, save_checkpoint
+from nnstudio.core.model.checkpoint import load_checkpoint, save_checkpoint
 from nnstudio.core.data import prepare, read_table
-from nnstudio.core.engine import TrainConfig, Trainer
-from nnstudio.core.export import ExportError, export_model, live_outputs, sample_rows
-from nnstudio.core.model import build_model
+from nnstudio.core.training.engine import TrainConfig, Trainer
+from nnstudio.core.export.formats import ExportError, export_model, live_outputs, sample_rows
+from nnstudio.core.model.spec import build_model
 
 
 def _trained(tmp_path, task):
@@ -91,7 +91,7 @@ def test_onnx_runs_in_onnxruntime_and_matches(tmp_path, task):
 
 def test_a_mismatch_is_reported_not_hidden(tmp_path, monkeypatch):
     ckpt, _ = _trained(tmp_path, "regression")
-    import nnstudio.core.export as export
+    import nnstudio.core.export.formats as export
 
     real = export.live_outputs
     monkeypatch.setattr(export, "live_outputs", lambda m, p, d: real(m, p, d) + 0.5)

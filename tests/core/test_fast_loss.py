@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnstudio.core.engine import fast_loss
+from nnstudio.core.training.engine import fast_loss
 
 
 @pytest.mark.parametrize("rows, classes", [(4096, 10), (256, 10), (1000, 3), (512, 2), (64, 15), (32, 10), (300, 40)])
@@ -39,7 +39,7 @@ def test_other_losses_and_settings_are_left_to_torch():
 
 def test_a_seeded_fit_is_unchanged_by_the_fast_loss(monkeypatch):
     """Same weights after training with the class-major loss as with torch's own (the run repeats exactly)."""
-    from nnstudio.core import engine
+    from nnstudio.core.training import engine
     from nnstudio.core.data import PreparedData, Preprocessor, TensorSplit
 
     gen = torch.Generator().manual_seed(0)

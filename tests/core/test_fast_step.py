@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnstudio.core.engine import _Stepper
+from nnstudio.core.training.engine import _Stepper
 
 
 def _train(model, optimizer, steps, use_stepper, scheduler=None, freeze_at=None):
@@ -72,7 +72,7 @@ def test_falls_back_to_torch_with_hooks():
 
 
 def test_the_fast_path_is_taken_for_the_engines_default_optimizer():
-    from nnstudio.core.engine import TrainConfig, make_optimizer
+    from nnstudio.core.training.engine import TrainConfig, make_optimizer
 
     model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
     stepper = _Stepper(make_optimizer(model.parameters(), TrainConfig(), torch.device("cpu")))

@@ -2,7 +2,7 @@
 
 import torch
 
-from nnstudio.core import engine
+from nnstudio.core.training import engine
 
 
 def test_kernel_schema_change_falls_back_with_identical_weights(monkeypatch):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from corehelpers import make_trainer
-from nnstudio.core.callbacks import TAG_GRAD_NORM, TensorBoardLogger
-from nnstudio.core.engine import Callback, EpochFinished
-from nnstudio.core.health import OverfitWatch
+from nnstudio.core.training.callbacks import TAG_GRAD_NORM, TensorBoardLogger
+from nnstudio.core.training.engine import Callback, EpochFinished
+from nnstudio.core.training.health import OverfitWatch
 
 
 class PreStepNorms(Callback):

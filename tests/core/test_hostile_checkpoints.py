@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from nnstudio.core import checkpoint as ckpt_mod
-from nnstudio.core.checkpoint import load_checkpoint, save_checkpoint
+from nnstudio.core.model import checkpoint as ckpt_mod
+from nnstudio.core.model.checkpoint import load_checkpoint, save_checkpoint
 from nnstudio.core.errors import CheckpointError
-from nnstudio.core.model import SpecModel
+from nnstudio.core.model.spec import SpecModel
 
 LAYERS = [{"type": "Linear", "out_features": 8}, {"type": "ReLU"}, {"type": "Linear", "out_features": "auto"}]
 

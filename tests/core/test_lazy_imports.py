@@ -11,8 +11,8 @@ import pytest
 HEAVY = ("pandas", "pyarrow", "polars")
 
 
-@pytest.mark.parametrize("module", ["nnstudio.core.data", "nnstudio.core.run", "nnstudio.core.checkpoint",
-                                    "nnstudio.core.config", "nnstudio.core.engine", "nnstudio.core.callbacks"])
+@pytest.mark.parametrize("module", ["nnstudio.core.data", "nnstudio.core.run", "nnstudio.core.model.checkpoint",
+                                    "nnstudio.core.config", "nnstudio.core.training.engine", "nnstudio.core.training.callbacks"])
 def test_core_import_leaves_pandas_and_pyarrow_unloaded(module):
     script = (f"import importlib, json, sys; importlib.import_module({module!r}); "
               f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))")

@@ -23,11 +23,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnstudio.core.checkpoint import load_checkpoint, save_checkpoint
+from nnstudio.core.model.checkpoint import load_checkpoint, save_checkpoint
 from nnstudio.core.config import RunConfig, window_range_problems
 from nnstudio.core.data import load_dataset, read_table
 from nnstudio.core.errors import NNStudioError
-from nnstudio.core.model import SpecModel
+from nnstudio.core.model.spec import SpecModel
 
 SLOW = os.environ.get("NNSTUDIO_SLOW") == "1"
 EXAMPLES = int(os.environ.get("NNSTUDIO_EXAMPLES", 1000 if SLOW else 60))

@@ -16,10 +16,10 @@ import torch
 
 from corehelpers import finish, start_cli, state_copy, states_equal, write_toml
 from nnstudio.core.data import prepare
-from nnstudio.core.engine import TrainConfig, Trainer
+from nnstudio.core.training.engine import TrainConfig, Trainer
 from nnstudio.core.errors import TrainingDiverged
-from nnstudio.core.lr_find import LRFindRun, find_lr, lr_schedule, propose
-from nnstudio.core.model import build_model
+from nnstudio.core.training.lr_find import LRFindRun, find_lr, lr_schedule, propose
+from nnstudio.core.model.spec import build_model
 from nnstudio.resources import sample_dataset
 
 LINEAR = [{"type": "Linear", "out_features": "auto"}]
@@ -104,7 +104,7 @@ def test_cli_lr_find_prints_the_proposal(tmp_path):
 
 def test_the_curve_the_proposal_reads_has_no_lag():
     """A falling ramp: the running average lags ~(1 - a) / a steps behind it; the two-pass one does not."""
-    from nnstudio.core.lr_find import zero_lag
+    from nnstudio.core.training.lr_find import zero_lag
 
     ramp = np.linspace(10.0, 0.0, 201)
     centred = np.asarray(zero_lag(list(ramp), 0.1))

@@ -1,4 +1,4 @@
-"""core.model: the plain-data spec, its analysis (shapes, parameters, problems) and the module built from it."""
+"""core.model.spec: the plain-data spec, its analysis (shapes, parameters, problems) and the module built from it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nnstudio.core.errors import ModelSpecError
-from nnstudio.core.model import PRESETS, SpecModel, analyze, build_model, count_parameters
+from nnstudio.core.model.spec import PRESETS, SpecModel, analyze, build_model, count_parameters
 
 EVERY_LAYER = [
     {"type": "Linear", "out_features": 32},

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from notes_models import NOTES_ANSWERS, NOTES_CLASS_SOURCE, forms, trained_notes_net
-from nnstudio.core.checkpoint import load_checkpoint, reinfer
-from nnstudio.core.checkpoint_infer import infer_stack
+from nnstudio.core.model.checkpoint import load_checkpoint, reinfer
+from nnstudio.core.model.infer import infer_stack
 from nnstudio.core.errors import CheckpointError, NNStudioError
-from nnstudio.core.model_class import NeedsArguments, classes_in, open_with_class, parse_arguments
+from nnstudio.core.model.user_class import NeedsArguments, classes_in, open_with_class, parse_arguments
 
 NOTES_TYPES = ["Linear", "ReLU", "BatchNorm1d", "Linear", "ReLU", "Dropout", "Linear"]
 

@@ -21,9 +21,9 @@ import torch
 
 from corehelpers import cli_env, finish, start_cli, write_toml
 from nnstudio.cli import main as cli_main
-from nnstudio.core.checkpoint import load_checkpoint
+from nnstudio.core.model.checkpoint import load_checkpoint
 from nnstudio.core.config import RunConfig
-from nnstudio.core.engine import Callback
+from nnstudio.core.training.engine import Callback
 from nnstudio.core.errors import ConfigError
 from nnstudio.core.run import TrainingRun
 from nnstudio.resources import sample_dataset
@@ -306,7 +306,7 @@ def test_diverged_run_keeps_its_last_good_epoch(tmp_path, capsys):
 
 WRITER = """
 import sys, torch
-from nnstudio.core.checkpoint import atomic_torch_save
+from nnstudio.core.model.checkpoint import atomic_torch_save
 obj = {"w": torch.full((3_000_000,), float(sys.argv[2]))}
 print("ready", flush=True)
 atomic_torch_save(obj, sys.argv[1])

@@ -1,4 +1,4 @@
-"""Prediction: core.predict on tables with every kind of bad column, and `nnstudio predict` in a fresh process."""
+"""Prediction: core.results.predict on tables with every kind of bad column, and `nnstudio predict` in a fresh process."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from polars.testing import assert_frame_equal
 
 from corehelpers import finish, start_cli
 from nnstudio.cli import EXIT_CHECKPOINT, EXIT_DATA, EXIT_PREDICT
-from nnstudio.core.checkpoint import load_checkpoint, save_checkpoint
+from nnstudio.core.model.checkpoint import load_checkpoint, save_checkpoint
 from nnstudio.core.data import load_dataset
-from nnstudio.core.engine import TrainConfig, Trainer
+from nnstudio.core.training.engine import TrainConfig, Trainer
 from nnstudio.core.errors import DataError
-from nnstudio.core.model import build_model
+from nnstudio.core.model.spec import build_model
 from nnstudio.core.data import Preprocessor
-from nnstudio.core.predict import PredictionInputError, check_table, predict_file, predict_table, save_predictions
+from nnstudio.core.results.predict import PredictionInputError, check_table, predict_file, predict_table, save_predictions
 from nnstudio.resources import sample_dataset
 
 
@@ -287,7 +287,7 @@ def test_header_only_file_is_refused_and_an_empty_table_writes_the_header(models
 
 def test_save_predictions_writes_whole_or_keeps_the_old_file(models, tmp_path, monkeypatch):
     """The window's export: input columns + predictions; a failure halfway leaves the old file and no temp file."""
-    from nnstudio.core import predict as predict_module
+    from nnstudio.core.results import predict as predict_module
 
     ckpt = load_checkpoint(models["churn"])
     df = _sample("churn.csv")
@@ -321,8 +321,8 @@ sys.modules["pandas"] = None  # import pandas / pyarrow raise ImportError
 sys.modules["pyarrow"] = None
 from nnstudio.cli import main
 code = main(["predict", sys.argv[1], sys.argv[2], "--out", sys.argv[3]])
-from nnstudio.core.checkpoint import load_checkpoint
-from nnstudio.core.export import export_model
+from nnstudio.core.model.checkpoint import load_checkpoint
+from nnstudio.core.export.formats import export_model
 report = export_model(load_checkpoint(sys.argv[1]).model, load_checkpoint(sys.argv[1]).preprocessor, sys.argv[4],
                       "torchscript")
 print(code, report.ok, sorted(m for m in sys.modules if m.split(".")[0] in ("pandas", "pyarrow") and sys.modules[m]))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from corehelpers import make_trainer, state_copy, states_equal
-from nnstudio.core.checkpoint import atomic_torch_save, build_checkpoint, load_checkpoint
-from nnstudio.core.engine import Callback
+from nnstudio.core.model.checkpoint import atomic_torch_save, build_checkpoint, load_checkpoint
+from nnstudio.core.training.engine import Callback
 
 DROPOUT = [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.3},
            {"type": "Linear", "out_features": "auto"}]

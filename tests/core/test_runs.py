@@ -1,4 +1,4 @@
-"""core.runs reads log folders written by real runs: `nnstudio train` in a subprocess, and TrainingRun."""
+"""core.results.runs reads log folders written by real runs: `nnstudio train` in a subprocess, and TrainingRun."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from corehelpers import cli_env, finish, start_cli, write_toml
 from nnstudio.core.config import RunConfig
 from nnstudio.core.run import TrainingRun
-from nnstudio.core.runs import (
+from nnstudio.core.results.runs import (
     RUN_INFO, RunError, RunFollower, ScalarReader, delete_run, list_runs, overlay_problem, read_curves, read_run,
     rename_run)
 from nnstudio.resources import sample_dataset

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from corehelpers import SMALL
-from nnstudio.core.callbacks import (
+from nnstudio.core.training.callbacks import (
     TAG_LR, TAG_MODEL, TAG_STEP_LOSS, TAG_TRAIN_LOSS, TAG_VAL_LOSS, TensorBoardLogger)
 from nnstudio.core.config import RunConfig
 from nnstudio.core.run import TrainingRun
@@ -137,7 +137,7 @@ def test_scalars_are_written_in_bursts_with_their_own_wall_times(tmp_path, house
 
     from types import SimpleNamespace
 
-    monkeypatch.setattr("nnstudio.core.callbacks.time", SimpleNamespace(time=stamped, perf_counter=time_mod.perf_counter))
+    monkeypatch.setattr("nnstudio.core.training.callbacks.time", SimpleNamespace(time=stamped, perf_counter=time_mod.perf_counter))
     original = tb._write_pending
 
     def counting():
@@ -165,7 +165,7 @@ def test_scalars_are_written_in_bursts_with_their_own_wall_times(tmp_path, house
 def test_a_burst_is_due_every_burst_seconds(tmp_path, houses_data):
     from corehelpers import make_trainer
 
-    from nnstudio.core.engine import Callback
+    from nnstudio.core.training.engine import Callback
 
     tb = TensorBoardLogger(tmp_path, "eager", burst_s=0.0)  # every scalar at once
     left_waiting: list[int] = []

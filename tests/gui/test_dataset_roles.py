@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QComboBox
 
-from nnstudio.core.checkpoint import load_checkpoint
+from nnstudio.core.model.checkpoint import load_checkpoint
 from nnstudio.gui.column_roles import ColumnRolesModel
 from nnstudio.gui.main_window import MainWindow
 from nnstudio.resources import SAMPLES

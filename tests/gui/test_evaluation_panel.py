@@ -11,7 +11,7 @@ import torch
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QImage
 
-from nnstudio.core.checkpoint import load_checkpoint
+from nnstudio.core.model.checkpoint import load_checkpoint
 from nnstudio.core.data import as_table, read_table
 from nnstudio.gui.main_window import MainWindow
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QPushButton
 
-from nnstudio.core.checkpoint import load_checkpoint
+from nnstudio.core.model.checkpoint import load_checkpoint
 from nnstudio.core.data import read_table
 from nnstudio.gui.main_window import MainWindow
 

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt
 from PySide6.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLabel, QWidget
 
-from nnstudio.core.model import (
+from nnstudio.core.model.spec import (
     DEFAULT_PRESET,
     LAYER_DEFAULTS,
     PRESETS,

@@ -115,8 +115,8 @@ def test_model_class_cancel_runs_nothing(qtbot, window, tmp_path):
 
 def _bad_files(tmp_path):
     good = tmp_path / "good.pt"
-    from nnstudio.core.checkpoint import save_checkpoint
-    from nnstudio.core.model import SpecModel
+    from nnstudio.core.model.checkpoint import save_checkpoint
+    from nnstudio.core.model.spec import SpecModel
 
     save_checkpoint(good, SpecModel([{"type": "Linear", "out_features": "auto"}], 4, 2), None)
 

@@ -36,7 +36,7 @@ def test_training_from_the_window_still_uses_every_core_for_large_ops(qtbot, tmp
     import torch
     from PySide6.QtCore import QSettings, Qt
 
-    from nnstudio.core import engine
+    from nnstudio.core.training import engine
     from nnstudio.gui.main_window import MainWindow
 
     monkeypatch.setattr(engine, "_cores", lambda: 2)

@@ -53,7 +53,7 @@ def test_continue_equals_one_long_run_and_train_starts_fresh(qtbot, tmp_path, fl
     got = weights(w)
     assert all(torch.equal(got[k], expected[k]) for k in expected)
     # both parts went to one TensorBoard run folder, whose last.pt holds the 4 epochs
-    from nnstudio.core.checkpoint import load_checkpoint
+    from nnstudio.core.model.checkpoint import load_checkpoint
 
     assert load_checkpoint(w.last_run.run_dir / "last.pt").epoch == 4
     # Train starts again from the seeded initial weights: the same 2 epochs as the first time
@@ -104,7 +104,7 @@ def test_closing_with_an_unsaved_model_asks(qtbot, tmp_path, flowers_csv):
 def test_unfinished_run_is_offered_back_with_its_history(qtbot, tmp_path, flowers_csv):
     """A run that never finished (here: its fit ended by a crash the window did not see) is offered at start."""
     from nnstudio.core.config import RunConfig
-    from nnstudio.core.recovery import find_unfinished, mark_unfinished
+    from nnstudio.core.training.recovery import find_unfinished, mark_unfinished
     from nnstudio.core.run import TrainingRun
 
     cfg = RunConfig()

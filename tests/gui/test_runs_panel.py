@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, QSettings, Qt
 
 import nnstudio
-from nnstudio.core.runs import list_runs
+from nnstudio.core.results.runs import list_runs
 from nnstudio.gui.main_window import MainWindow
 from nnstudio.gui.runs_panel import COLUMNS, RunsTableModel
 from nnstudio.resources import sample_dataset

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QWidget
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import load_dataset
 from nnstudio.core.devices import DeviceInfo
-from nnstudio.core.engine import TrainConfig
+from nnstudio.core.training.engine import TrainConfig
 from nnstudio.core.run import TrainingRun
 from nnstudio.gui import training_panel as panel_mod
 from nnstudio.gui.training_panel import LogSpinBox, TrainingPanel, format_duration

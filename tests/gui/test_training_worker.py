@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, QThread
 
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import load_dataset
-from nnstudio.core.engine import EpochFinished, FitFinished, FitStarted, StepFinished
+from nnstudio.core.training.engine import EpochFinished, FitFinished, FitStarted, StepFinished
 from nnstudio.core.errors import ConfigError
 from nnstudio.core.run import TrainingRun
 from nnstudio.gui.training_worker import (
@@ -559,7 +559,7 @@ def test_a_failing_factory_reports_and_frees_the_controller(qtbot, controller, m
 def test_the_fit_waits_for_the_gui_to_take_the_run_in_but_never_for_long(qapp, make_run):
     import threading
 
-    from nnstudio.core.engine import Callback
+    from nnstudio.core.training.engine import Callback
     from nnstudio.gui.training_worker import START_HANDSHAKE_S
 
     class Started(Callback):

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from nnstudio.core.checkpoint import atomic_torch_save
+from nnstudio.core.model.checkpoint import atomic_torch_save
 from nnstudio.core.errors import CheckpointError
-from nnstudio.core.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted
+from nnstudio.core.training.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted
 
 LAST, BEST = "last.pt", "best.pt"
 #: What the first write is assumed to cost (fsync included) until one is measured: the first last.pt comes

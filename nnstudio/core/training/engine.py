@@ -7,20 +7,21 @@ Stop, pause and early stopping share one cooperative mechanism: flags checked be
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
 
-from nnstudio.core import metrics as metrics_mod
+from nnstudio.core.training import metrics as metrics_mod
 from nnstudio.core.data import PreparedData, TensorSplit, iter_batches
 from nnstudio.core.devices import resolve_device
 from nnstudio.core.errors import ConfigError, TrainingDiverged
+from nnstudio.core.training.events import (  # noqa: F401  (re-exported: the engine's public events)
+    Callback, EpochFinished, FitFailed, FitFinished, FitStarted, StepFinished)
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
@@ -93,70 +94,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ---------------------------------------------------------------------------------------------- events
-
-@dataclass(frozen=True)
-class FitStarted:
-    epochs: int
-    steps_per_epoch: int
-    n_train: int
-    n_val: int
-    device: str
-    task: str
-    threads: int
-
-
-@dataclass(frozen=True)
-class StepFinished:
-    epoch: int  # 1-based
-    step: int  # global, 1-based
-    loss: float
-
-
-@dataclass(frozen=True)
-class EpochFinished:
-    epoch: int
-    step: int
-    train_loss: float
-    val_loss: float | None
-    metrics: dict[str, float]
-    lr: float
-    seconds: float
-    improved: bool
-    grad_norm: float | None = None  # mean total L2 norm of the gradients over the epoch's measured steps
-
-
-@dataclass(frozen=True)
-class FitFinished:
-    reason: str  # "completed", "stopped", "early_stopping"
-    epochs_completed: int
-    steps: int
-    best_epoch: int | None
-    best_val_loss: float | None
-    metrics: dict[str, float]
-    seconds: float
-
-
-@dataclass(frozen=True)
-class FitFailed:
-    message: str
-    error_type: str
-
-
-class Callback:
-    """Observers of a fit; every hook does nothing by default."""
-
-    def on_fit_start(self, trainer: "Trainer", event: FitStarted) -> None: ...
-    def on_train_batch_end(self, trainer: "Trainer", event: StepFinished) -> None: ...
-    def on_epoch_end(self, trainer: "Trainer", event: EpochFinished) -> None: ...
-    def on_fit_end(self, trainer: "Trainer", event: FitFinished) -> None: ...
-    def on_exception(self, trainer: "Trainer", event: FitFailed) -> None: ...
-    def on_pause(self, trainer: "Trainer") -> None:
-        """The loop has stopped at a batch boundary to wait for ``resume()`` (or a stop): show what is buffered."""
-    def teardown(self, trainer: "Trainer") -> None:
-        """Always called last (success or failure): close files, writers."""
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -475,7 +412,7 @@ class Trainer:
                 self.optimizer = make_optimizer(self.model.parameters(), cfg, self.device)
                 self.scheduler = make_scheduler(self.optimizer, cfg, steps_per_epoch)
             if self._resume_state is not None:
-                from nnstudio.core.resume import apply_trainer_state
+                from nnstudio.core.training.resume import apply_trainer_state
 
                 state, self._resume_state = self._resume_state, None
                 self.generator = generator = apply_trainer_state(self, state, generator)
@@ -643,13 +580,13 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a later fit needs to go on exactly where this one ended (plain values and tensors)."""
-        from nnstudio.core.resume import trainer_state
+        from nnstudio.core.training.resume import trainer_state
 
         return trainer_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Go on from `state_dict()` at the next `fit()` (applied once the optimizer and scheduler exist)."""
-        from nnstudio.core.resume import restore_counters
+        from nnstudio.core.training.resume import restore_counters
 
         restore_counters(self, state)
         self._resume_state = state

@@ -70,7 +70,7 @@ def checkpoint_bytes(model, optimizer_slots: int = 2) -> int:
 
 def check_run_outputs(checkpoint: Path | None, logdir: Path | None, model=None) -> None:
     """Every output of a run, before it starts; also removes temp files an interrupted save left."""
-    from nnstudio.core.checkpoint import remove_stale_temp_files
+    from nnstudio.core.model.checkpoint import remove_stale_temp_files
 
     need = checkpoint_bytes(model) if model is not None else 0
     if checkpoint is not None:
@@ -83,7 +83,7 @@ def check_run_outputs(checkpoint: Path | None, logdir: Path | None, model=None) 
 
 def remove_stale_run_temp_files(folder: Path) -> None:
     """Temp files of interrupted last.pt/best.pt/run.json writes in a run folder and in the run folders beside it."""
-    from nnstudio.core.checkpoint import remove_stale_temp_files
+    from nnstudio.core.model.checkpoint import remove_stale_temp_files
 
     folder = Path(folder)
     for base in {folder, folder.parent}:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 import torch
 
-from nnstudio.core.checkpoint import LoadedCheckpoint
+from nnstudio.core.model.checkpoint import LoadedCheckpoint
 from nnstudio.core.data import NA_SPELLINGS, Preprocessor, as_table
 from nnstudio.core.errors import CheckpointError, DataError
 from nnstudio.core.files import atomic_write
@@ -214,8 +214,8 @@ def predict_table(ckpt: LoadedCheckpoint, df: Any, threshold: float | None = Non
 
 def score(pre: Preprocessor, target: pl.Series, outputs: torch.Tensor, threshold: float = 0.5) -> tuple[dict[str, float], str]:
     """The task's metrics on the rows whose target is known; a note says what was left out and why."""
-    from nnstudio.core.evaluate import split_figures
-    from nnstudio.core.engine import make_loss
+    from nnstudio.core.results.evaluate import split_figures
+    from nnstudio.core.training.engine import make_loss
 
     keep = target.to_frame().select(_present(target.name, target.dtype)).to_series().to_numpy()
     if not keep.any():

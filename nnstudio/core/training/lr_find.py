@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from nnstudio.core.data import PreparedData, iter_batches
-from nnstudio.core.engine import TrainConfig, fast_loss, make_loss, make_optimizer, seed_everything
+from nnstudio.core.training.engine import TrainConfig, fast_loss, make_loss, make_optimizer, seed_everything
 from nnstudio.core.devices import resolve_device
 from nnstudio.core.errors import TrainingError
 

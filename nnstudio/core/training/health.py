@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from nnstudio.core.engine import Callback, EpochFinished, FitStarted
+from nnstudio.core.training.engine import Callback, EpochFinished, FitStarted
 
 #: Epochs without a new best validation loss (with falling training loss) before the warning.
 OVERFIT_PATIENCE = 3

@@ -1,6 +1,6 @@
 """The runs in a log folder: what each one was (dataset, model, optimizer, scores) and its curves.
 
-A run is a folder ``<logdir>/<timestamp>-<name>/`` written by :class:`~nnstudio.core.callbacks.TensorBoardLogger`:
+A run is a folder ``<logdir>/<timestamp>-<name>/`` written by :class:`~nnstudio.core.training.callbacks.TensorBoardLogger`:
 TensorBoard event files (read here with tensorboard's own ``EventFileLoader``) and ``run.json`` beside them
 (the run config, the dataset, the scores and the checkpoint; see :data:`RUN_INFO`). A folder written by any
 other ``SummaryWriter`` is a run too, with what its events hold.
@@ -11,9 +11,7 @@ other ``SummaryWriter`` is a run too, with what its events hold.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -24,16 +22,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from nnstudio.core.errors import NNStudioError
-
-#: The file beside a run's events with what the events do not say (written by TensorBoardLogger).
-RUN_INFO = "run.json"
-EVENTS_GLOB = "events.out.tfevents.*"
-TAG_STEP_LOSS = "loss/train_step"
-TAG_TRAIN_LOSS = "loss/train"
-TAG_VAL_LOSS = "loss/validation"
-TAG_LR = "learning_rate"
-TAG_EPOCH = "epoch"  # the epoch number at the global step that ended it
-METRIC_PREFIX = "metrics/validation_"
+from nnstudio.core.training.run_folder import (  # noqa: F401  (re-exported: the reader's public names)
+    EVENTS_GLOB, METRIC_PREFIX, RUN_INFO, TAG_EPOCH, TAG_LR, TAG_STEP_LOSS, TAG_TRAIN_LOSS, TAG_VAL_LOSS, read_info,
+    write_info)
 
 log = logging.getLogger(__name__)
 
@@ -187,39 +178,6 @@ def read_curves(run_dir: str | Path) -> Curves:
     reader = ScalarReader(run_dir)
     reader.poll()
     return curves_from(reader.scalars, read_info(run_dir).get("steps_per_epoch"))
-
-
-# ------------------------------------------------------------------------------------------ run.json
-def read_info(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``run.json`` ({} when absent or unreadable: a run written by another program)."""
-    try:
-        raw = json.loads((Path(run_dir) / RUN_INFO).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
-
-
-def write_info(run_dir: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``run.json`` whole and atomically (a reader never sees half a file); non-finite numbers become null.
-
-    Only into an existing run folder: one that vanished during the run is not made again here, so the
-    TensorBoard writer's failure is reported instead of hidden (tests/core/test_nothing_lost.py)."""
-    from nnstudio.core.files import atomic_write
-
-    path = Path(run_dir) / RUN_INFO
-    with atomic_write(path, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(_finite(info), indent=1, default=str))
-    return path
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 # ------------------------------------------------------------------------------------------ the list

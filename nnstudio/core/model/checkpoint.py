@@ -24,10 +24,10 @@ from torch import nn
 
 from nnstudio import __version__
 from nnstudio.core.data import Preprocessor
-from nnstudio.core.checkpoint_infer import STATE_KEYS, InferredStack, infer_stack, unwrap_state_dict
+from nnstudio.core.model.infer import STATE_KEYS, InferredStack, infer_stack, unwrap_state_dict
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, ModelSpecError
 from nnstudio.core.files import atomic_write, available_memory, regular_file
-from nnstudio.core.model import SpecModel, count_parameters, normalize_layer
+from nnstudio.core.model.spec import SpecModel, count_parameters, normalize_layer
 
 FORMAT = "nnstudio"
 VERSION = 1
@@ -263,7 +263,7 @@ def _size(n_bytes: int) -> str:
 
 def check_model_size(layers: list[dict[str, Any]], in_features: int, n_outputs: int, name: str) -> None:
     """Refuse, before anything is allocated, a model that would not fit in memory; name the layer."""
-    from nnstudio.core.model import analyze, layer_label
+    from nnstudio.core.model.spec import analyze, layer_label
 
     limit = memory_limit()
     summary = analyze(layers, in_features, n_outputs)
@@ -492,7 +492,7 @@ def reinfer(ckpt: LoadedCheckpoint, answers: list[str], order: tuple[str, ...] |
 
 def describe(ckpt: LoadedCheckpoint) -> dict[str, Any]:
     """What `nnstudio info` prints: layers, parameters, metrics, versions."""
-    from nnstudio.core.model import analyze
+    from nnstudio.core.model.spec import analyze
 
     summary = analyze(ckpt.layers, ckpt.model.in_features, ckpt.model.n_outputs)
     pre = ckpt.preprocessor

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnstudio.core.checkpoint import (LoadedCheckpoint, _read, check_model_size, check_state, unwrap_state_dict)
+from nnstudio.core.model.checkpoint import (LoadedCheckpoint, _read, check_model_size, check_state, unwrap_state_dict)
 from nnstudio.core.errors import CheckpointError, NNStudioError
 from nnstudio.core.files import regular_file
-from nnstudio.core.model import SpecModel
+from nnstudio.core.model.spec import SpecModel
 
 #: Keys under which a checkpoint may store the arguments of the model's __init__.
 ARG_KEYS = ("model_args", "model_kwargs", "init_args", "kwargs", "hyperparameters", "hparams", "args")

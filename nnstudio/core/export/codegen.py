@@ -4,10 +4,10 @@ One text serves both the code view and *Export → Python script*: a file that r
 tensorboard only (what nnstudio itself installs, so it runs in nnstudio's own environment; no pandas), and
 repeats nnstudio's run of the same config (same rows, split, preprocessing fitted on the same training rows,
 same initial weights, batch order, dropout masks and optimizer arithmetic), then writes a checkpoint in
-nnstudio's own format (see ``core.checkpoint.build_checkpoint``).
+nnstudio's own format (see ``core.model.checkpoint.build_checkpoint``).
 
 The rules it writes out in plain code are those of ``core.data.read_table`` (missing values, decimal commas),
-``core.data.prepare``/``split_indices`` and ``core.engine.Trainer``; ``tests/core/test_codegen_export.py`` runs
+``core.data.prepare``/``split_indices`` and ``core.training.engine.Trainer``; ``tests/core/test_codegen_export.py`` runs
 an exported script with nnstudio, pandas and pyarrow blocked and compares its checkpoint with nnstudio's own
 run, so the two cannot drift apart unnoticed.
 """
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from nnstudio.core.config import RunConfig
-from nnstudio.core.engine import DEFAULT_LOSS, PARALLEL_GRAIN
+from nnstudio.core.training.engine import DEFAULT_LOSS, PARALLEL_GRAIN
 from nnstudio.core.errors import ConfigError
-from nnstudio.core.model import ACTIVATIONS, normalize_layer
+from nnstudio.core.model.spec import ACTIVATIONS, normalize_layer
 
 #: Loop parts the window's plots read, by the tag of what they plot.
 PARTS = ("step", "step_loss", "epoch_loss", "validation", "learning_rate", "save")
@@ -679,7 +679,7 @@ def script_for_config(cfg: RunConfig, source: str, script_name: str = "train.py"
 
 def config_from_source(source: str | Path) -> RunConfig:
     """A RunConfig from a run config (.toml) or from the config a checkpoint (.pt) carries."""
-    from nnstudio.core.checkpoint import load_checkpoint
+    from nnstudio.core.model.checkpoint import load_checkpoint
 
     source = Path(source)
     if source.suffix.lower() == ".toml":

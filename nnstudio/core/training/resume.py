@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from nnstudio.core.engine import Trainer
+    from nnstudio.core.training.engine import Trainer
 
 STATE_VERSION = 1
 
 
 def _plain_tree(value: Any) -> Any:
-    from nnstudio.core.checkpoint import plain
+    from nnstudio.core.model.checkpoint import plain
 
     return plain(value, "trainer_state")
 
@@ -30,7 +30,7 @@ def _plain_tree(value: Any) -> Any:
 def _scheduler_state(scheduler: Any) -> dict[str, Any] | None:
     if scheduler is None:
         return None
-    from nnstudio.core.checkpoint import plain
+    from nnstudio.core.model.checkpoint import plain
 
     out = {}
     for key, value in scheduler.state_dict().items():
@@ -70,7 +70,7 @@ def trainer_state(trainer: "Trainer") -> dict[str, Any]:
 
 def restore_counters(trainer: "Trainer", state: dict[str, Any]) -> None:
     """What does not need the optimizer: counters, weights, best weights, history."""
-    from nnstudio.core.engine import EpochFinished
+    from nnstudio.core.training.events import EpochFinished
 
     if state.get("last_state"):
         trainer.model.load_state_dict(state["last_state"])
@@ -120,7 +120,7 @@ def differences(checkpoint: Any, data: Any, layers: list[dict[str, Any]] | None 
     pre = checkpoint.preprocessor
     if pre is None:
         return ["the checkpoint holds no preprocessing (a bare state_dict), so its data cannot be compared"]
-    from nnstudio.core.checkpoint import plain
+    from nnstudio.core.model.checkpoint import plain
 
     theirs, ours = plain(pre.to_dict()), plain(data.preprocessor.to_dict())
     if theirs.get("target") != ours.get("target"):

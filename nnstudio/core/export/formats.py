@@ -237,7 +237,7 @@ def sequential_code(model: nn.Module) -> str:
 
 
 def _export_state_dict(model: nn.Module, pre: Any, path: Path) -> ExportReport:
-    from nnstudio.core.checkpoint import atomic_torch_save
+    from nnstudio.core.model.checkpoint import atomic_torch_save
 
     state = {k: v.detach().cpu().clone() for k, v in model.layers.state_dict().items()}
     atomic_torch_save(state, path)
@@ -258,7 +258,7 @@ def _export_state_dict(model: nn.Module, pre: Any, path: Path) -> ExportReport:
 
 
 def export_checkpoint(source: str | Path, dest: str | Path, fmt: str) -> ExportReport:
-    from nnstudio.core.checkpoint import load_checkpoint
+    from nnstudio.core.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(source)
     return export_model(ckpt.model, ckpt.preprocessor, dest, fmt)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnstudio.core.engine import Callback
+from nnstudio.core.training.engine import Callback
 
 MARK = ".running"
 

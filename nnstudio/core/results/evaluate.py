@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nnstudio.core import metrics as metrics_mod
+from nnstudio.core.training import metrics as metrics_mod
 from nnstudio.core.data import PreparedData, Preprocessor, TensorSplit
 from nnstudio.core.errors import DataError
 
@@ -143,7 +143,7 @@ class Evaluation:
 
 @torch.no_grad()
 def model_outputs(model: torch.nn.Module, split: TensorSplit, batch_size: int = 8192) -> torch.Tensor:
-    from nnstudio.core.engine import predict_batches
+    from nnstudio.core.training.engine import predict_batches
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -222,7 +222,7 @@ def evaluate(model: torch.nn.Module, data: PreparedData, loss: str = "auto", thr
     The loss is the training loss (with the same class weights when `class_weight` is "balanced"), so the
     table's numbers match the curves of the run.
     """
-    from nnstudio.core.engine import class_weights, make_loss
+    from nnstudio.core.training.engine import class_weights, make_loss
 
     task = data.task
     pre = data.preprocessor

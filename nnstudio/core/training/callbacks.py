@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import math
-import re
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from nnstudio.core.engine import Callback, EpochFinished, FitFailed, FitFinished, FitStarted, StepFinished
-
-#: Stable TensorBoard tags; the window, the docs and the tests use these names.
-TAG_STEP_LOSS = "loss/train_step"
-TAG_TRAIN_LOSS = "loss/train"
-TAG_VAL_LOSS = "loss/validation"
-TAG_LR = "learning_rate"
-TAG_GRAD_NORM = "gradients/norm"
-TAG_METRIC = "metrics/validation_{}"
-TAG_MODEL = "model/structure"
-TAG_EPOCH = "epoch"  # the epoch number at the global step that ended it: puts epoch curves on the step axis
-
-
-def run_dir_name(name: str, when: datetime | None = None) -> str:
-    stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
-    return f"{stamp}-{safe}"
-
-
-def unique_run_dir(logdir: str | Path, name: str) -> Path:
-    base = Path(logdir) / run_dir_name(name)
-    path, n = base, 2
-    while path.exists():
-        path = base.with_name(f"{base.name}-{n}")
-        n += 1
-    return path
+from nnstudio.core.training.events import Callback, EpochFinished, FitFailed, FitFinished, FitStarted, StepFinished
+from nnstudio.core.training.run_folder import (  # noqa: F401  (the tags, re-exported for the callbacks' users)
+    TAG_EPOCH, TAG_GRAD_NORM, TAG_LR, TAG_METRIC, TAG_MODEL, TAG_STEP_LOSS, TAG_TRAIN_LOSS, TAG_VAL_LOSS,
+    read_info, unique_run_dir, run_dir_name, write_info)
 
 
 class TensorBoardLogger(Callback):
@@ -56,9 +33,8 @@ class TensorBoardLogger(Callback):
         # A resumed run writes into its first run's folder: TensorBoard continues the same curves.
         self.run_dir = Path(run_dir) if run_dir is not None else unique_run_dir(logdir, name)
         self.error: Exception | None = None  # a write that failed (full disk, folder removed); the run reports it
-        # What the events do not say (dataset, target, config, scores, checkpoint): run.json, read by core.runs;
+        # What the events do not say (dataset, target, config, scores, checkpoint): run.json, read by core.results.runs;
         # a resumed run's earlier record is kept and updated.
-        from nnstudio.core.runs import read_info
 
         previous = read_info(self.run_dir) if run_dir is not None else {}
         self.info: dict[str, Any] = {"name": name, **previous, **(info or {})}
@@ -82,7 +58,7 @@ class TensorBoardLogger(Callback):
         _quiet_writer_thread_errors()
         text = self.model_text if self.model_text is not None else str(trainer.model)
         try:
-            # flushed every 2 s, so a window following the folder (core.runs) sees the run live
+            # flushed every 2 s, so a window following the folder (core.results.runs) sees the run live
             self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=2)
             self.writer.add_text(TAG_MODEL, "```\n" + text + "\n```", 0)
         except OSError as exc:  # before the first epoch: say so now rather than train without a log
@@ -155,7 +131,6 @@ class TensorBoardLogger(Callback):
     def update_info(self, **values: Any) -> None:
         """Merge into the run's run.json and rewrite it (atomically); a log folder that cannot be written
         loses only this file, never the run."""
-        from nnstudio.core.runs import write_info
 
         self.info.update(values)
         try:
