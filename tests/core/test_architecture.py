@@ -64,10 +64,10 @@ def _imports(tree: ast.AST, module: str, is_package: bool, known: set[str]) -> s
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            found.add(target)
-            for alias in node.names:
-                if f"{target}.{alias.name}" in known:
-                    found.add(f"{target}.{alias.name}")
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & known
+            found.update(submodules)
+            if len(submodules) < len(node.names):  # a name from the module itself, not only its submodules
+                found.add(target)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
