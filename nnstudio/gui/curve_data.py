@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
 MAX_EARLIER_RUNS = 5
 # Draw pyramid blocks rather than raw points while at least this many blocks per pixel
 # of plot width are in view: the peak envelope is then pixel-identical.

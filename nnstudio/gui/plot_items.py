@@ -10,9 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from nnstudio.gui.curve_data import (
-    FROZEN_MAX_BLOCKS, MIN_BLOCKS_PER_PIXEL, RECENT_POINTS, CurveBuffer, PeakPyramid)
-
+from nnstudio.gui.curve_data import FROZEN_MAX_BLOCKS, MIN_BLOCKS_PER_PIXEL, RECENT_POINTS, CurveBuffer, PeakPyramid
 
 _NICE = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 

@@ -12,13 +12,31 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from nnstudio.gui.redraw import scheduler
 from nnstudio.gui.curve_data import (
-    DOWNSAMPLE_PER_PIXEL, EARLIER_DASHES, LEGEND_NAME_CHARS, MAX_EARLIER_RUNS,
-    NONFINITE_COLOR)
+    DOWNSAMPLE_PER_PIXEL,
+    EARLIER_DASHES,
+    LEGEND_NAME_CHARS,
+    MAX_EARLIER_RUNS,
+    NONFINITE_COLOR,
+)
 from nnstudio.gui.plot_items import (
-    LEGEND_BELOW_WIDTH, MODERATE_VALUES, PAINT_LATER_MS, SETTLE_ROUNDS, _Curve, _EarlierRun, _Fade, _LiveFlag,
-    _PlotViewBox, _RemovedRow, _Series, _elide, _faded, _over, _reserve_pixmaps)
+    LEGEND_BELOW_WIDTH,
+    MODERATE_VALUES,
+    PAINT_LATER_MS,
+    SETTLE_ROUNDS,
+    _Curve,
+    _EarlierRun,
+    _elide,
+    _Fade,
+    _faded,
+    _LiveFlag,
+    _over,
+    _PlotViewBox,
+    _RemovedRow,
+    _reserve_pixmaps,
+    _Series,
+)
+from nnstudio.gui.redraw import scheduler
 
 
 class _RunPlotWidget(pg.PlotWidget):
