@@ -9,12 +9,11 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout,
+    QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout,
     QWidget)
 
 from nnstudio import __version__
@@ -23,7 +22,7 @@ from nnstudio.core.files import file_failure, regular_file
 from nnstudio.core.model.user_class import classes_in, open_with_class, parse_arguments, read_dict as _read_dict, stored_arguments
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, model_io_size, prepare
-from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, NNStudioError
+from nnstudio.core.errors import DatasetNotCheckpoint, NNStudioError
 from nnstudio.core.model.spec import SpecModel, build_model, default_layers
 from nnstudio.core.run import TrainingRun
 from nnstudio.gui.dataset_panel import DatasetPanel
