@@ -161,6 +161,28 @@ def test_core_imports_point_downwards():
     assert wrong == []
 
 
+# the modules that make the window; every other part of the GUI gets what it needs passed in
+WINDOW_MAKERS = {"nnstudio.gui", "nnstudio.gui.main_window", "nnstudio.gui.app"}
+
+
+def _imports_anywhere(path: Path) -> set[str]:
+    """Every module named in an import of the file, `if TYPE_CHECKING:` blocks included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_gui_module_imports_the_window_back():
+    wrong = sorted(name for name, path in _modules().items()
+                   if name not in WINDOW_MAKERS and "nnstudio.gui.main_window" in _imports_anywhere(path))
+    assert wrong == []
+
+
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_file_holds_two_ideas(path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
