@@ -225,3 +225,18 @@ def test_preset_order_as_a_bare_state_dict_is_proposed_as_the_core_rebuilds_it(q
     x = torch.randn(40, 5) * 3 + 1
     with torch.no_grad():
         assert (window.model(x) - net(x)).abs().max().item() < 1e-5
+
+
+def test_model_class_takes_init_arguments_from_the_top_level_of_the_notes_dict(qtbot, window, tmp_path):
+    from notes_models import hparam_checkpoint
+
+    net = hparam_checkpoint(tmp_path / "model.pth", tmp_path / "model.py")
+    window.open_model_class(tmp_path / "model.pth", tmp_path / "model.py")
+    dialog = _dialog(qtbot, window, "runModelCodeDialog")
+    assert dialog.argumentsEdit.text() == "input_size=10, hidden_size=64, dropout=0.2, n_classes=3"
+    with qtbot.waitSignal(window.checkpoint_loaded, timeout=20000):
+        dialog.runButton.click()
+    assert [l["type"] for l in window.modelBuilder.layers()] == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    x = torch.randn(25, 10) * 2 + 0.5
+    with torch.no_grad():
+        assert (window.model(x) - net(x)).abs().max().item() < 1e-5
