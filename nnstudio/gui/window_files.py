@@ -11,7 +11,8 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.model.checkpoint import LoadedCheckpoint, build_checkpoint, atomic_torch_save, load_checkpoint, reinfer
 from nnstudio.core.files import file_failure, regular_file
-from nnstudio.core.model.user_class import classes_in, open_with_class, parse_arguments, read_dict as _read_dict, stored_arguments
+from nnstudio.core.model.user_class import (classes_in, init_parameters, open_with_class, parse_arguments,
+                                            read_dict as _read_dict, stored_arguments)
 from nnstudio.core.config import RunConfig
 from nnstudio.core.errors import DatasetNotCheckpoint, NNStudioError
 from nnstudio.gui.model_file_dialogs import InferredModelDialog, RunModelCodeDialog
@@ -150,7 +151,7 @@ class WindowFiles:
         """Ask before running `py_path` (it is code); on Run, build its class and load the weights."""
         try:
             classes = classes_in(py_path)
-            stored = stored_arguments(_read_dict(checkpoint)) or {}
+            stored = stored_arguments(_read_dict(checkpoint), init_parameters(py_path, classes[0])) or {}
         except NNStudioError as exc:
             self.show_error("Cannot open model class", str(exc))
             return
