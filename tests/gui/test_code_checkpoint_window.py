@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from guiwindow import load  # noqa: E402
-from test_open_model_files import drop  # noqa: E402
+from guiwindow import load
+from test_open_model_files import drop
 
 
 class _Exec:
