@@ -54,7 +54,7 @@ def version_text() -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from nnstudio.core.training.callbacks import ProgressBar
-    from nnstudio.core.config import RunConfig
+    from nnstudio.core.config import RunConfig, check_training
     from nnstudio.core.errors import TrainingDiverged
     from nnstudio.core.run import TrainingRun
 
@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.training.epochs = args.epochs
     if args.device is not None:
         cfg.training.device = args.device
-    cfg.training.validate()
+    check_training(cfg.training, cfg.source if args.epochs is None else f"{cfg.source} with --epochs {args.epochs}")
     progress = None if args.quiet else ProgressBar(sys.stderr)
     distributed = None
     watch = _overfit_watch(args.quiet)
@@ -155,7 +155,7 @@ def _data_line(name: str, r: dict) -> str:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from nnstudio.core.config import RunConfig
+    from nnstudio.core.config import RunConfig, check_training
     from nnstudio.core.training.lr_find import find_lr
     from nnstudio.core.model.spec import build_model
     from nnstudio.core.run import load_data
@@ -163,7 +163,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     cfg = RunConfig.load(args.config)
     if args.device is not None:
         cfg.training.device = args.device
-    cfg.training.validate()
+    check_training(cfg.training, cfg.source)
     if not (0 < args.start_lr < args.end_lr):
         return _error(f"--start-lr ({args.start_lr:g}) must be above 0 and below --end-lr ({args.end_lr:g})")
     if args.steps < 10:

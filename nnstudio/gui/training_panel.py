@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.devices import list_devices, resolve_device
 from nnstudio.core.training.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
-from nnstudio.core.config import window_range_problems
+from nnstudio.core.config import check_training
 from nnstudio.core.errors import ConfigError
 from nnstudio.gui.widgets import LogSpinBox, WrappedLine
 
@@ -339,10 +339,7 @@ class TrainingPanel(QWidget):
 
     def check_train_config(self, cfg: TrainConfig, source: str = "project") -> None:
         """Raise ConfigError naming each value these controls cannot hold (and its range); they never clamp one."""
-        problems = window_range_problems(cfg)
-        if problems:
-            raise ConfigError(f"{source}: " + "; ".join(problems) + "; change the file or train it with "
-                              "nnstudio train")
+        check_training(cfg, source)  # the same validation as `nnstudio train`
 
     def set_train_config(self, cfg: TrainConfig) -> None:
         """Show `cfg`; a value outside the controls' ranges raises ConfigError and changes nothing."""
