@@ -23,6 +23,10 @@ EXIT_DATA = 8
 
 
 def _error(message: str, code: int = EXIT_ERROR) -> int:
+    if "no such file" in message:
+        from nnstudio.resources import missing_sample_hint
+
+        message += missing_sample_hint(message)
     print(f"nnstudio: error: {message}", file=sys.stderr)
     return code
 
@@ -332,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--steps", type=int, default=200)
     lr_find.add_argument("--device", help="override [training] device (auto, cpu, cuda:N, mps)")
     lr_find.set_defaults(func=cmd_lr_find)
+    samples = sub.add_parser("samples", help="list the bundled sample tables (and the README's run config), "
+                             "or copy them into a folder")
+    samples.add_argument("--copy", metavar="DIR", help="copy them into DIR (made if absent); files already there "
+                         "are kept")
+    samples.set_defaults(func=cmd_samples)
+
     info = sub.add_parser("info", help="print what a checkpoint (.pt) holds")
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
@@ -364,6 +374,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_samples(args: argparse.Namespace) -> int:
+    from nnstudio.resources import SAMPLE_CONFIG, SAMPLES, copy_samples, sample_files, samples_dir
+
+    if args.copy is None:
+        texts = dict(SAMPLES) | {SAMPLE_CONFIG: "the README's run config (trains on penguins.csv beside it)"}
+        print(f"bundled samples in {samples_dir()}:")
+        for path in sample_files():
+            print(f"  {path.name:<14} {texts.get(path.name, '')}")
+        print("copy them here with: nnstudio samples --copy .")
+        return 0
+    try:
+        copied, kept = copy_samples(args.copy)
+    except OSError as exc:
+        return _error(f"{args.copy}: cannot copy the samples there ({exc.strerror or exc})")
+    for path in copied:
+        print(f"copied {path}")
+    for path in kept:
+        print(f"kept {path}: already there, not overwritten", file=sys.stderr)
+    if (Path(args.copy) / SAMPLE_CONFIG).exists():
+        print(f"try: nnstudio train {Path(args.copy) / SAMPLE_CONFIG}")
+    return 0
+
+
 def subcommands(parser: argparse.ArgumentParser) -> set[str]:
     """The names `nnstudio NAME ...` runs headless; anything else opens the window."""
     return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
@@ -372,7 +405,7 @@ def subcommands(parser: argparse.ArgumentParser) -> set[str]:
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks. "
-                     "Subcommands: train RUN.toml, info FILE.pt, predict MODEL.pt DATA, lr-find RUN.toml, export, follow LOGDIR "
+                     "Subcommands: train RUN.toml, info FILE.pt, predict MODEL.pt DATA, lr-find RUN.toml, export, follow LOGDIR, samples "
                      "(see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
