@@ -314,8 +314,8 @@ class CodeExport(QObject):
             data = w.prepare_data()
             df = w.datasetPanel.dataframe()
             facts = facts_from_frame(df, w.datasetPanel.path(), data.preprocessor.target, data.task, data.preprocessor)
-            cfg.output.checkpoint = str(Path(path).with_suffix(".pt").resolve())
-            cfg.output.logdir = str(Path(cfg.logdir).resolve())
+            cfg.output.checkpoint = Path(path).with_suffix(".pt").name  # beside the script, never nnstudio's own
+            cfg.output.logdir = Path(cfg.output.logdir or "runs").name
             atomic_text_write(generate(cfg, facts, source="the nnstudio window", script_name=Path(path).name).text,
                               path)
         except (NNStudioError, OSError) as exc:
