@@ -310,6 +310,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             return _error(f"{args.source}: --{fmt.replace('_', '-')} exports a trained model; give its checkpoint (.pt)")
         from nnstudio.core.export.formats import export_checkpoint
 
+        if fmt != "state_dict":  # tracing and checking the export takes seconds: say it is under way
+            print(f"exporting {dest} as {'ONNX' if fmt == 'onnx' else 'TorchScript'}, then checking it on sample rows…",
+                  file=sys.stderr, flush=True)
         report = export_checkpoint(args.source, dest, fmt)
         print(report.message())
         failed |= not report.ok

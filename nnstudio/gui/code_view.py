@@ -349,6 +349,9 @@ class CodeExport(QObject):
 
         w = self.window
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        if fmt != "state_dict":  # seconds of tracing and checking: say it is under way before the wait
+            w.statusBar().showMessage(f"exporting {Path(path).name}, then checking it on sample rows…")
+            QApplication.processEvents()
         try:
             report = export_model(w.model, self.preprocessor(), path, fmt)
         except (NNStudioError, OSError) as exc:

@@ -468,7 +468,10 @@ class TrainingPanel(QWidget):
 
     @staticmethod
     def _position_text(p: dict, with_eta: bool = False) -> str:
-        text = f"epoch {p.get('epoch', 0)}/{p.get('epochs', '?')} · step {p.get('step', 0)}/{p.get('total_steps', '?')}"
+        before = max(0, int(p.get("first_epoch", 1)) - 1)  # a continued run counts on from its checkpoint's epoch
+        epochs = p.get("epochs")
+        last = epochs + before if isinstance(epochs, int) else "?"
+        text = f"epoch {p.get('epoch', 0) + before}/{last} · step {p.get('step', 0)}/{p.get('total_steps', '?')}"
         if with_eta and p.get("eta") is not None:
             text += f" · {format_duration(p['eta'])} left"
         return text
