@@ -130,7 +130,7 @@ class WindowRuns(QObject):
         for run, curves in zip(runs, all_curves):
             w.lossPlot.start_run(run.name)
             w.metricsPlot.start_run(run.name)
-            add_curves(w.lossPlot, w.metricsPlot, curves)
+            add_curves(w.lossPlot, w.metricsPlot, curves, whole_run=True)
         w.lossPlot.redraw()
         w.metricsPlot.redraw()
         w.statusBar().showMessage(f"showing {len(runs)} run(s) from {self.panel.logdir}", 8000)

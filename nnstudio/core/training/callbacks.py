@@ -15,6 +15,11 @@ from nnstudio.core.training.run_folder import (  # noqa: F401  (the tags, re-exp
     read_info, unique_run_dir, run_dir_name, write_info)
 
 
+#: Step losses a fit logs at least (spread evenly), whatever the rate limit: a run over in a second still draws a
+#: step curve that agrees with its epoch losses, not a line between 2 to 5 points.
+MIN_STEP_POINTS = 200
+
+
 class TensorBoardLogger(Callback):
     """Writes `<logdir>/<timestamp>-<name>` with step and epoch scalars, hparams and the model as text.
 
@@ -45,6 +50,8 @@ class TensorBoardLogger(Callback):
         # default, so a tiny model at thousands of steps a second gains nothing from each one.
         self.min_step_interval = 1.0 / max_step_rate if max_step_rate else 0.0
         self.burst_s = burst_s
+        self._grid = 1  # every `_grid`-th step of a fit is logged whatever the rate: MIN_STEP_POINTS at least
+        self._first_step = 0
         self._last_step_time = float("-inf")
         self._last_burst = 0.0
         self._pending: list[tuple[str, float, int, float]] = []  # (tag, value, step, wall time) not yet written
@@ -67,6 +74,8 @@ class TensorBoardLogger(Callback):
             self._failed(exc)
             raise TrainingError(f"TensorBoard log {self.run_dir}: could not be written "
                                 f"({exc.strerror or exc}); free some space or choose another [output] logdir") from exc
+        self._grid = max(1, event.epochs * event.steps_per_epoch // MIN_STEP_POINTS)
+        self._first_step = event.first_step
         self.update_info(started=datetime.now().isoformat(timespec="seconds"), status="running",
                          epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, device=event.device,
                          task=self.info.get("task") or event.task)
@@ -77,7 +86,8 @@ class TensorBoardLogger(Callback):
             return
         now = time.perf_counter()
         if self.min_step_interval:
-            if now - self._last_step_time < self.min_step_interval:
+            on_grid = (event.step - self._first_step) % self._grid == 0
+            if now - self._last_step_time < self.min_step_interval and not on_grid:
                 return
             self._last_step_time = now
         self._pending.append((TAG_STEP_LOSS, event.loss, event.step, time.time()))
