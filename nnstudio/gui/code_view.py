@@ -53,7 +53,8 @@ class CodeViewHost(Protocol):
     def prepare_data(self) -> Any: ...
     def show_error(self, title: str, message: str) -> None: ...
     def statusBar(self) -> Any: ...
-    def _last_dir(self) -> str: ...
+    def _last_dir(self, kind: str = "data") -> str: ...
+    def _remember_dir(self, path: Any, kind: str = "data") -> None: ...
 
 #: What each marked loop part feeds on the plots.
 PLOT_PARTS = {"step_loss": "step loss curve", "epoch_loss": "epoch loss points", "validation": "validation curve",
@@ -310,7 +311,7 @@ class CodeExport(QObject):
         if w.datasetPanel.dataframe() is None or not w.datasetPanel.path():
             w.show_error("Nothing to export", "Open a dataset file first: the script reads the same file.")
             return
-        start = str(Path(w._last_dir()) / "train.py")
+        start = str(Path(w._last_dir("export")) / "train.py")
         path, _ = QFileDialog.getSaveFileName(w, "Export Python script", start, "Python script (*.py)")
         if path:
             self.export_script(path if Path(path).suffix else path + ".py")
@@ -334,6 +335,7 @@ class CodeExport(QObject):
         except (NNStudioError, OSError) as exc:
             w.show_error("Cannot export the script", str(exc))
             return False
+        w._remember_dir(path, "export")
         w.statusBar().showMessage(f"exported {path}: run it with python {Path(path).name}", 10000)
         return True
 
@@ -344,7 +346,7 @@ class CodeExport(QObject):
             return
         filters = {"ONNX, checked with onnxruntime (*.onnx)": "onnx", "TorchScript (*.pt)": "torchscript",
                    "Plain nn.Sequential state_dict (*.pt)": "state_dict"}
-        path, chosen = QFileDialog.getSaveFileName(w, "Export model", str(Path(w._last_dir()) / "model.onnx"),
+        path, chosen = QFileDialog.getSaveFileName(w, "Export model", str(Path(w._last_dir("export")) / "model.onnx"),
                                                    ";;".join(filters))
         if path:
             fmt = filters.get(chosen, "onnx")
@@ -375,6 +377,7 @@ class CodeExport(QObject):
         if not report.ok:
             w.show_error("The export does not match the model", report.message())
         else:
+            w._remember_dir(path, "export")
             w.statusBar().showMessage(report.message(), 15000)
             box = QMessageBox(QMessageBox.Icon.Information, "Model exported",
                               f"{report.message()}\n\nInputs, categories and classes: {report.sidecar.name}",
