@@ -194,7 +194,11 @@ def _overfit_watch(quiet: bool):
     def warn(warning) -> None:
         print(f"\nwarning: {warning.message}", file=sys.stderr)
 
-    return None if quiet else OverfitWatch(on_warning=warn)
+    def withdraw(warning, epoch: int) -> None:
+        print(f"\nnote: the overfitting warning is withdrawn: the validation loss beat epoch {warning.best_epoch}'s "
+              f"at epoch {epoch}", file=sys.stderr)
+
+    return None if quiet else OverfitWatch(on_warning=warn, on_withdrawn=withdraw)
 
 
 def ctx_is_main() -> bool:  # before the process group exists: torchrun's RANK
