@@ -18,6 +18,7 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QFontDatabase,
+    QTextOption,
     QGuiApplication,
     QSyntaxHighlighter,
     QTextCharFormat,
@@ -153,13 +154,22 @@ class CodeViewPanel(QWidget):
         self.copyButton.setObjectName("copyButton")
         self.copyButton.setText("Copy")
         self.copyButton.setToolTip("Copy the whole script to the clipboard")
+        self.wrapButton = QToolButton()
+        self.wrapButton.setObjectName("wrapButton")
+        self.wrapButton.setText("Wrap")
+        self.wrapButton.setCheckable(True)
+        self.wrapButton.setChecked(True)  # a dock ~300 px wide would otherwise cut most lines
+        self.wrapButton.setToolTip("Wrap long lines at the dock's width (off: one line each, scroll sideways)")
+        self.wrapButton.toggled.connect(self._on_wrapButton_toggled)
         row.addWidget(self.captionLabel, 1)
+        row.addWidget(self.wrapButton)
         row.addWidget(self.copyButton)
         root.addLayout(row)
         self.codeEdit = QPlainTextEdit()
         self.codeEdit.setObjectName("codeEdit")
         self.codeEdit.setReadOnly(True)
-        self.codeEdit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.codeEdit.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.codeEdit.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.codeEdit.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                               | Qt.TextInteractionFlag.TextSelectableByKeyboard)
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
@@ -178,6 +188,11 @@ class CodeViewPanel(QWidget):
         self.copyButton.clicked.connect(self._on_copyButton_clicked)
 
     # ---- public
+
+    def _on_wrapButton_toggled(self, wrap: bool) -> None:
+        self.codeEdit.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth if wrap
+                                      else QPlainTextEdit.LineWrapMode.NoWrap)
+
     def text(self) -> str:
         return self.codeEdit.toPlainText()
 

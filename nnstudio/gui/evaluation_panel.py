@@ -34,6 +34,14 @@ def fit_height(view: QTableView, rows: int | None = None, most: int = 12) -> Non
     view.setFixedHeight(view.horizontalHeader().sizeHint().height() + max(n, 1) * row + 2 * view.frameWidth() + 2 + bar)
 
 
+def fit_width(view: QTableView) -> None:
+    """At least as wide as its columns sized to their contents, so every column (class, precision, recall, F1,
+    support) shows at once; the tab scrolls sideways before a column is cut."""
+    view.resizeColumnsToContents()
+    header = view.horizontalHeader()
+    view.setMinimumWidth(header.length() + 2 * view.frameWidth() + view.verticalScrollBar().sizeHint().width())
+
+
 def plot_widget(name: str, x_label: str, y_label: str, unit_square: bool = False) -> pg.PlotWidget:
     plot = EvalPlot(unit_square)
     plot.setObjectName(name)
@@ -314,6 +322,7 @@ class EvaluationPanel(QWidget):
         self.confusionMatrix.set_matrix(matrix, report.classes, self.normalizeCheck.isChecked())
         self.perClassModel.set_rows(report.per_class_rows())
         fit_height(self.perClassTable)
+        fit_width(self.perClassTable)
         if report.threshold is not None:
             t = report.threshold
             self.thresholdLabel.setText(f"{t:.2f}")
