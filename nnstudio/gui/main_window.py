@@ -178,12 +178,20 @@ class MainWindow(WindowLayout, WindowActions, WindowFiles, RunControl, QMainWind
         try:
             data = self.last_run.data if (self.last_run is not None and self.model is self.last_run.model) \
                 else self.prepare_data(pre)
+            mismatch = self._outputs_mismatch(data)
+            if mismatch:  # say it, never evaluate (a loss of mismatched shapes raises from inside torch)
+                self.evaluationPanel.clear()
+                if quiet:
+                    self.statusBar().showMessage(mismatch, 0)
+                else:
+                    self.show_error("Cannot evaluate", mismatch)
+                return False
             result = evaluate(self.model, data, training.loss, threshold=0.5, class_weight=training.class_weight)
         except NNStudioError as exc:
             if not quiet:
                 self.show_error("Cannot evaluate", str(exc))
             return False
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             if not quiet:
                 self.show_error("Cannot evaluate", f"the model does not fit this dataset ({str(exc).splitlines()[0]})")
             return False
@@ -197,6 +205,17 @@ class MainWindow(WindowLayout, WindowActions, WindowFiles, RunControl, QMainWind
                 self.evaluationPanel.thresholdSlider.setValue(int(round(self.decision_threshold * 100)))
         self.statusBar().showMessage(f"test score: {result.test_summary()}", 0)
         return True
+
+    def _outputs_mismatch(self, data) -> str:
+        """A sentence when the model's outputs cannot be the dataset target's (3 outputs, a binary target)."""
+        have = getattr(self.model, "n_outputs", None)
+        if have is None or have == data.n_outputs:
+            return ""
+        name = self.checkpoint_path.name if self.checkpoint_path else "the model"
+        target = self.datasetPanel.target()
+        return (f"{name}: the model has {have} outputs, but the target '{target}' ({data.task}) needs "
+                f"{data.n_outputs}; it is open but not evaluated: choose a target with {have} classes in the "
+                "dataset panel, or train a model for this one")
 
     def _update_predict_panel(self) -> None:
         ckpt = self.current_checkpoint()

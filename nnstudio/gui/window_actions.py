@@ -158,7 +158,7 @@ class WindowActions:
 
     # ------------------------------------------------------------------------------------------ view
     def _export_plot(self, plot, name: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(Path(self._last_dir()) / f"{name}.png"),
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(Path(self._last_dir("export")) / f"{name}.png"),
                                               "PNG images (*.png)")
         if not path:
             return
@@ -167,6 +167,7 @@ class WindowActions:
         except OSError as exc:
             self.show_error("Cannot export plot", str(exc))
             return
+        self._remember_dir(path, "export")
         self.statusBar().showMessage(f"exported {path}", 5000)
 
     def _on_smoothing_toggled(self, checked: bool) -> None:

@@ -16,6 +16,7 @@ from nnstudio.core.model.user_class import (classes_in, init_parameters, open_wi
 from nnstudio.core.config import RunConfig
 from nnstudio.core.errors import DatasetNotCheckpoint, NNStudioError
 from nnstudio.gui.model_file_dialogs import InferredModelDialog, RunModelCodeDialog
+from nnstudio.gui.start_folders import is_bundled, start_folder
 from nnstudio.gui.window_settings import CHECKPOINT_FILTER, DATA_FILTER, PROJECT_FILTER, _excluded_by
 
 
@@ -54,11 +55,19 @@ class WindowFiles:
         if path:
             self.open_dataset(path)
 
-    def _last_dir(self) -> str:
-        return str(self.settings.value("lastDir", str(Path.home())))
+    def _last_dir(self, kind: str = "data") -> str:
+        """Where a dialog of this kind (data, model, project, export) starts: its last folder, else documents."""
+        saved = self.settings.value(f"lastDir/{kind}", "")
+        if saved and Path(str(saved)).is_dir():
+            return str(saved)
+        return start_folder()
 
-    def _remember_dir(self, path: str | Path) -> None:
-        self.settings.setValue("lastDir", str(Path(path).resolve().parent))
+    def _remember_dir(self, path: str | Path, kind: str = "data") -> None:
+        """The folder a file of this kind was opened or saved in; the bundled samples' folder is never remembered
+        (it lies inside the installed package)."""
+        folder = Path(path).resolve().parent
+        if not is_bundled(folder):
+            self.settings.setValue(f"lastDir/{kind}", str(folder))
 
     def _on_dataset_loaded(self, path: str) -> None:
         self._add_recent(path)
@@ -90,7 +99,7 @@ class WindowFiles:
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def _on_open_checkpoint_triggered(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_dir(), CHECKPOINT_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_dir("model"), CHECKPOINT_FILTER)
         if path:
             self.open_checkpoint(path)
 
@@ -138,7 +147,7 @@ class WindowFiles:
         self.statusBar().showMessage("nothing opened", 5000)
 
     def _on_open_model_class_triggered(self) -> None:
-        ckpt, _ = QFileDialog.getOpenFileName(self, "Weights to open (state_dict or checkpoint)", self._last_dir(),
+        ckpt, _ = QFileDialog.getOpenFileName(self, "Weights to open (state_dict or checkpoint)", self._last_dir("model"),
                                               CHECKPOINT_FILTER)
         if not ckpt:
             return
@@ -201,7 +210,7 @@ class WindowFiles:
                                               exclude=_excluded_by(pre, self.datasetPanel.dataframe()))
         self._on_dataset_choices_changed()
         self._add_recent(path)
-        self._remember_dir(path)
+        self._remember_dir(path, "model")
         notes = "; ".join(ckpt.notes)
         self.statusBar().showMessage(f"opened {Path(path).name}: {ckpt.n_parameters:,} parameters"
                                      + (f" — {notes}" if notes else ""), 10000)
@@ -214,7 +223,8 @@ class WindowFiles:
         return True
 
     def _on_save_checkpoint_triggered(self) -> None:
-        start = str(self.checkpoint_path or Path(self._last_dir()) / "model.pt")
+        start = str(self.checkpoint_path if self.checkpoint_path and not is_bundled(Path(self.checkpoint_path).parent)
+                    else Path(self._last_dir("model")) / "model.pt")
         path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", start, CHECKPOINT_FILTER)
         if path:
             if not Path(path).suffix:
@@ -252,14 +262,14 @@ class WindowFiles:
         self.checkpoint_path = Path(path)
         self.model_unsaved = False
         self._add_recent(path)
-        self._remember_dir(path)
+        self._remember_dir(path, "model")
         self.statusBar().showMessage(f"saved {path}", 8000)
         self.checkpoint_saved.emit(str(path))
         return True
 
     # ------------------------------------------------------------------------------------------ projects
     def _on_open_project_triggered(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", self._last_dir(), PROJECT_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", self._last_dir("project"), PROJECT_FILTER)
         if path:
             self.open_project(path)
 
@@ -282,14 +292,14 @@ class WindowFiles:
             self._pending_project = cfg
             self.open_dataset(cfg.data_path)
         self._add_recent(path)
-        self._remember_dir(path)
+        self._remember_dir(path, "project")
         self._project_path = Path(path)
         self._update_title(path)
         self.project_loaded.emit(str(path))
         return True
 
     def _on_save_project_triggered(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save project", str(Path(self._last_dir()) / "project.toml"),
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", str(Path(self._last_dir("project")) / "project.toml"),
                                               PROJECT_FILTER)
         if path:
             if not Path(path).suffix:
@@ -303,6 +313,7 @@ class WindowFiles:
             self.show_error("Cannot save project", str(exc))
             return False
         self._add_recent(path)
+        self._remember_dir(path, "project")
         self._project_path = Path(path)
         self._update_title(path)
         self.statusBar().showMessage(f"saved project {path}", 8000)

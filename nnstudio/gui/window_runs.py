@@ -163,7 +163,7 @@ class WindowRuns(QObject):
         for run, curves in zip(runs, all_curves):
             w.lossPlot.start_run(run.name)
             w.metricsPlot.start_run(run.name)
-            add_curves(w.lossPlot, w.metricsPlot, curves)
+            add_curves(w.lossPlot, w.metricsPlot, curves, whole_run=True)
         w.lossPlot.redraw()
         w.metricsPlot.redraw()
         w.statusBar().showMessage(f"showing {len(runs)} run(s) from {self.panel.logdir}", 8000)
@@ -193,6 +193,13 @@ class WindowRuns(QObject):
         except NNStudioError as exc:
             w.show_error("Cannot restore run", str(exc))
             return False
+        shown_task = w.datasetPanel.task() if w.datasetPanel.dataframe() is not None else None
+        shown_path = w.datasetPanel.path()
+        if run.task != shown_task or not shown_path or Path(shown_path).resolve() != cfg.data_path.resolve():
+            # the curves on the plots are another dataset's or task's: they would sit beside the restored run's
+            for plot in (w.lossPlot, w.metricsPlot):
+                plot.clear_history(include_current=True)
+                plot.redraw()
         w.modelBuilder.set_layers(cfg.layers, undoable=True)
         w.trainingPanel.set_train_config(cfg.training)
         w.data_seed = cfg.data.seed

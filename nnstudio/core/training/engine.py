@@ -461,8 +461,9 @@ class Trainer:
                 state, self._resume_state = self._resume_state, None
                 self.generator = generator = apply_trainer_state(self, state, generator)
             self._initial_state = _snapshot(self.model) if self.best_state is None else None
+            first_epoch = self._partial["epoch"] if self._partial else self.epoch + 1
             self._call("on_fit_start", FitStarted(cfg.epochs, steps_per_epoch, len(train), len(val), str(self.device),
-                                                  self.task, threads))
+                                                  self.task, threads, first_epoch, self.global_step))
             result = self._run_epochs(train, val, generator)
             self.result = result
             self._call("on_fit_end", result)
