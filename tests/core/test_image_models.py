@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,39 @@ def test_digits_sample_is_shipped():
     files = sorted(root.glob("*/*.png"))
     assert len(files) == 1797 and sorted(p.name for p in root.iterdir()) == [str(k) for k in range(10)]
     assert "scikit-learn" in (resource_path("samples", "README.md")).read_text()
+
+
+def test_torchscript_and_onnx_take_raw_pixels_and_match_the_apps_predictions(tmp_path):
+    from nnstudio.core.config import RunConfig
+    from nnstudio.core.export.formats import export_checkpoint
+    from nnstudio.core.results.predict import predict_images
+    from nnstudio.core.run import TrainingRun
+
+    root = write_folder(tmp_path / "imgs", classes=("a", "b"), n=6, size=(8, 8))
+    cfg = RunConfig.load(_run_toml(tmp_path, root, epochs=1))
+    run = TrainingRun(cfg, tensorboard=False)
+    run.execute()
+    ckpt = load_checkpoint(tmp_path / "model.pt")
+    app = predict_images(ckpt, root)
+    import numpy as np
+    from PIL import Image
+
+    pixels = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in app.paths]).float()[:, None]
+    report = export_checkpoint(tmp_path / "model.pt", tmp_path / "m.ts", "torchscript")
+    assert report.ok
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated; the format is asked for
+        scripted = torch.jit.load(str(tmp_path / "m.ts"))
+    probs = torch.softmax(scripted(pixels), dim=1).detach().numpy()
+    assert abs(probs[:, 1] - app.columns["probability_b"]).max() < 1e-5
+    side = json.loads((tmp_path / "m.ts.json").read_text())
+    assert side["inputs"]["range"] == "raw pixels 0-255" and side["classes"] == ["a", "b"]
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    assert export_checkpoint(tmp_path / "model.pt", tmp_path / "m.onnx", "onnx").ok
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"features": pixels.numpy()})[0]
+    assert abs(torch.softmax(torch.from_numpy(logits), 1)[:, 1].numpy() - app.columns["probability_b"]).max() < 1e-4
