@@ -396,10 +396,12 @@ def channel_stats(X: np.ndarray) -> tuple[list[float], list[float]]:
     n, c = X.shape[:2]
     total = np.zeros(c)
     squares = np.zeros(c)
-    for a in range(0, n, 1024):
-        part = X[a:a + 1024].astype(np.float64)
-        total += part.sum(axis=(0, 2, 3))
-        squares += np.square(part).sum(axis=(0, 2, 3))
+    rows = max(1, (1 << 20) // max(1, X[0].size))  # ~4 MiB of float32 at a time: the peak stays near the uint8 data
+    for a in range(0, n, rows):
+        part = X[a:a + rows].astype(np.float32)  # exact for 0..255 and their squares
+        total += part.sum(axis=(0, 2, 3), dtype=np.float64)
+        np.square(part, out=part)
+        squares += part.sum(axis=(0, 2, 3), dtype=np.float64)
     count = max(1, n * X.shape[2] * X.shape[3])
     mean = total / count
     var = np.maximum(squares / count - mean ** 2, 0.0)
@@ -519,4 +521,4 @@ class ImageFileDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         x = decode_image(self.files[index], self.channels, self.size)
-        return torch.from_numpy(x), self.labels[index]
+        return torch.from_numpy(np.ascontiguousarray(x).copy()), self.labels[index]
