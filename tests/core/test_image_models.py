@@ -157,3 +157,28 @@ def test_torchscript_and_onnx_take_raw_pixels_and_match_the_apps_predictions(tmp
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     logits = session.run(None, {"features": pixels.numpy()})[0]
     assert abs(torch.softmax(torch.from_numpy(logits), 1)[:, 1].numpy() - app.columns["probability_b"]).max() < 1e-4
+
+
+def test_exported_cnn_script_trains_without_nnstudio_and_its_checkpoint_opens(tmp_path):
+    root = write_folder(tmp_path / "imgs", classes=("a", "b"), n=6, size=(8, 8))
+    toml = _run_toml(tmp_path, root, epochs=2)
+    done = _cli("export", toml, "--script", tmp_path / "train_cnn.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "train_cnn.py").read_text()
+    for words in ("class ImageFiles(Dataset)", "self.conv1 = nn.Conv2d(1, 16, kernel_size=3, padding=1)",
+                  "self.pool1 = nn.MaxPool2d(kernel_size=2)", "self.fc1 = nn.Linear(128, 64)", "from PIL import Image"):
+        assert words in text, words
+    # nnstudio blocked: the script needs torch, numpy and Pillow only
+    blocker = tmp_path / "block" / "nnstudio"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('nnstudio is blocked in this test')\n")
+    env = {**cli_env(), "PYTHONPATH": str(tmp_path / "block")}
+    (tmp_path / "model.pt").unlink(missing_ok=True)
+    ran = subprocess.run([sys.executable, str(tmp_path / "train_cnn.py")], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=240)
+    assert ran.returncode == 0, ran.stderr
+    ckpt = load_checkpoint(tmp_path / "model.pt")
+    assert ckpt.model.input_shape == (1, 8, 8) and ckpt.preprocessor.classes == ["a", "b"] and ckpt.epoch == 2
+    from nnstudio.core.results.predict import predict_images
+
+    assert len(predict_images(ckpt, root).files) == 12
