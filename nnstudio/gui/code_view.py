@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import keyword
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from PySide6.QtCore import QObject, QRegularExpression, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -39,8 +39,21 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.export.codegen import GeneratedCode
 
-if TYPE_CHECKING:
-    from nnstudio.gui.main_window import MainWindow
+
+
+class CodeViewHost(Protocol):
+    """What the code view asks of the window it serves (the window passes itself; nothing imports it back)."""
+
+    datasetPanel: Any
+    model: Any
+    last_run: Any
+    loaded_checkpoint: Any
+
+    def run_config(self) -> Any: ...
+    def prepare_data(self) -> Any: ...
+    def show_error(self, title: str, message: str) -> None: ...
+    def statusBar(self) -> Any: ...
+    def _last_dir(self) -> str: ...
 
 #: What each marked loop part feeds on the plots.
 PLOT_PARTS = {"step_loss": "step loss curve", "epoch_loss": "epoch loss points", "validation": "validation curve",
@@ -259,7 +272,7 @@ class CodeViewPanel(QWidget):
 class CodeExport(QObject):
     """The window's code view dock and File > Export entries; lives in the GUI thread with the window."""
 
-    def __init__(self, window: "MainWindow"):
+    def __init__(self, window: CodeViewHost):
         super().__init__(window)
         self.setObjectName("codeExport")
         self.window = window
