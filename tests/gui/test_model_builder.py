@@ -429,9 +429,9 @@ def test_removing_every_linear_layer_invalidates(qtbot, panel):
 
 def test_wrong_last_width_and_unknown_settings_name_the_layer(qtbot, panel):
     with qtbot.waitSignal(panel.validity_changed) as blocker:
-        panel.set_layers([{"type": "Linear", "out_features": 8}, {"type": "Conv2d"}, {"type": "Linear"}])
+        panel.set_layers([{"type": "Linear", "out_features": 8}, {"type": "Conv3d"}, {"type": "Linear"}])
     assert blocker.args[0] is False
-    assert blocker.args[1].startswith("layer 2: unknown type 'Conv2d'")
+    assert blocker.args[1].startswith("layer 2: unknown type 'Conv3d'")
     assert cell(panel, 1, 1, LayerStackModel.ErrorRole) == blocker.args[1]
     last_error = cell(panel, 2, 1, LayerStackModel.ErrorRole)
     assert last_error.startswith("layer 3 Linear: the last Linear layer must output 3")
