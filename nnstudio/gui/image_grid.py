@@ -105,3 +105,18 @@ class MisclassifiedGrid(_Grid):
         n = len(paths)
         self.summaryLabel.setText(f"{len(wrong)} of {n} test images misclassified"
                                   + (f" (first {self.limit} shown)" if len(wrong) > self.limit else ""))
+
+
+class PredictedImagesGrid(_Grid):
+    """The Predict tab's images: each thumbnail with its predicted class and probability."""
+
+    def __init__(self, parent: QWidget | None = None, limit: int = 500):
+        super().__init__("predictImages", parent)
+        self.limit = limit
+
+    def show_predictions(self, paths: Sequence[Path], predicted: Sequence[str], probability: Sequence[float]) -> None:
+        self.thumbnailList.clear()
+        for p, q, pr in list(zip(paths, predicted, probability))[: self.limit]:
+            self._add(Path(p), f"{q} ({pr:.2f})", f"{Path(p).name}: {q} with p={pr:.3f}")
+        self.summaryLabel.setText(f"{len(paths):,} image(s) predicted"
+                                  + (f" (first {self.limit} shown)" if len(paths) > self.limit else ""))

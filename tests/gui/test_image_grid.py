@@ -67,3 +67,33 @@ def test_preview_of_the_digits_sample(qtbot):
         preview.show_folder(resource_path("samples", "digits"))
     assert sorted(preview.counts) == [str(k) for k in range(10)] and sum(preview.counts.values()) == 1797
     assert Path(preview.thumbnailList.item(0).data(Qt.ItemDataRole.UserRole)).parent.name == "0"
+
+
+def test_predict_tab_predicts_a_folder_with_an_image_model(window, qtbot, tmp_path):
+    import csv
+
+    import tomli_w
+
+    from nnstudio.core.config import RunConfig
+    from nnstudio.core.model.spec import PRESETS
+    from nnstudio.core.run import TrainingRun
+
+    root = write_folder(tmp_path / "imgs", classes=("a", "b"), n=5, size=(8, 8))
+    (tmp_path / "run.toml").write_text(tomli_w.dumps({
+        "data": {"path": str(root), "split": [0.6, 0.2, 0.2]}, "model": {"layers": PRESETS["Small CNN"]},
+        "training": {"epochs": 1, "batch_size": 8, "seed": 0, "device": "cpu"},
+        "output": {"checkpoint": "model.pt", "logdir": "runs"}}))
+    TrainingRun(RunConfig.load(tmp_path / "run.toml"), tensorboard=False).execute()
+    assert window.open_checkpoint(tmp_path / "model.pt")
+    panel = window.predictPanel
+    assert "Image model (8×8, 1 channel(s), classes a, b)" in panel.predictStatus.text()
+    with qtbot.waitSignal(panel.predicted):
+        panel.predict_path(root)
+    assert panel.predictImages.thumbnailList.count() == 10
+    assert panel.predictImages.texts()[0].split(" (")[0] in ("a", "b")
+    assert "metrics against the class folders: accuracy" in panel.predictMessages.text()
+    out = panel.export_csv(tmp_path / "p.csv")
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["file", "prediction", "probability_a", "probability_b"] and len(rows) == 10
+    with qtbot.waitSignal(panel.failed):
+        panel.predict_path(tmp_path / "nothing_here")
