@@ -97,3 +97,10 @@ def test_predict_tab_predicts_a_folder_with_an_image_model(window, qtbot, tmp_pa
     assert list(rows[0]) == ["file", "prediction", "probability_a", "probability_b"] and len(rows) == 10
     with qtbot.waitSignal(panel.failed):
         panel.predict_path(tmp_path / "nothing_here")
+
+
+def test_file_open_sample_digits_opens_the_image_preview(window, qtbot):
+    action = window.findChild(type(window.samplesMenu.actions()[0]), "sampleAction_digits")
+    action.trigger()
+    qtbot.waitUntil(lambda: getattr(window, "imagePreview", None) is not None and window.imagePreview.isVisible())
+    assert sum(window.imagePreview.counts.values()) == 1797
