@@ -185,6 +185,8 @@ class DatasetPanel(QWidget):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        # a narrow dock (1024 px screens) puts a field under its label rather than scrolling sideways
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         form.setHorizontalSpacing(10)
         form.setVerticalSpacing(6)
@@ -199,6 +201,8 @@ class DatasetPanel(QWidget):
         task.addItem("auto", "auto")
         for name in TASKS:
             task.addItem(TASK_LABELS[name], name)
+        task.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        task.setMinimumContentsLength(12)  # "auto (multiclass)" elides in a narrow dock, never widens it
         task.currentIndexChanged.connect(self._on_taskCombo_currentIndexChanged)
         form.addRow("Target", target)
         form.addRow("Task", task)
@@ -241,6 +245,8 @@ class DatasetPanel(QWidget):
         missing.setToolTip("What to do with missing feature values (rows without a target are always dropped)")
         for policy in MISSING_POLICIES:
             missing.addItem(MISSING_LABELS.get(policy, policy), policy)
+        missing.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        missing.setMinimumContentsLength(12)
         missing.currentIndexChanged.connect(self._on_missingCombo_currentIndexChanged)
         form.addRow("Missing values", missing)
         layout.addLayout(form)

@@ -75,17 +75,44 @@ SEPARATOR_SLACK = 40
 PLOT_SHARE = 0.36
 
 
-def side_widths(window_width: int, left_wanted: int, right_wanted: int) -> tuple[int, int]:
-    """Dock widths that leave the plots their share: the right column (run controls) is served first."""
+def side_widths(window_width: int, left_wanted: int, right_wanted: int, left_needed: int = 0,
+                right_needed: int = 0) -> tuple[int, int]:
+    """Dock widths that leave the plots their share: the right column (run controls) is served first.
+
+    A column narrower than its panels need (``*_needed``: their minimum width plus a scroll bar) would scroll
+    sideways, so the plots' share gives way for it, down to ``MIN_PLOT_WIDTH`` and no further.
+    """
     plots = max(MIN_PLOT_WIDTH, int(PLOT_SHARE * window_width))
     room = max(0, window_width - plots - SEPARATOR_SLACK)
     right = min(right_wanted, room)
     left = min(left_wanted, room - right)
+    spare = max(0, window_width - MIN_PLOT_WIDTH - SEPARATOR_SLACK - left - right)
+    grow = min(spare, max(0, right_needed - right))
+    right += grow
+    left += min(spare - grow, max(0, left_needed - left))
     return left, right
+
+
+#: A dock's frame around its content, each side.
+DOCK_FRAME = 2
+
+
+def needed_width(window: QMainWindow, area: Qt.DockWidgetArea) -> int:
+    """The width the docks in `area` need to show their panels without scrolling sideways."""
+    widest = 0
+    for dock in window.findChildren(QDockWidget):
+        scroll = dock.widget()
+        if window.dockWidgetArea(dock) != area or not isinstance(scroll, DockScrollArea) or scroll.widget() is None:
+            continue
+        bar = scroll.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        widest = max(widest, scroll.widget().minimumSizeHint().width() + bar + 2 * DOCK_FRAME)
+    return widest
 
 
 def fit_docks(window: QMainWindow, left: QDockWidget, right: QDockWidget, left_wanted: int,
               right_wanted: int) -> None:
-    """Give the side docks widths that fit this window (at start, on Reset layout)."""
-    lw, rw = side_widths(window.width(), left_wanted, right_wanted)
+    """Give the side docks widths that fit this window (at start, on Reset layout, on another screen)."""
+    lw, rw = side_widths(window.width(), left_wanted, right_wanted,
+                         needed_width(window, Qt.DockWidgetArea.LeftDockWidgetArea),
+                         needed_width(window, Qt.DockWidgetArea.RightDockWidgetArea))
     window.resizeDocks([left, right], [lw, rw], Qt.Orientation.Horizontal)

@@ -172,7 +172,7 @@ class RunsPanel(QWidget):
             button("overlayButton", "Overlay", "Show the selected runs' curves on the plots (same task and target)",
                    self._on_overlay_clicked),
             button("openButton", "Open model", "Open the selected run's checkpoint", self._on_open_clicked),
-            button("restoreButton", "Restore settings",
+            button("restoreButton", "Restore",
                    "Put the selected run's dataset, model and training settings back into the window",
                    self._on_restore_clicked),
             button("renameButton", "Rename…", "Rename the selected run's folder", self._on_rename_clicked),
