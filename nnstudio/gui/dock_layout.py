@@ -105,7 +105,9 @@ def needed_width(window: QMainWindow, area: Qt.DockWidgetArea) -> int:
         if window.dockWidgetArea(dock) != area or not isinstance(scroll, DockScrollArea) or scroll.widget() is None:
             continue
         bar = scroll.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        widest = max(widest, scroll.widget().minimumSizeHint().width() + bar + 2 * DOCK_FRAME)
+        panel = scroll.widget()
+        least = max(panel.minimumSizeHint().width(), panel.minimumWidth())  # what QScrollArea squeezes it to
+        widest = max(widest, least + bar + 2 * DOCK_FRAME)
     return widest
 
 

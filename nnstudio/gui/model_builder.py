@@ -355,7 +355,6 @@ class ModelBuilderPanel(QWidget):
             self.layerList.addAction(action)
             setattr(self, name, action)
 
-        self.setMinimumWidth(300)
 
     def _tool_button(self, name: str, text: str, theme: QIcon.ThemeIcon, fallback: str,
                      text_beside: bool = False) -> QToolButton:
