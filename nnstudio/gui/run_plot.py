@@ -325,7 +325,9 @@ class _RunPlotWidget(pg.PlotWidget):
         layout = self.getPlotItem().layout
         layout.removeItem(self._legend)
         if below:
-            layout.addItem(self._legend, 4, 1)
+            # across the axes' columns too: a two-column legend as the view's minimum would push the plot
+            # item wider than the widget and cut off its right-hand axes
+            layout.addItem(self._legend, 4, 0, 1, self._LEGEND_COLUMN)
             layout.setAlignment(self._legend, QtCore.Qt.AlignmentFlag.AlignHCenter)
             self._legend.setColumnCount(2)
         else:

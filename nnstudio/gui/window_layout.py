@@ -136,16 +136,18 @@ class WindowLayout:
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
         restored = geometry is not None and self.restoreGeometry(geometry)
-        fit_to_screen(self, restored=restored)
+        saved_for = int(self.settings.value("window/screenWidth", 0) or 0)
+        moved = saved_for != dock_layout.available_geometry(self).width()
+        # a geometry from another screen is not kept (Qt squeezes it onto this screen in its own way): the
+        # window takes this screen's first size, as on a fresh start
+        fit_to_screen(self, restored=restored and not moved)
         self._fit_docks()
         self._default_state = self.saveState()
         state = self.settings.value("window/state")
-        if state is not None and self.restoreState(state):
-            saved_for = int(self.settings.value("window/screenWidth", 0) or 0)
-            if saved_for != dock_layout.available_geometry(self).width():
-                # docks sized for another screen would squeeze the plots (axes cut) or scroll sideways: keep the
-                # arrangement, fit the widths to this one
-                self._fit_docks()
+        if state is not None and self.restoreState(state) and moved:
+            # docks sized for another screen would squeeze the plots (axes cut) or scroll sideways: keep the
+            # arrangement, fit the widths to this one
+            self._fit_docks()
         self._rebuild_recent_menu()
 
     def _save_settings(self) -> None:
