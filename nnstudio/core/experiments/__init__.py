@@ -4,6 +4,12 @@ Optuna's storage is the only record of a study: every trial is a normal run (own
 TensorBoard, best.pt), its params named like the config keys they set.
 """
 
-from nnstudio.core.experiments.space import Param, SweepConfig, load_sweep, parse_sweep, trial_config
+from nnstudio.core.experiments.space import (
+    Param,
+    SweepConfig,
+    load_sweep,
+    parse_sweep,
+    trial_config,
+)
 
 __all__ = ["Param", "SweepConfig", "load_sweep", "parse_sweep", "trial_config"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from nnstudio.core.config import RunConfig
 from nnstudio.core.errors import ConfigError
@@ -47,7 +48,7 @@ class Param:
             return list(self.choices)
         if self.step is None:
             raise ConfigError(f"[sweep] parameters \"{self.path}\": the grid sampler needs choices or a step")
-        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
         values = [self.low + i * self.step for i in range(n)]
         return [int(v) for v in values] if self.is_int else [round(v, 12) for v in values]
 

@@ -10,9 +10,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData
