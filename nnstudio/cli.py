@@ -23,6 +23,10 @@ EXIT_DATA = 8
 
 
 def _error(message: str, code: int = EXIT_ERROR) -> int:
+    if "no such file" in message:
+        from nnstudio.resources import missing_sample_hint
+
+        message += missing_sample_hint(message)
     print(f"nnstudio: error: {message}", file=sys.stderr)
     return code
 
@@ -32,21 +36,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"nnstudio: error: {message} (see nnstudio --help)\n")
 
 
+def _installed_version(name: str) -> str | None:
+    """A package's version from its metadata, without importing it (torch takes ~1 s to import);
+    None where the package is missing. A frozen bundle without the metadata imports the package."""
+    from importlib import import_module, metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        return import_module(name).__version__
+    except Exception:  # pragma: no cover - a broken install still reports what it can
+        return None
+
+
 def version_text() -> str:
     import platform
 
     parts = [f"nnstudio {__version__}", f"Python {platform.python_version()}"]
+    torch_version = _installed_version("torch")
+    parts.append(f"torch {torch_version}" if torch_version else "torch missing")
     try:
-        import torch
+        from PySide6 import QtCore  # ~0.07 s, for the Qt library's own version
 
-        parts.append(f"torch {torch.__version__}")
-    except Exception:  # pragma: no cover - a broken install still reports what it can
-        parts.append("torch missing")
-    try:
-        import PySide6
-        from PySide6 import QtCore
-
-        parts.append(f"PySide6 {PySide6.__version__} (Qt {QtCore.qVersion()})")
+        parts.append(f"PySide6 {_installed_version('PySide6')} (Qt {QtCore.qVersion()})")
     except Exception:
         parts.append("PySide6 missing")
     return ", ".join(parts)
@@ -54,7 +68,7 @@ def version_text() -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from nnstudio.core.training.callbacks import ProgressBar
-    from nnstudio.core.config import RunConfig
+    from nnstudio.core.config import RunConfig, check_training
     from nnstudio.core.errors import TrainingDiverged
     from nnstudio.core.run import TrainingRun
 
@@ -63,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.training.epochs = args.epochs
     if args.device is not None:
         cfg.training.device = args.device
-    cfg.training.validate()
+    check_training(cfg.training, cfg.source if args.epochs is None else f"{cfg.source} with --epochs {args.epochs}")
     progress = None if args.quiet else ProgressBar(sys.stderr)
     distributed = None
     watch = _overfit_watch(args.quiet)
@@ -155,7 +169,7 @@ def _data_line(name: str, r: dict) -> str:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from nnstudio.core.config import RunConfig
+    from nnstudio.core.config import RunConfig, check_training
     from nnstudio.core.training.lr_find import find_lr
     from nnstudio.core.model.spec import build_model
     from nnstudio.core.run import load_data
@@ -163,7 +177,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     cfg = RunConfig.load(args.config)
     if args.device is not None:
         cfg.training.device = args.device
-    cfg.training.validate()
+    check_training(cfg.training, cfg.source)
     if not (0 < args.start_lr < args.end_lr):
         return _error(f"--start-lr ({args.start_lr:g}) must be above 0 and below --end-lr ({args.end_lr:g})")
     if args.steps < 10:
@@ -190,7 +204,11 @@ def _overfit_watch(quiet: bool):
     def warn(warning) -> None:
         print(f"\nwarning: {warning.message}", file=sys.stderr)
 
-    return None if quiet else OverfitWatch(on_warning=warn)
+    def withdraw(warning, epoch: int) -> None:
+        print(f"\nnote: the overfitting warning is withdrawn: the validation loss beat epoch {warning.best_epoch}'s "
+              f"at epoch {epoch}", file=sys.stderr)
+
+    return None if quiet else OverfitWatch(on_warning=warn, on_withdrawn=withdraw)
 
 
 def ctx_is_main() -> bool:  # before the process group exists: torchrun's RANK
@@ -306,6 +324,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             return _error(f"{args.source}: --{fmt.replace('_', '-')} exports a trained model; give its checkpoint (.pt)")
         from nnstudio.core.export.formats import export_checkpoint
 
+        if fmt != "state_dict":  # tracing and checking the export takes seconds: say it is under way
+            print(f"exporting {dest} as {'ONNX' if fmt == 'onnx' else 'TorchScript'}, then checking it on sample rows…",
+                  file=sys.stderr, flush=True)
         report = export_checkpoint(args.source, dest, fmt)
         print(report.message())
         failed |= not report.ok
@@ -332,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--steps", type=int, default=200)
     lr_find.add_argument("--device", help="override [training] device (auto, cpu, cuda:N, mps)")
     lr_find.set_defaults(func=cmd_lr_find)
+    samples = sub.add_parser("samples", help="list the bundled sample tables (and the README's run config), "
+                             "or copy them into a folder")
+    samples.add_argument("--copy", metavar="DIR", help="copy them into DIR (made if absent); files already there "
+                         "are kept")
+    samples.set_defaults(func=cmd_samples)
+
     info = sub.add_parser("info", help="print what a checkpoint (.pt) holds")
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
@@ -367,6 +394,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_samples(args: argparse.Namespace) -> int:
+    from nnstudio.resources import SAMPLE_CONFIG, SAMPLES, copy_samples, sample_files, samples_dir
+
+    if args.copy is None:
+        texts = dict(SAMPLES) | {SAMPLE_CONFIG: "the README's run config (trains on penguins.csv beside it)"}
+        print(f"bundled samples in {samples_dir()}:")
+        for path in sample_files():
+            print(f"  {path.name:<14} {texts.get(path.name, '')}")
+        print("copy them here with: nnstudio samples --copy .")
+        return 0
+    try:
+        copied, kept = copy_samples(args.copy)
+    except OSError as exc:
+        return _error(f"{args.copy}: cannot copy the samples there ({exc.strerror or exc})")
+    for path in copied:
+        print(f"copied {path}")
+    for path in kept:
+        print(f"kept {path}: already there, not overwritten", file=sys.stderr)
+    if (Path(args.copy) / SAMPLE_CONFIG).exists():
+        print(f"try: nnstudio train {Path(args.copy) / SAMPLE_CONFIG}")
+    return 0
+
+
 def subcommands(parser: argparse.ArgumentParser) -> set[str]:
     """The names `nnstudio NAME ...` runs headless; anything else opens the window."""
     return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
@@ -375,7 +425,7 @@ def subcommands(parser: argparse.ArgumentParser) -> set[str]:
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnstudio", description="Build, train, inspect and save PyTorch networks. "
-                     "Subcommands: train RUN.toml, info FILE.pt, predict MODEL.pt DATA, lr-find RUN.toml, export, follow LOGDIR "
+                     "Subcommands: train RUN.toml, info FILE.pt, predict MODEL.pt DATA, lr-find RUN.toml, export, follow LOGDIR, samples "
                      "(see nnstudio train --help).")
     parser.add_argument("file", nargs="?", help="a dataset, checkpoint (.pt) or project (.toml) to open")
     parser.add_argument("--version", action="store_true", help="print versions and exit")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -37,3 +39,48 @@ SAMPLES = (
 
 def sample_dataset(name: str = SAMPLES[0][0]) -> Path:
     return resource_path("samples", name)
+
+
+#: The README's run config, beside the tables it names, so `nnstudio samples --copy .` makes its examples run.
+SAMPLE_CONFIG = "penguins.toml"
+
+
+def samples_dir() -> Path:
+    return resource_path("samples")
+
+
+def sample_files() -> list[Path]:
+    """The bundled tables (real ones first) and the README's run config, as they lie in the installed package."""
+    names = [name for name, _ in SAMPLES] + [SAMPLE_CONFIG]
+    return [samples_dir() / name for name in names if (samples_dir() / name).is_file()]
+
+
+def copy_samples(dest: str | Path) -> tuple[list[Path], list[Path]]:
+    """Copy the samples into `dest` (made if absent); a file already there is kept. Returns (copied, kept)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    copied, kept = [], []
+    for source in sample_files():
+        target = dest / source.name
+        if target.exists():
+            kept.append(target)
+            continue
+        shutil.copyfile(source, target)
+        copied.append(target)
+    return copied, kept
+
+
+def missing_sample_hint(message: str) -> str:
+    """For a "PATH: no such file" naming a bundled sample, where the samples are and how to copy them."""
+    found = re.search(r"(\S+): no such file", message)
+    if not found:
+        return ""
+    missing = Path(found.group(1))
+    try:
+        bundled = {p.name for p in samples_dir().iterdir()}
+    except (OSError, FileNotFoundError):
+        return ""
+    if missing.name not in bundled and "samples" not in missing.parts:
+        return ""
+    return (f"; {missing.name} is a bundled sample: the samples are in {samples_dir()}, and "
+            "`nnstudio samples --copy .` copies them (with the README's penguins.toml) into this folder")

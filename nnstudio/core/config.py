@@ -57,6 +57,8 @@ class RunConfig:
     training: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     base_dir: Path = field(default_factory=Path.cwd)
+    #: The file's name in messages ("run.toml"), or "config" for one built in code.
+    source: str = "config"
 
     def resolve(self, value: str) -> Path:
         p = Path(os.path.expanduser(value))
@@ -64,6 +66,10 @@ class RunConfig:
 
     @property
     def data_path(self) -> Path:
+        """The table to train on; an empty or absent `[data] path` is named as such, never taken as the folder."""
+        if not str(self.data.path).strip():
+            raise ConfigError(f"{self.source}: [data] path is missing: add the table to train on, e.g. "
+                              "[data] path = \"penguins.csv\" (relative to the config's folder)")
         return self.resolve(self.data.path)
 
     @property
@@ -108,7 +114,7 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) [{'], ['.join(_name(k) for k in sorted(unknown, key=str))}]; "
                               f"allowed: [{'], ['.join(SECTIONS)}]")
-        cfg = cls(base_dir=base_dir or Path.cwd())
+        cfg = cls(base_dir=base_dir or Path.cwd(), source=source)
         cfg.data = _fill(DataConfig(), raw.get("data", {}), "data", source)
         _check_data(cfg.data, source)
         model = raw.get("model", {})
@@ -283,6 +289,13 @@ def _training(raw: Any, source: str) -> TrainConfig:
         elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, type(default)):
             raise ConfigError(f"{source}: [training] {_toml_key(key)} must be {_type_name(type(default))}, got {value!r}")
         setattr(cfg, key, value)
+    check_training(cfg, source)
+    return cfg
+
+
+def check_training(cfg: TrainConfig, source: str) -> None:
+    """The one validation of [training] values, for a file, the command line's overrides and the window alike:
+    types and meaning (`TrainConfig.validate`), then the ranges the window's controls hold, each named by key."""
     try:
         cfg.validate()
     except ConfigError as exc:
@@ -290,7 +303,9 @@ def _training(raw: Any, source: str) -> TrainConfig:
     if cfg.seed is not None and not SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1]:
         raise ConfigError(f"{source}: [training] seed must be a 64-bit whole number "
                           f"({SEED_RANGE[0]} … {SEED_RANGE[1]}), got {cfg.seed}")
-    return cfg
+    problems = window_range_problems(cfg)
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
 
 
 def _subtable(raw: dict[str, Any], name: str, keys: dict[str, str], source: str) -> dict[str, Any]:

@@ -92,7 +92,8 @@ def _warm_up_imports() -> None:
     import threading
 
     def load() -> None:
-        import torch._dynamo  # noqa: F401  (torch.optim.Optimizer.__init__ imports it on first use)
+        import torch._dynamo  # noqa: F401  (SGD/RMSprop step() import it; fused Adam no longer does)
+        # torchmetrics: the evaluation views (core.results.evaluate); training metrics no longer use it
         import torchmetrics.functional  # noqa: F401
 
     threading.Thread(target=load, name="nnstudio-warm-up", daemon=True).start()

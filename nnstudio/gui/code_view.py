@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 import keyword
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from PySide6.QtCore import QObject, QRegularExpression, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
     QFontDatabase,
+    QTextOption,
     QGuiApplication,
     QSyntaxHighlighter,
     QTextCharFormat,
@@ -39,8 +40,22 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.export.codegen import GeneratedCode
 
-if TYPE_CHECKING:
-    from nnstudio.gui.main_window import MainWindow
+
+
+class CodeViewHost(Protocol):
+    """What the code view asks of the window it serves (the window passes itself; nothing imports it back)."""
+
+    datasetPanel: Any
+    model: Any
+    last_run: Any
+    loaded_checkpoint: Any
+
+    def run_config(self) -> Any: ...
+    def prepare_data(self) -> Any: ...
+    def show_error(self, title: str, message: str) -> None: ...
+    def statusBar(self) -> Any: ...
+    def _last_dir(self, kind: str = "data") -> str: ...
+    def _remember_dir(self, path: Any, kind: str = "data") -> None: ...
 
 #: What each marked loop part feeds on the plots.
 PLOT_PARTS = {"step_loss": "step loss curve", "epoch_loss": "epoch loss points", "validation": "validation curve",
@@ -139,13 +154,22 @@ class CodeViewPanel(QWidget):
         self.copyButton.setObjectName("copyButton")
         self.copyButton.setText("Copy")
         self.copyButton.setToolTip("Copy the whole script to the clipboard")
+        self.wrapButton = QToolButton()
+        self.wrapButton.setObjectName("wrapButton")
+        self.wrapButton.setText("Wrap")
+        self.wrapButton.setCheckable(True)
+        self.wrapButton.setChecked(True)  # a dock ~300 px wide would otherwise cut most lines
+        self.wrapButton.setToolTip("Wrap long lines at the dock's width (off: one line each, scroll sideways)")
+        self.wrapButton.toggled.connect(self._on_wrapButton_toggled)
         row.addWidget(self.captionLabel, 1)
+        row.addWidget(self.wrapButton)
         row.addWidget(self.copyButton)
         root.addLayout(row)
         self.codeEdit = QPlainTextEdit()
         self.codeEdit.setObjectName("codeEdit")
         self.codeEdit.setReadOnly(True)
-        self.codeEdit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.codeEdit.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.codeEdit.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.codeEdit.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                               | Qt.TextInteractionFlag.TextSelectableByKeyboard)
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
@@ -164,6 +188,11 @@ class CodeViewPanel(QWidget):
         self.copyButton.clicked.connect(self._on_copyButton_clicked)
 
     # ---- public
+
+    def _on_wrapButton_toggled(self, wrap: bool) -> None:
+        self.codeEdit.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth if wrap
+                                      else QPlainTextEdit.LineWrapMode.NoWrap)
+
     def text(self) -> str:
         return self.codeEdit.toPlainText()
 
@@ -259,7 +288,7 @@ class CodeViewPanel(QWidget):
 class CodeExport(QObject):
     """The window's code view dock and File > Export entries; lives in the GUI thread with the window."""
 
-    def __init__(self, window: "MainWindow"):
+    def __init__(self, window: CodeViewHost):
         super().__init__(window)
         self.setObjectName("codeExport")
         self.window = window
@@ -297,7 +326,7 @@ class CodeExport(QObject):
         if w.datasetPanel.dataframe() is None or not w.datasetPanel.path():
             w.show_error("Nothing to export", "Open a dataset file first: the script reads the same file.")
             return
-        start = str(Path(w._last_dir()) / "train.py")
+        start = str(Path(w._last_dir("export")) / "train.py")
         path, _ = QFileDialog.getSaveFileName(w, "Export Python script", start, "Python script (*.py)")
         if path:
             self.export_script(path if Path(path).suffix else path + ".py")
@@ -314,13 +343,14 @@ class CodeExport(QObject):
             data = w.prepare_data()
             df = w.datasetPanel.dataframe()
             facts = facts_from_frame(df, w.datasetPanel.path(), data.preprocessor.target, data.task, data.preprocessor)
-            cfg.output.checkpoint = str(Path(path).with_suffix(".pt").resolve())
-            cfg.output.logdir = str(Path(cfg.logdir).resolve())
+            cfg.output.checkpoint = Path(path).with_suffix(".pt").name  # beside the script, never nnstudio's own
+            cfg.output.logdir = Path(cfg.output.logdir or "runs").name
             atomic_text_write(generate(cfg, facts, source="the nnstudio window", script_name=Path(path).name).text,
                               path)
         except (NNStudioError, OSError) as exc:
             w.show_error("Cannot export the script", str(exc))
             return False
+        w._remember_dir(path, "export")
         w.statusBar().showMessage(f"exported {path}: run it with python {Path(path).name}", 10000)
         return True
 
@@ -331,7 +361,7 @@ class CodeExport(QObject):
             return
         filters = {"ONNX, checked with onnxruntime (*.onnx)": "onnx", "TorchScript (*.pt)": "torchscript",
                    "Plain nn.Sequential state_dict (*.pt)": "state_dict"}
-        path, chosen = QFileDialog.getSaveFileName(w, "Export model", str(Path(w._last_dir()) / "model.onnx"),
+        path, chosen = QFileDialog.getSaveFileName(w, "Export model", str(Path(w._last_dir("export")) / "model.onnx"),
                                                    ";;".join(filters))
         if path:
             fmt = filters.get(chosen, "onnx")
@@ -349,6 +379,9 @@ class CodeExport(QObject):
 
         w = self.window
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        if fmt != "state_dict":  # seconds of tracing and checking: say it is under way before the wait
+            w.statusBar().showMessage(f"exporting {Path(path).name}, then checking it on sample rows…")
+            QApplication.processEvents()
         try:
             report = export_model(w.model, self.preprocessor(), path, fmt)
         except (NNStudioError, OSError) as exc:
@@ -359,6 +392,7 @@ class CodeExport(QObject):
         if not report.ok:
             w.show_error("The export does not match the model", report.message())
         else:
+            w._remember_dir(path, "export")
             w.statusBar().showMessage(report.message(), 15000)
             box = QMessageBox(QMessageBox.Icon.Information, "Model exported",
                               f"{report.message()}\n\nInputs, categories and classes: {report.sidecar.name}",

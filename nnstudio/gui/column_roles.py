@@ -6,14 +6,16 @@ edit of the Role cell into `panel.set_role`. The core (`unusable_features`) says
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 if TYPE_CHECKING:
-    from nnstudio.gui.dataset_panel import DatasetPanel
+    import polars as pl
+
+    from nnstudio.gui.table_model import DataFrameModel
 
 ROLES = ("feature", "ignore", "target")
 ROLE_TIPS = {"feature": "an input of the network", "ignore": "left out of the inputs",
@@ -22,13 +24,24 @@ ROLE_TIPS = {"feature": "an input of the network", "ignore": "left out of the in
 MAX_PERSISTENT_EDITORS = 300
 
 
+class RoleSource(Protocol):
+    """What the table asks of whoever holds the roles (the dataset panel)."""
+
+    model: DataFrameModel
+
+    def dataframe(self) -> pl.DataFrame | None: ...
+    def role(self, name: str) -> str: ...
+    def flag(self, name: str) -> str: ...
+    def set_role(self, name: str, role: str) -> None: ...
+
+
 class ColumnRolesModel(QAbstractTableModel):
     """One row per column of the panel's table."""
 
     HEADERS = ("Column", "Kind", "Missing", "Role", "Why ignored")
     ROLE_COLUMN = 3
 
-    def __init__(self, panel: DatasetPanel, parent: QObject | None = None):
+    def __init__(self, panel: RoleSource, parent: QObject | None = None):
         super().__init__(parent)
         self._panel = panel
         self._names: list[str] = []

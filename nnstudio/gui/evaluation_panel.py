@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QSlider, QStackedWidget, QTableView, QVBoxLayout, QWidget)
 
 from nnstudio.core.results.evaluate import Evaluation, confusion_rows, rows_to_csv
+from nnstudio.gui.eval_plot import EvalPlot
 from nnstudio.gui.rows_model import table_view
 
 BLUE = (31, 119, 180)
@@ -33,8 +34,16 @@ def fit_height(view: QTableView, rows: int | None = None, most: int = 12) -> Non
     view.setFixedHeight(view.horizontalHeader().sizeHint().height() + max(n, 1) * row + 2 * view.frameWidth() + 2 + bar)
 
 
-def plot_widget(name: str, x_label: str, y_label: str) -> pg.PlotWidget:
-    plot = pg.PlotWidget(background="w")
+def fit_width(view: QTableView) -> None:
+    """At least as wide as its columns sized to their contents, so every column (class, precision, recall, F1,
+    support) shows at once; the tab scrolls sideways before a column is cut."""
+    view.resizeColumnsToContents()
+    header = view.horizontalHeader()
+    view.setMinimumWidth(header.length() + 2 * view.frameWidth() + view.verticalScrollBar().sizeHint().width())
+
+
+def plot_widget(name: str, x_label: str, y_label: str, unit_square: bool = False) -> pg.PlotWidget:
+    plot = EvalPlot(unit_square)
     plot.setObjectName(name)
     plot.setMinimumSize(220, 200)
     plot.setLabel("bottom", x_label)
@@ -133,6 +142,12 @@ class EvaluationPanel(QWidget):
             layout.addWidget(widget, 1)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
+        if isinstance(widget, EvalPlot):
+            reset = self._named(QPushButton("Reset view"), f"{name}ResetView")
+            reset.setToolTip("Back to the whole curve (Ctrl+wheel zooms, double-click resets too)")
+            reset.setFlat(True)
+            reset.clicked.connect(widget.reset_view)
+            buttons.addWidget(reset)
         for kind in ("PNG", "CSV"):
             button = self._named(QPushButton(f"{kind}…"), f"{name}Export{kind.capitalize()}")
             button.setToolTip(f"Export this view as {kind}")
@@ -190,8 +205,8 @@ class EvaluationPanel(QWidget):
         self.binaryBox = self._named(QWidget(), "binaryBox")
         bl = QGridLayout(self.binaryBox)
         bl.setContentsMargins(0, 0, 0, 0)
-        self._named(plot_widget("rocPlot", "false positive rate", "true positive rate"), "rocPlot")
-        self._named(plot_widget("prPlot", "recall", "precision"), "prPlot")
+        self._named(plot_widget("rocPlot", "false positive rate", "true positive rate", unit_square=True), "rocPlot")
+        self._named(plot_widget("prPlot", "recall", "precision", unit_square=True), "prPlot")
         for plot in (self.rocPlot, self.prPlot):
             plot.setMinimumHeight(260)
             plot.setMaximumHeight(320)
@@ -307,6 +322,7 @@ class EvaluationPanel(QWidget):
         self.confusionMatrix.set_matrix(matrix, report.classes, self.normalizeCheck.isChecked())
         self.perClassModel.set_rows(report.per_class_rows())
         fit_height(self.perClassTable)
+        fit_width(self.perClassTable)
         if report.threshold is not None:
             t = report.threshold
             self.thresholdLabel.setText(f"{t:.2f}")

@@ -105,9 +105,15 @@ class FollowController(QObject):
             self.checkpoint_appeared.emit(str(checkpoint))
 
 
-def add_curves(loss_plot, metrics_plot, curves: Curves) -> None:
-    """Hand a run's points to the plots through their public methods (the same ones live training uses)."""
-    if len(curves.step_x):
+def add_curves(loss_plot, metrics_plot, curves: Curves, whole_run: bool = False) -> None:
+    """Hand a run's points to the plots through their public methods (the same ones live training uses).
+
+    `whole_run` (an overlay, not a live follow's new points): a run that logged only a few of its steps (a fast
+    run of an earlier release) shows its epochs alone; a line through 2 to 5 step points would contradict them."""
+    sparse = False
+    if whole_run and len(curves.epochs):
+        sparse = len(curves.step_x) < min(int(curves.epoch_step[-1]), max(10, 2 * len(curves.epochs)))
+    if len(curves.step_x) and not sparse:  # a few step points of a fast run drawn as a line would contradict its epochs
         loss_plot.add_steps(curves.step_x.tolist(), curves.step_loss.tolist())
     if len(curves.epochs):
         val = [None if v != v else float(v) for v in curves.val_loss.tolist()]

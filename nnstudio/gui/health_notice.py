@@ -14,6 +14,8 @@ class HealthNotifier(QObject):
 
     warned = Signal(object)  # a HealthWarning, emitted in the training thread
     shown = Signal(object)  # the same, once the window shows it
+    withdrawn = Signal(object, int)  # (the warning, the epoch of the new best), emitted in the training thread
+    cleared = Signal(int)  # the window no longer shows the warning: the validation loss improved at that epoch
 
     def __init__(self, window: QMainWindow):
         super().__init__(window)
@@ -27,13 +29,26 @@ class HealthNotifier(QObject):
         self.label.hide()
         window.statusBar().addPermanentWidget(self.label)
         self.warned.connect(self._on_self_warned, Qt.ConnectionType.QueuedConnection)
+        self.withdrawn.connect(self._on_self_withdrawn, Qt.ConnectionType.QueuedConnection)
 
     def watch(self) -> OverfitWatch:
         """The callback for a new run (call in the GUI thread): the previous run's warning is cleared."""
         self.last = None
         self.label.clear()
         self.label.hide()
-        return OverfitWatch(on_warning=self.warned.emit)
+        return OverfitWatch(on_warning=self.warned.emit, on_withdrawn=self.withdrawn.emit)
+
+    @Slot(object, int)
+    def _on_self_withdrawn(self, warning: HealthWarning, epoch: int) -> None:
+        self.last = None
+        self.label.clear()
+        self.label.hide()
+        if self.notice is not None:
+            self.notice.hide()
+        self.window.statusBar().showMessage(
+            f"overfitting warning withdrawn: the validation loss beat epoch {warning.best_epoch}'s at epoch {epoch}",
+            10000)
+        self.cleared.emit(epoch)
 
     @Slot(object)
     def _on_self_warned(self, warning: HealthWarning) -> None:

@@ -63,6 +63,7 @@ class InferredModelDialog(QDialog):
         for unknown in self.stack.unknowns:
             by_after.setdefault(unknown.after, []).append(unknown)
         marked = QBrush(QColor("#b35900"))
+        proposed = iter(self.stack.default_answers())  # the core's proposal, the one the command line assumes
         for module in self.stack.modules:
             shape = f"{module.in_features} → {module.out_features}" if module.type == "Linear" else f"{module.in_features}"
             self.stackList.addItem(f"{module.name}: {module.type}({shape})")
@@ -74,7 +75,7 @@ class InferredModelDialog(QDialog):
                 combo = QComboBox()
                 combo.setObjectName(f"unknownCombo{len(self.unknownCombos)}")
                 combo.addItems(list(unknown.choices))
-                combo.setCurrentText(unknown.default)
+                combo.setCurrentText(next(proposed))
                 holder = QListWidgetItem()
                 self.stackList.addItem(holder)
                 self.stackList.setItemWidget(holder, combo)

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from nnstudio.core.devices import list_devices, resolve_device
 from nnstudio.core.training.engine import OPTIMIZERS, SCHEDULERS, TrainConfig
-from nnstudio.core.config import window_range_problems
+from nnstudio.core.config import check_training
 from nnstudio.core.errors import ConfigError
 from nnstudio.gui.widgets import LogSpinBox, WrappedLine
 
@@ -339,10 +339,7 @@ class TrainingPanel(QWidget):
 
     def check_train_config(self, cfg: TrainConfig, source: str = "project") -> None:
         """Raise ConfigError naming each value these controls cannot hold (and its range); they never clamp one."""
-        problems = window_range_problems(cfg)
-        if problems:
-            raise ConfigError(f"{source}: " + "; ".join(problems) + "; change the file or train it with "
-                              "nnstudio train")
+        check_training(cfg, source)  # the same validation as `nnstudio train`
 
     def set_train_config(self, cfg: TrainConfig) -> None:
         """Show `cfg`; a value outside the controls' ranges raises ConfigError and changes nothing."""
@@ -471,7 +468,10 @@ class TrainingPanel(QWidget):
 
     @staticmethod
     def _position_text(p: dict, with_eta: bool = False) -> str:
-        text = f"epoch {p.get('epoch', 0)}/{p.get('epochs', '?')} · step {p.get('step', 0)}/{p.get('total_steps', '?')}"
+        before = max(0, int(p.get("first_epoch", 1)) - 1)  # a continued run counts on from its checkpoint's epoch
+        epochs = p.get("epochs")
+        last = epochs + before if isinstance(epochs, int) else "?"
+        text = f"epoch {p.get('epoch', 0) + before}/{last} · step {p.get('step', 0)}/{p.get('total_steps', '?')}"
         if with_eta and p.get("eta") is not None:
             text += f" · {format_duration(p['eta'])} left"
         return text

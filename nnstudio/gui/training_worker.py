@@ -180,7 +180,8 @@ class QtBridgeCallback(Callback):
             eta = max(0.0, elapsed / step * (total - step))
         else:
             eta = None
-        self.emitter.progress.emit({"epoch": self._epoch, "epochs": self._epochs, "step": step,
+        self.emitter.progress.emit({"epoch": self._epoch, "epochs": self._epochs, "first_epoch": self._epoch0 + 1,
+                                    "step": step,
                                     "total_steps": total, "elapsed": elapsed, "eta": eta})
 
 

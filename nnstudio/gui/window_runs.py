@@ -7,7 +7,7 @@ window only through its public pieces (the plots' methods, open_checkpoint, show
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtWidgets import QFileDialog
@@ -17,8 +17,41 @@ from nnstudio.core.results.runs import RunRecord, is_run_dir, overlay_problem, r
 from nnstudio.gui.follow import FollowController, add_curves
 from nnstudio.gui.runs_panel import RunsPanel
 
-if TYPE_CHECKING:
-    from nnstudio.gui.main_window import MainWindow
+
+
+class RunsHost(Protocol):
+    """What the runs tab and the follow controller ask of the window (passed in; nothing imports it back):
+    its docks and plots, its actions and signals, and the few calls that open what a run left."""
+
+    logdir: Any
+    last_run: Any
+    model: Any
+    controller: Any
+    lossPlot: Any
+    metricsPlot: Any
+    datasetDock: Any
+    modelDock: Any
+    modelBuilder: Any
+    trainingPanel: Any
+    data_seed: Any
+    training_finished: Any
+    project_loaded: Any
+    checkpoint_saved: Any
+    _pending_project: Any
+    # set here: the tab and the Follow actions
+    runsPanel: Any
+    runsDock: Any
+    actionFollowRun: Any
+    actionOpenFollowedCheckpoint: Any
+    actionStopFollowing: Any
+
+    def _dock(self, title: str, name: str, widget: Any, area: Any) -> Any: ...
+    def _action(self, name: str, text: str, slot: Any, *args: Any, **kwargs: Any) -> Any: ...
+    def tabifyDockWidget(self, first: Any, second: Any) -> None: ...
+    def statusBar(self) -> Any: ...
+    def show_error(self, title: str, message: str) -> None: ...
+    def open_checkpoint(self, path: Any) -> bool: ...
+    def open_dataset(self, path: Any) -> None: ...
 
 
 class _ReadCurves(QRunnable):
@@ -39,7 +72,7 @@ class WindowRuns(QObject):
     overlaid = Signal(object)  # the runs now on the plots
     _curves_read = Signal(object)  # from the pool thread
 
-    def __init__(self, window: "MainWindow"):
+    def __init__(self, window: RunsHost):
         super().__init__(window)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -130,7 +163,7 @@ class WindowRuns(QObject):
         for run, curves in zip(runs, all_curves):
             w.lossPlot.start_run(run.name)
             w.metricsPlot.start_run(run.name)
-            add_curves(w.lossPlot, w.metricsPlot, curves)
+            add_curves(w.lossPlot, w.metricsPlot, curves, whole_run=True)
         w.lossPlot.redraw()
         w.metricsPlot.redraw()
         w.statusBar().showMessage(f"showing {len(runs)} run(s) from {self.panel.logdir}", 8000)
@@ -160,6 +193,13 @@ class WindowRuns(QObject):
         except NNStudioError as exc:
             w.show_error("Cannot restore run", str(exc))
             return False
+        shown_task = w.datasetPanel.task() if w.datasetPanel.dataframe() is not None else None
+        shown_path = w.datasetPanel.path()
+        if run.task != shown_task or not shown_path or Path(shown_path).resolve() != cfg.data_path.resolve():
+            # the curves on the plots are another dataset's or task's: they would sit beside the restored run's
+            for plot in (w.lossPlot, w.metricsPlot):
+                plot.clear_history(include_current=True)
+                plot.redraw()
         w.modelBuilder.set_layers(cfg.layers, undoable=True)
         w.trainingPanel.set_train_config(cfg.training)
         w.data_seed = cfg.data.seed

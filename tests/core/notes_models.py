@@ -75,3 +75,42 @@ def forms(net: nn.Module) -> dict[str, object]:
         "tutorial_dict": {"epoch": 7, "model_state_dict": state, "optimizer_state_dict": optimizer.state_dict(),
                           "loss": 0.25},
     }
+
+
+#: The notes' class whose checkpoint stores its __init__ arguments at the top level of the dict.
+HPARAM_CLASS_SOURCE = '''
+import torch
+from torch import nn
+
+
+class TabularNet(nn.Module):
+    def __init__(self, input_size, hidden_size, dropout=0.5, n_classes=2):
+        super().__init__()
+        self.fc1 = nn.Linear(input_size, hidden_size)
+        self.bn1 = nn.BatchNorm1d(hidden_size)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden_size, n_classes)
+
+    def forward(self, x):
+        x = self.drop(torch.relu(self.bn1(self.fc1(x))))
+        return self.fc2(x)
+'''
+
+
+def hparam_checkpoint(path, source_path) -> nn.Module:
+    """Write the notes' dict `{"state_dict": sd, "input_size": 10, "hidden_size": 64, "dropout": 0.2, ...}` with
+    torch.save, as the notes do; return the trained model (eval mode) it came from."""
+    source_path.write_text(HPARAM_CLASS_SOURCE)
+    namespace: dict = {}
+    exec(compile(HPARAM_CLASS_SOURCE, str(source_path), "exec"), namespace)
+    torch.manual_seed(1)
+    net = namespace["TabularNet"](10, 64, 0.2, 3)
+    net.train()
+    with torch.no_grad():
+        for _ in range(4):
+            net(torch.randn(32, 10) * 2 + 0.5)
+    net.eval()
+    opt = torch.optim.Adam(net.parameters())
+    torch.save({"state_dict": net.state_dict(), "input_size": 10, "hidden_size": 64, "dropout": 0.2,
+                "n_classes": 3, "epoch": 12, "optimizer_state_dict": opt.state_dict()}, path)
+    return net

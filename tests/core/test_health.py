@@ -102,13 +102,13 @@ def test_no_warning_without_overfitting(pairs):
     assert watch.warnings == []
 
 
-def test_warned_once_per_fit_and_again_in_the_next():
+def test_warned_again_after_a_new_best_and_in_the_next_fit():
     watch = OverfitWatch(patience=2)
     pairs = [(1.0, 0.5), (0.9, 0.6), (0.8, 0.7), (0.7, 0.4), (0.6, 0.45), (0.5, 0.5)]
+    _feed(watch, pairs)  # the new best at epoch 4 withdraws the first warning; it overfits again from there
+    assert [(w.epoch, w.best_epoch) for w in watch.warnings] == [(3, 1), (6, 4)]
     _feed(watch, pairs)
-    assert [(w.epoch, w.best_epoch) for w in watch.warnings] == [(3, 1)]
-    _feed(watch, pairs)
-    assert [(w.epoch, w.best_epoch) for w in watch.warnings] == [(3, 1), (3, 1)]
+    assert [(w.epoch, w.best_epoch) for w in watch.warnings] == [(3, 1), (6, 4), (3, 1), (6, 4)]
 
 
 def test_overfit_watch_in_a_real_fit():

@@ -208,3 +208,70 @@ def test_an_empty_weight_is_named(tmp_path):
     torch.save({"fc.weight": torch.zeros(3, 0), "fc.bias": torch.zeros(3)}, tmp_path / "empty.pt")
     with pytest.raises(CheckpointError, match=r"'fc.weight' is empty \(shape \(3, 0\)\)"):
         load_checkpoint(tmp_path / "empty.pt")
+
+
+def _with_statistics(net: nn.Module, n_in: int) -> nn.Module:
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(64, n_in) * 3 + 1)
+    return net.eval()
+
+
+def _max_diff(loaded, net, n_in):
+    x = torch.randn(50, n_in, generator=torch.Generator().manual_seed(5)) * 3 + 1
+    with torch.no_grad():
+        return (loaded.model(x) - net(x)).abs().max().item()
+
+
+def test_the_preset_order_as_a_bare_state_dict_is_rebuilt_alike_with_the_proposal_and_its_order(tmp_path):
+    """What the window does on OK (the proposal, the shown order) rebuilds what load_checkpoint rebuilds."""
+    torch.manual_seed(2)
+    net = _with_statistics(nn.Sequential(nn.Linear(5, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2),
+                                         nn.Linear(16, 1)), 5)
+    torch.save(net.state_dict(), tmp_path / "preset.pt")
+    loaded = load_checkpoint(tmp_path / "preset.pt")
+    stack = loaded.inferred
+    answered = reinfer(loaded, stack.default_answers(), tuple(m.name for m in stack.modules), 0.2)
+    for ckpt in (loaded, answered):
+        assert [l["type"] for l in ckpt.layers] == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+        assert _max_diff(ckpt, net, 5) < 1e-5
+
+
+def test_a_gap_between_a_linear_and_its_norm_is_the_activation_so_the_gap_after_it_is_dropout(tmp_path):
+    torch.manual_seed(4)
+    net = _with_statistics(nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.BatchNorm1d(12), nn.Dropout(0.3),
+                                         nn.Linear(12, 2)), 6)
+    torch.save(net.state_dict(), tmp_path / "relu_first.pt")
+    loaded = load_checkpoint(tmp_path / "relu_first.pt")
+    assert loaded.inferred.default_answers() == ["ReLU", "Dropout"]
+    assert [l["type"] for l in loaded.layers] == ["Linear", "ReLU", "BatchNorm1d", "Dropout", "Linear"]
+    assert _max_diff(loaded, net, 6) < 1e-5
+    assumed = [n for n in loaded.notes if n.startswith("assumed")]
+    assert len(assumed) == 2 and "activation" in assumed[1] and "Dropout" in assumed[1]
+
+
+def test_two_hidden_blocks_each_get_their_own_activation(tmp_path):
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.1),
+                        nn.Linear(8, 1)).eval()
+    torch.save(net.state_dict(), tmp_path / "two.pt")
+    loaded = load_checkpoint(tmp_path / "two.pt")
+    assert loaded.inferred.default_answers() == ["ReLU", "ReLU", "Dropout"]
+    assert _max_diff(loaded, net, 4) < 1e-5
+
+
+def test_init_arguments_stored_at_the_top_level_of_the_notes_dict_are_used(tmp_path):
+    from notes_models import hparam_checkpoint
+    from nnstudio.core.model.user_class import init_parameters, read_dict, stored_arguments
+
+    net = hparam_checkpoint(tmp_path / "model.pth", tmp_path / "model.py")
+    assert init_parameters(tmp_path / "model.py", "TabularNet") == ["input_size", "hidden_size", "dropout",
+                                                                    "n_classes"]
+    names = init_parameters(tmp_path / "model.py", "TabularNet")
+    assert stored_arguments(read_dict(tmp_path / "model.pth"), names) == {
+        "input_size": 10, "hidden_size": 64, "dropout": 0.2, "n_classes": 3}
+    loaded = open_with_class(tmp_path / "model.pth", tmp_path / "model.py", "TabularNet")
+    assert [l["type"] for l in loaded.layers] == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    assert loaded.layers[3]["p"] == 0.2 and loaded.epoch == 12
+    assert _max_diff(loaded, net, 10) < 1e-5

@@ -13,7 +13,9 @@ import torch
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QProgressBar, QPushButton, QTableView
 
+import nnstudio.gui.dataset_loader as dl
 import nnstudio.gui.dataset_panel as dp
+import nnstudio.gui.table_model as tm
 from nnstudio.core.data import PreparedData, prepare, read_table, validate_split
 from nnstudio.core.errors import DataError
 from nnstudio.gui.dataset_panel import DataFrameModel, DatasetLoader, DatasetPanel, load_table
@@ -48,13 +50,13 @@ def fail_and_wait(qtbot, panel, path):
 def gate(monkeypatch):
     """Hold the loader thread inside load_table until the test opens the gate (no sleeps)."""
     event = threading.Event()
-    real = dp.load_table
+    real = dl.load_table
 
     def held(path):
         assert event.wait(timeout=30), "test never opened the gate"
         return real(path)
 
-    monkeypatch.setattr(dp, "load_table", held)
+    monkeypatch.setattr(dl, "load_table", held)
     yield event
     event.set()
 
@@ -175,14 +177,14 @@ def test_loading_indicator_while_busy(qtbot, panel, flowers_csv, gate):
 
 def test_latest_request_wins(qtbot, panel, flowers_csv, houses_csv, monkeypatch):
     held = threading.Event()
-    real = dp.load_table
+    real = dl.load_table
 
     def slow_for_flowers(path):
         if str(path) == str(flowers_csv):
             assert held.wait(timeout=30)
         return real(path)
 
-    monkeypatch.setattr(dp, "load_table", slow_for_flowers)
+    monkeypatch.setattr(dl, "load_table", slow_for_flowers)
     loaded = []
     panel.dataset_loaded.connect(loaded.append)
     panel.open_file(flowers_csv)
@@ -191,7 +193,7 @@ def test_latest_request_wins(qtbot, panel, flowers_csv, houses_csv, monkeypatch)
     assert loaded == [str(houses_csv)]
     assert not panel.is_busy()
     held.set()
-    qtbot.waitUntil(lambda: not dp._RUNNING, timeout=10000)
+    qtbot.waitUntil(lambda: not dl._RUNNING, timeout=10000)
     qtbot.wait(0)
     assert loaded == [str(houses_csv)]
     assert panel.target() == "price"
@@ -206,7 +208,7 @@ def test_shutdown_waits_and_drops_result(qtbot, panel, flowers_csv, gate):
     with qtbot.waitSignal(panel.busy_changed, timeout=10000) as blocker:
         panel.shutdown()
     assert blocker.args == [False]
-    assert not dp._RUNNING
+    assert not dl._RUNNING
     qtbot.wait(0)
     assert not loaded
     assert panel.dataframe() is None
@@ -558,9 +560,12 @@ def test_panel_with_million_rows_stays_lazy(qtbot, panel, monkeypatch):
     frame = big_frame()
     facts = dp.describe_table(frame)  # done in the loader thread when a file is opened
     scans = []
-    for name in ("describe_columns", "summarize", "resolve_task"):
-        real = getattr(dp, name)
-        monkeypatch.setattr(dp, name, lambda *a, _real=real, _name=name, **k: (scans.append(_name), _real(*a, **k))[1])
+    for module in (dp, tm, dl):  # the panel, its table model and its loader: none may scan the table again
+        for name in ("describe_columns", "summarize", "resolve_task"):
+            real = getattr(module, name, None)
+            if real is not None:
+                monkeypatch.setattr(module, name,
+                                    lambda *a, _real=real, _name=name, **k: (scans.append(_name), _real(*a, **k))[1])
     monkeypatch.setattr(DataFrameModel, "data", counting)
     panel.show()
     qtbot.waitExposed(panel)
@@ -590,7 +595,7 @@ def test_set_dataframe_overrides_pending_load(qtbot, panel, flowers_csv, gate):
     assert blocker.args == [False]
     assert loaded == ["mem.csv"] and not panel.loadingBar.isVisibleTo(panel)
     gate.set()
-    qtbot.waitUntil(lambda: all(job.thread.isFinished() for job in list(dp._RUNNING.values())), timeout=10000)
+    qtbot.waitUntil(lambda: all(job.thread.isFinished() for job in list(dl._RUNNING.values())), timeout=10000)
     qtbot.wait(0)
     assert loaded == ["mem.csv"] and panel.path() == "mem.csv"
 

@@ -384,7 +384,7 @@ def test_pause_and_resume_from_the_run_menu(qtbot, window, flowers_csv):
 def test_train_prepares_tensors_in_the_training_thread_and_reuses_them(qtbot, window, flowers_csv, monkeypatch):
     import threading
 
-    import nnstudio.gui.main_window as mw
+    import nnstudio.gui.window_training as mw  # run control prepares the data
 
     threads: list[threading.Thread] = []
     real_prepare = mw.prepare
@@ -407,7 +407,7 @@ def test_train_prepares_tensors_in_the_training_thread_and_reuses_them(qtbot, wi
 
 
 def test_a_run_that_cannot_start_keeps_the_plots_and_the_model(qtbot, window, flowers_csv, monkeypatch):
-    import nnstudio.gui.main_window as mw
+    import nnstudio.gui.window_training as mw  # run control prepares the data
     from nnstudio.core.errors import DataError
 
     load(qtbot, window, flowers_csv)

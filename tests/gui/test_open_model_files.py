@@ -196,3 +196,47 @@ def test_the_controls_hold_exactly_the_window_limits(window):
         assert (spin.minimum(), spin.maximum()) == pytest.approx(WINDOW_LIMITS[key]), key
     assert panel.seedSpin.maximum() == WINDOW_LIMITS["seed"][1]
     assert panel.weightDecaySpin.maximum() == WINDOW_LIMITS["weight_decay"][1]
+
+
+def test_preset_order_as_a_bare_state_dict_is_proposed_as_the_core_rebuilds_it(qtbot, window, tmp_path):
+    """Linear, BatchNorm1d, ReLU, Dropout, Linear saved as a bare state_dict: accepted as proposed it predicts alike."""
+    from nnstudio.core.model.checkpoint import load_checkpoint
+    from nnstudio.core.model.spec import SpecModel
+
+    torch.manual_seed(3)
+    layers = [{"type": "Linear", "out_features": 16}, {"type": "BatchNorm1d"}, {"type": "ReLU"},
+              {"type": "Dropout", "p": 0.2}, {"type": "Linear", "out_features": "auto"}]
+    net = SpecModel(layers, 5, 1)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(64, 5) * 3 + 1)  # running statistics away from 0/1, so a misplaced norm shows
+    net.eval()
+    path = tmp_path / "preset.pt"
+    torch.save(net.state_dict(), path)
+    core = load_checkpoint(path)
+    with qtbot.waitSignal(window.layers_asked, timeout=10000):
+        window.open_path(path)
+    dialog = _dialog(qtbot, window, "inferredModelDialog")
+    assert dialog.answers() == core.inferred.default_answers()
+    with qtbot.waitSignal(window.checkpoint_loaded, timeout=10000):
+        dialog.accept()
+    assert [l["type"] for l in window.modelBuilder.layers()] == [l["type"] for l in layers]
+    x = torch.randn(40, 5) * 3 + 1
+    with torch.no_grad():
+        assert (window.model(x) - net(x)).abs().max().item() < 1e-5
+
+
+def test_model_class_takes_init_arguments_from_the_top_level_of_the_notes_dict(qtbot, window, tmp_path):
+    from notes_models import hparam_checkpoint
+
+    net = hparam_checkpoint(tmp_path / "model.pth", tmp_path / "model.py")
+    window.open_model_class(tmp_path / "model.pth", tmp_path / "model.py")
+    dialog = _dialog(qtbot, window, "runModelCodeDialog")
+    assert dialog.argumentsEdit.text() == "input_size=10, hidden_size=64, dropout=0.2, n_classes=3"
+    with qtbot.waitSignal(window.checkpoint_loaded, timeout=20000):
+        dialog.runButton.click()
+    assert [l["type"] for l in window.modelBuilder.layers()] == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    x = torch.randn(25, 10) * 2 + 0.5
+    with torch.no_grad():
+        assert (window.model(x) - net(x)).abs().max().item() < 1e-5

@@ -167,7 +167,7 @@ def test_live_plots_in_the_window_are_scheduled_and_measure_their_paints(qtbot, 
 
 
 def test_stable_bounds_round_outward_to_few_values():
-    from nnstudio.gui.plot_widgets import stable_bounds
+    from nnstudio.gui.plot_items import stable_bounds
 
     assert stable_bounds(1, 4123, 0) == (1, 5000)
     assert stable_bounds(1, 1201, 0) == (1, 1500)

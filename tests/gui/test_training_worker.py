@@ -175,7 +175,8 @@ def test_full_run_reports_every_stage_in_order(qtbot, controller, make_run, tmp_
     progress = rec.of("progress")
     assert progress[-1] == {**progress[-1], "epoch": 3, "epochs": 3, "step": trainer_steps,
                             "total_steps": trainer_steps, "eta": 0.0}
-    assert all(set(p) == {"epoch", "epochs", "step", "total_steps", "elapsed", "eta"} for p in progress)
+    assert all(set(p) == {"epoch", "epochs", "first_epoch", "step", "total_steps", "elapsed", "eta"} for p in progress)
+    assert all(p["first_epoch"] == 1 for p in progress)
     assert all(rec.in_gui_thread)
     assert not controller.is_running() and controller.training_run is None
 

@@ -278,11 +278,34 @@ def feature_columns(df: Any, target: str, exclude: list[str] | None = None) -> l
     """The feature columns: every column but the target and `exclude`d ones; with `exclude` None, the
     columns `unusable_features` flags are left out instead. Unknown names in `exclude` are an error."""
     df = as_table(df)
+    automatic_flags = None
     if exclude is None:
-        exclude = list(unusable_features(df, target))
+        automatic_flags = unusable_features(df, target)
+        exclude = list(automatic_flags)
     unknown = [c for c in exclude if c not in df.columns]
     if unknown:
         raise DataError(f"excluded column(s) not found: {', '.join(unknown)}; "
                         f"columns are: {', '.join(map(str, df.columns))}")
     skip = set(exclude)
-    return [str(c) for c in df.columns if c != target and c not in skip]
+    kept = [str(c) for c in df.columns if c != target and c not in skip]
+    if not kept:
+        raise no_features_error(df, target, "listed in [data] exclude" if automatic_flags is None else None,
+                                automatic_flags)
+    return kept
+
+
+def no_features_error(df: Any, target: str, chosen: str | None = "ignored",
+                      flags: dict[str, str] | None = None) -> DataError:
+    """Nothing left to train on: each column left out, why, and how to keep it (file and window alike).
+    `chosen`: the reason for a column left out by the user's choice rather than a flag."""
+    df = as_table(df)
+    others = [str(c) for c in df.columns if c != target]
+    if not others:
+        return DataError(f"the table holds only the target column {target!r}: add columns to learn from")
+    flags = flags if flags is not None else unusable_features(df, target)
+    reasons = [f"{c!r} ({'flagged: ' + flags[c] if c in flags else chosen or 'left out'})" for c in others]
+    shown = ", ".join(reasons[:12]) + (f" and {len(reasons) - 12} more" if len(reasons) > 12 else "")
+    return DataError(f"no feature columns left besides the target {target!r}: every other column is left out: "
+                     f"{shown}. To keep one, make it a feature: in a run config list in [data] exclude only the "
+                     "columns to leave out (exclude = [] keeps them all); in the window set its role to feature in "
+                     "the dataset panel's Columns tab")

@@ -10,7 +10,8 @@ import torch
 
 from nnstudio.core.data._common import MISSING_POLICIES
 from nnstudio.core.data.columns import (_label_codes, _missing_count, _natural_key, column_kind, default_target,
-                                        describe_columns, feature_columns, missing_mask, present, resolve_task)
+                                        describe_columns, feature_columns, missing_mask, no_features_error, present,
+                                        resolve_task)
 from nnstudio.core.data.preprocess import (Preprocessor, _category_codes, _check_classes, _feature_values,
                                            _fill_float32, _fit_categorical, _numbers)
 from nnstudio.core.data.table import as_table
@@ -46,7 +47,7 @@ def prepare(df: Any, target: str | None = None, task: str = "auto",
     if unknown:
         raise DataError(f"feature column(s) not found: {', '.join(unknown)}")
     if not feature_names:
-        raise DataError("no feature columns left besides the target")
+        raise no_features_error(df, target)
     gaps = {c: _missing_count(df[c]) for c in feature_names + [target]}
     report: dict[str, Any] = {"rows_read": int(len(df)), "target": target, "task": task,
                               "missing_per_column": {c: n for c, n in gaps.items() if n},

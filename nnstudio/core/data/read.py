@@ -121,6 +121,23 @@ def _sample(source: Any, options: dict[str, Any]) -> pl.DataFrame:
     return sample
 
 
+def _refuse_duplicate_names(head: str, delimiter: str, name: str) -> None:
+    """A name twice in the header: polars would rename the second `X_duplicated_0` unsaid, and a project, a
+    checkpoint and `[data] exclude` name columns, so which one is meant must never be a guess."""
+    try:
+        header = next(csv.reader(io.StringIO(head.lstrip("\ufeff")), delimiter=delimiter), [])
+    except csv.Error:
+        return  # the parser says what is wrong with such a header
+    seen: dict[str, list[int]] = {}
+    for i, column in enumerate(header, start=1):
+        seen.setdefault(column, []).append(i)
+    twice = {c: where for c, where in seen.items() if len(where) > 1 and c.strip()}
+    if twice:
+        shown = "; ".join(f"{c!r} in columns {', '.join(map(str, where))}" for c, where in list(twice.items())[:5])
+        raise DataError(f"{name}: the header gives a column name more than once ({shown}); rename them so each "
+                        "column has its own name, and open the file again")
+
+
 def _read_csv(path: Path) -> pl.DataFrame:
     import polars as pl
 
@@ -138,6 +155,7 @@ def _read_csv(path: Path) -> pl.DataFrame:
             source = io.BytesIO(path.read_bytes().decode(encoding).encode("utf-8"))
         except UnicodeDecodeError as exc:
             raise DataError(f"{path.name}: could not decode as {encoding} ({_first_line(exc)})") from exc
+    _refuse_duplicate_names(head.decode(encoding, errors="replace"), delimiter, path.name)
     options = dict(separator=delimiter, infer_schema_length=_SCHEMA_ROWS, raise_if_empty=True)
     try:
         sample = _sample(source, options)

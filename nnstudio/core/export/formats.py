@@ -10,8 +10,12 @@ reported, and a mismatch is an error, not a footnote.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,8 +177,6 @@ def export_model(model: nn.Module, pre: Any, path: str | Path, fmt: str) -> Expo
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if fmt == "torchscript":
-            import warnings
-
             with warnings.catch_warnings():  # torch marks jit deprecated; the format is what was asked for
                 warnings.simplefilter("ignore", DeprecationWarning)
                 scripted = torch.jit.script(wrapped)
@@ -200,16 +202,30 @@ def export_model(model: nn.Module, pre: Any, path: str | Path, fmt: str) -> Expo
     return ExportReport(path, fmt, sidecar, diff, len(X), ok)
 
 
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter narrates its passes on stdout, logs that torchvision's ops are skipped and warns of its own
+    deprecations: none of it is about the user's model, so none of it reaches the terminal (errors still raise)."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _export_onnx(wrapped: RawInputModel, X: np.ndarray, dest: Path) -> np.ndarray:
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise ExportError("ONNX export needs onnx and onnxruntime: pip install \"nnstudio[export]\"") from exc
-    import io
-    import contextlib
-
     sample = torch.from_numpy(X[:2])
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes on stdout
+    with _quiet_exporter():
         torch.onnx.export(wrapped, (sample,), str(dest), input_names=["features"], output_names=["outputs"],
                           dynamic_shapes={"x": {0: torch.export.Dim("rows", min=1)}}, dynamo=True,
                           external_data=False)

@@ -24,6 +24,7 @@ from torch import nn
 
 from nnstudio import __version__
 from nnstudio.core.data import Preprocessor
+from nnstudio.core.model.pickle_scan import code_globals
 from nnstudio.core.model.infer import STATE_KEYS, InferredStack, infer_stack, unwrap_state_dict
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, ModelSpecError
 from nnstudio.core.files import atomic_write, available_memory, regular_file
@@ -213,6 +214,7 @@ def _read(path: Path) -> Any:
     if not head:
         raise CheckpointError(f"{path.name}: is empty, not a PyTorch file")
     if not (head.startswith(_ZIP_START) or head.startswith(_PICKLE_START)):
+        _refuse_code(path)  # a protocol 0/1 pickle has no header, but can still ask for code
         raise CheckpointError(f"{path.name}: not a PyTorch file (torch.save writes a zip archive or a pickle; "
                               "this is neither)")
     try:
@@ -220,13 +222,12 @@ def _read(path: Path) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True, mmap=head.startswith(_ZIP_START))
     except pickle.UnpicklingError as exc:
+        _refuse_code(path, exc)
         if _looks_truncated(path, exc):
             raise CheckpointError(f"{path.name}: not a complete PyTorch file (truncated or another format)") from exc
         found = re.search(r"GLOBAL (\S+)", str(exc)) or re.search(r"global (\S+)", str(exc))
         if found or "add_safe_globals" in str(exc):  # a class or function to import: code, not damage
-            what = f" ({found.group(1)})" if found else ""
-            raise CheckpointError(f"{path.name}: refused: it holds Python objects{what} that a safe (weights-only) "
-                                  "load does not run; only open checkpoints from sources you trust") from exc
+            _refuse_code(path, exc, [found.group(1)] if found else ["a Python object"])
         raise CheckpointError(f"{path.name}: not a PyTorch file (its contents are damaged or another format)") from exc
     except MemoryError as exc:
         raise CheckpointError(f"{path.name}: declares more data than fits in memory; not a usable checkpoint") from exc
@@ -235,6 +236,16 @@ def _read(path: Path) -> Any:
         if "zip archive" in msg or "central directory" in msg or _looks_truncated(path, exc):
             raise CheckpointError(f"{path.name}: not a complete PyTorch file (truncated or another format)") from exc
         raise CheckpointError(f"{path.name}: not a PyTorch file that can be read ({msg[:200]})") from exc
+
+
+def _refuse_code(path: Path, exc: BaseException | None = None, names: list[str] | None = None) -> None:
+    """Raise the refusal that names the code the file asks for, if it asks for any; nothing was run."""
+    names = names or code_globals(path)
+    if names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise CheckpointError(f"{path.name}: refused: opening it would run Python code it asks for ({shown}); "
+                              "nothing was run. A checkpoint of weights needs no code: open only files from "
+                              "sources you trust") from exc
 
 
 def _looks_truncated(path: Path, exc: BaseException) -> bool:

@@ -43,6 +43,7 @@ class Unknown:
     before: str
     exactly_one: bool
     default: str
+    why: str = ""  # how the default was chosen, named with what was assumed
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -66,6 +67,8 @@ class InferredStack:
         """The same layers read in another of the orders that fit."""
         if tuple(order) not in self.orders:
             raise ValueError(f"{order} is not one of the orders that fit the shapes")
+        if tuple(order) == tuple(m.name for m in self.modules):
+            return self  # the same order keeps its own places (a Sequential's gaps are not a custom module's)
         by_name = {m.name: m for m in self.modules}
         chosen = [by_name[n] for n in order]
         return InferredStack(chosen, _between_linears(chosen), [tuple(order), *[o for o in self.orders if o != tuple(order)]],
@@ -89,6 +92,7 @@ class InferredStack:
         return self.ambiguous or bool(self.unknowns)
 
     def default_answers(self) -> list[str]:
+        """What is proposed for each unknown place: the command line assumes it, the window's dialog offers it."""
         return [u.default for u in self.unknowns]
 
     def build(self, answers: list[str] | None = None, dropout_p: float = 0.5) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:
@@ -118,7 +122,8 @@ class InferredStack:
                     raise ValueError(f"{answer!r} is not one of {', '.join(unknown.choices)}")
                 layers.extend(_answer_layers(answer, dropout_p))
                 if assumed:
-                    notes.append(f"assumed {answer} {unknown.describe()} (a state_dict does not store it)")
+                    why = f"; {unknown.why}" if unknown.why and answer == unknown.default else ""
+                    notes.append(f"assumed {answer} {unknown.describe()} (a state_dict does not store it{why})")
         if self.ambiguous:
             others = len(self.orders) - 1
             notes.append(f"assumed the order {', '.join(self.orders[0])}; {others} other order(s) fit the shapes too")
@@ -236,16 +241,24 @@ def _sequential(modules: list[Module], index: dict[str, int]) -> InferredStack:
     ordered = sorted(modules, key=lambda m: index[m.name])
     width = None
     unknowns: list[Unknown] = []
+    activated = False  # one activation per hidden block (from one Linear to the next)
     for prev, m in zip([None, *ordered], ordered):
         if width is not None and m.in_features != width:
             raise CheckpointError(f"{m.name} ({m.type}) expects {m.in_features} inputs but the layer before it "
                                   f"({prev.name}) gives {width}")
+        if prev is not None:
+            for _ in range(index[m.name] - index[prev.name] - 1):
+                if activated:
+                    unknowns.append(Unknown(prev.name, m.name, True, "Dropout",
+                                            "its block already has an activation, so this place is taken as "
+                                            "Dropout (identity when predicting)"))
+                else:
+                    unknowns.append(Unknown(prev.name, m.name, True, "ReLU",
+                                            "the first free place after a Linear holds the block's activation"))
+                    activated = True
         if m.type == "Linear":
             width = m.out_features
-        if prev is not None:
-            for g in range(index[m.name] - index[prev.name] - 1):
-                default = "ReLU" if g == 0 else "Dropout"
-                unknowns.append(Unknown(prev.name, m.name, True, default))
+            activated = False
     return InferredStack(ordered, unknowns, [tuple(m.name for m in ordered)], True)
 
 

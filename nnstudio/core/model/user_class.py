@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from nnstudio.core.model.checkpoint import (LoadedCheckpoint, _read, check_model_size, check_state, unwrap_state_dict)
+from nnstudio.core.model.infer import STATE_KEYS
 from nnstudio.core.errors import CheckpointError, NNStudioError
 from nnstudio.core.files import regular_file
 from nnstudio.core.model.spec import SpecModel
@@ -67,12 +68,41 @@ def parse_arguments(text: str) -> dict[str, Any]:
                               "(numbers, strings, lists only)") from exc
 
 
-def stored_arguments(wrapper: dict[str, Any]) -> dict[str, Any] | None:
+def stored_arguments(wrapper: dict[str, Any], names: list[str] | None = None) -> dict[str, Any] | None:
+    """The __init__ arguments a checkpoint stores: under one of ARG_KEYS, or (the notes' own dict) at the top
+    level under keys named like the class's `__init__` parameters `names`."""
     for key in ARG_KEYS:
         value = wrapper.get(key)
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return dict(value)
-    return None
+    top = {n: wrapper[n] for n in names or () if n in wrapper and n not in STATE_KEYS
+           and not isinstance(wrapper[n], (torch.Tensor, dict))}
+    return top or None
+
+
+def init_parameters(py_path: str | Path, class_name: str) -> list[str]:
+    """Names of `class_name.__init__`'s parameters, read with `ast` (nothing runs), to find them in a checkpoint."""
+    path = regular_file(py_path, CheckpointError, "Python file")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path.name}: not a Python file that can be read ({exc})") from exc
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    args = item.args
+                    return [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]][1:] \
+                        if args.posonlyargs or args.args else [a.arg for a in args.kwonlyargs]
+    return []
+
+
+def _parameters(cls: type) -> list[str]:
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _import(py_path: Path, class_name: str) -> type:
@@ -191,7 +221,7 @@ def open_with_class(checkpoint: str | Path, py_path: str | Path, class_name: str
         raise CheckpointError(f"{ckpt_path.name}: holds no state_dict")
     py_path = regular_file(py_path, CheckpointError, "Python file")
     cls = _import(py_path, class_name)
-    args = arguments if arguments is not None else stored_arguments(obj)
+    args = arguments if arguments is not None else stored_arguments(obj, _parameters(cls))
     if args is None:
         needed = _required(cls)
         if needed:

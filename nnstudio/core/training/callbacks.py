@@ -15,6 +15,11 @@ from nnstudio.core.training.run_folder import (  # noqa: F401  (the tags, re-exp
     read_info, unique_run_dir, run_dir_name, write_info)
 
 
+#: Step losses a fit logs at least (spread evenly), whatever the rate limit: a run over in a second still draws a
+#: step curve that agrees with its epoch losses, not a line between 2 to 5 points.
+MIN_STEP_POINTS = 200
+
+
 class TensorBoardLogger(Callback):
     """Writes `<logdir>/<timestamp>-<name>` with step and epoch scalars, hparams and the model as text.
 
@@ -45,6 +50,8 @@ class TensorBoardLogger(Callback):
         # default, so a tiny model at thousands of steps a second gains nothing from each one.
         self.min_step_interval = 1.0 / max_step_rate if max_step_rate else 0.0
         self.burst_s = burst_s
+        self._grid = 1  # every `_grid`-th step of a fit is logged whatever the rate: MIN_STEP_POINTS at least
+        self._first_step = 0
         self._last_step_time = float("-inf")
         self._last_burst = 0.0
         self._pending: list[tuple[str, float, int, float]] = []  # (tag, value, step, wall time) not yet written
@@ -67,6 +74,8 @@ class TensorBoardLogger(Callback):
             self._failed(exc)
             raise TrainingError(f"TensorBoard log {self.run_dir}: could not be written "
                                 f"({exc.strerror or exc}); free some space or choose another [output] logdir") from exc
+        self._grid = max(1, event.epochs * event.steps_per_epoch // MIN_STEP_POINTS)
+        self._first_step = event.first_step
         self.update_info(started=datetime.now().isoformat(timespec="seconds"), status="running",
                          epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, device=event.device,
                          task=self.info.get("task") or event.task)
@@ -77,7 +86,8 @@ class TensorBoardLogger(Callback):
             return
         now = time.perf_counter()
         if self.min_step_interval:
-            if now - self._last_step_time < self.min_step_interval:
+            on_grid = (event.step - self._first_step) % self._grid == 0
+            if now - self._last_step_time < self.min_step_interval and not on_grid:
                 return
             self._last_step_time = now
         self._pending.append((TAG_STEP_LOSS, event.loss, event.step, time.time()))
@@ -230,29 +240,35 @@ class ProgressBar(Callback):
         self.total_steps = 1
         self.steps_per_epoch = 1
         self.epochs = 1
+        self.last_epoch = 1
+        self.first_step = 0
         self.start = 0.0
         self.last_draw = 0.0
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def on_fit_start(self, trainer, event: FitStarted) -> None:
         self.epochs = event.epochs
+        self.last_epoch = event.last_epoch  # "epoch 21/30" on a resumed run, never "21/10"
+        self.first_step = event.first_step
         self.steps_per_epoch = event.steps_per_epoch
         self.total_steps = max(1, event.epochs * event.steps_per_epoch)
         self.start = time.perf_counter()
+        span = (f"epochs {event.first_epoch}–{event.last_epoch} (resumed after epoch {event.first_epoch - 1})"
+                if event.first_epoch > 1 else f"{event.epochs} epochs")
         self.stream.write(f"training on {event.device}: {event.n_train} rows, {event.n_val} for validation, "
-                          f"{event.epochs} epochs × {event.steps_per_epoch} steps\n")
+                          f"{span} × {event.steps_per_epoch} steps\n")
 
     def on_train_batch_end(self, trainer, event: StepFinished) -> None:
         now = time.perf_counter()
         if not self.tty or now - self.last_draw < 0.1:
             return
         self.last_draw = now
-        done = min(1.0, event.step / self.total_steps)
+        done = min(1.0, (event.step - self.first_step) / self.total_steps)
         filled = int(done * self.width)
         elapsed = now - self.start
         left = elapsed / done - elapsed if done > 0 else 0.0
         bar = "█" * filled + "·" * (self.width - filled)
-        self.stream.write(f"\r{bar} {done:4.0%} epoch {event.epoch}/{self.epochs} step {event.step} "
+        self.stream.write(f"\r{bar} {done:4.0%} epoch {event.epoch}/{self.last_epoch} step {event.step} "
                           f"loss {event.loss:.4g} ~{left:4.0f}s left ")
         self.stream.flush()
 
@@ -260,7 +276,7 @@ class ProgressBar(Callback):
         metrics = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
         val = f"  val_loss {event.val_loss:.4g}" if event.val_loss is not None else ""
         prefix = "\r\033[K" if self.tty else ""
-        self.stream.write(f"{prefix}epoch {event.epoch:>3}/{self.epochs}  train_loss {event.train_loss:.4g}{val}  "
+        self.stream.write(f"{prefix}epoch {event.epoch:>3}/{self.last_epoch}  train_loss {event.train_loss:.4g}{val}  "
                           f"{metrics}  lr {event.lr:.3g}  {event.seconds:.2f}s\n")
         self.stream.flush()
 

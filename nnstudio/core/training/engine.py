@@ -8,6 +8,7 @@ Stop, pause and early stopping share one cooperative mechanism: flags checked be
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -168,7 +169,28 @@ def _fused_ok(params: list[torch.Tensor], device: torch.device) -> bool:
     return device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
 
 
+_DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+def skip_dynamo_import() -> None:
+    """Let torch.optim's `@torch._disable_dynamo` methods run without importing torch's compiler (~1 s).
+
+    Those wrappers import torch._dynamo on their first call only to mark the method as not-to-be-traced;
+    an `Optimizer.__init__` calls one (add_param_group), so every run paid ~1 s (issue 23). Their own cache
+    slot is filled with the plain method, which is what they run when nothing is being compiled; nnstudio
+    never compiles optimizer code. Done only while torch._dynamo is not loaded (once it is, the wrappers
+    cache the real thing themselves).
+    """
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in _DYNAMO_WRAPPED:
+        inner = getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None)
+        if inner is not None and getattr(inner, "__dynamo_disable", None) is None:
+            setattr(inner, "__dynamo_disable", inner)
+
+
 def make_optimizer(params: Iterable[torch.Tensor], cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    skip_dynamo_import()
     params = [p for p in params if p.requires_grad]
     kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     fused = _fused_ok(params, device)
@@ -189,9 +211,10 @@ class _Stepper:
     call torch makes (`_foreach_add_` on the step counters, then `torch._fused_adam_`/`_fused_adamw_`) on
     the optimizer's own state tensors, so state_dict(), schedulers and checkpoints see exactly what
     `optimizer.step()` would have left: bit-identical weights (tests/core/test_fast_step.py). The first
-    step of every fit goes through `optimizer.step()` (it creates the state); anything unusual (a parameter
-    without a gradient, a tensor learning rate, another optimizer) always does. At a batch of 32 this takes
-    ~70 of a ~260 µs step of a small MLP down to ~10.
+    step creates the state as `Adam._init_group` does (`optimizer.step()` would import torch's compiler,
+    ~1 s, for its graph breaks); a fit that goes on from a state goes through `optimizer.step()` once;
+    anything unusual (a parameter without a gradient, a tensor learning rate, another optimizer) always does.
+    At a batch of 32 this takes ~70 of a ~260 µs step of a small MLP down to ~10.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer):
@@ -238,8 +261,29 @@ class _Stepper:
                            [st["max_exp_avg_sq"] for st in states] if amsgrad else [], [st["step"] for st in states]))
         self.groups = groups
 
+    def _init_state(self) -> bool:
+        """A fresh fused Adam's state, made as its first `step()` makes it; False where it has any."""
+        from torch.optim.optimizer import _get_scalar_dtype
+
+        state = self.optimizer.state
+        if any(state.get(p) for p in self.params) or any(p.grad is None for p in self.params):
+            return False
+        for g in self.optimizer.param_groups:
+            for p in g["params"]:
+                st = state[p]
+                st["step"] = torch.zeros((), dtype=_get_scalar_dtype(is_fused=True), device=p.device)
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if g["amsgrad"]:
+                    st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        self.optimizer._opt_called = True  # what an LR scheduler's wrapper of step() records
+        self._collect()
+        return self.groups is not None
+
     def step(self) -> None:
         groups = self.groups
+        if groups is None and self.fast and self._init_state():
+            groups = self.groups
         if groups is None:
             self.optimizer.step()
             if self.fast:
@@ -417,8 +461,9 @@ class Trainer:
                 state, self._resume_state = self._resume_state, None
                 self.generator = generator = apply_trainer_state(self, state, generator)
             self._initial_state = _snapshot(self.model) if self.best_state is None else None
+            first_epoch = self._partial["epoch"] if self._partial else self.epoch + 1
             self._call("on_fit_start", FitStarted(cfg.epochs, steps_per_epoch, len(train), len(val), str(self.device),
-                                                  self.task, threads))
+                                                  self.task, threads, first_epoch, self.global_step))
             result = self._run_epochs(train, val, generator)
             self.result = result
             self._call("on_fit_end", result)

@@ -21,6 +21,12 @@ class FitStarted:
     device: str
     task: str
     threads: int
+    first_epoch: int = 1  # a resumed fit goes on from its checkpoint's epoch + 1: epochs first_epoch … last_epoch
+    first_step: int = 0  # the global step count before this fit
+
+    @property
+    def last_epoch(self) -> int:
+        return self.first_epoch + self.epochs - 1
 
 
 @dataclass(frozen=True)
