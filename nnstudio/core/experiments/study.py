@@ -74,7 +74,8 @@ class TrialOutcome:
     params: dict[str, Any]
     run_dir: str | None
     epochs: int
-    seconds: float
+    seconds: float  # the whole trial: asking, building, training, evaluating, telling
+    train_seconds: float = 0.0  # the engine's fit alone
 
 
 def open_study(sweep: SweepConfig, storage: str | None = None, joining: bool = False):
@@ -165,11 +166,11 @@ def run_trial(study, sweep: SweepConfig, stop: threading.Event | None = None,
     """Ask one trial, train it as a normal run, tell Optuna its value (or pruned/failed)."""
     import optuna
 
+    start = time.perf_counter()
     trial = study.ask()
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("host", socket.gethostname())
     values = {p.path: p.suggest(trial) for p in sweep.params}
-    start = time.perf_counter()
     cfg = trial_config(sweep, values, name=f"{sweep.base.output.name}-trial{trial.number}")
     cfg.output.checkpoint = ""  # the run folder keeps last.pt and best.pt
     pruner = PruneCallback(trial, sweep.metric)
@@ -203,7 +204,8 @@ def run_trial(study, sweep: SweepConfig, stop: threading.Event | None = None,
     except BaseException:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
-    return TrialOutcome(trial.number, state, value, values, run_dir, epochs, time.perf_counter() - start)
+    return TrialOutcome(trial.number, state, value, values, run_dir, epochs, time.perf_counter() - start,
+                        result.finished.seconds)
 
 
 def run_study(sweep: SweepConfig, trials: int | None = None, storage: str | None = None, joining: bool = False,
