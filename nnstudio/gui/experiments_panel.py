@@ -1,0 +1,307 @@
+"""The Experiments tab: a search space from the current settings, a sweep in a worker thread, its trials live.
+
+The worker runs `core.experiments.study.run_study` (the CLI's loop) in a QThread; it emits one plain dict
+per finished trial, received by the panel's slots in the GUI thread (DESIGN.md, the bridge).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, QThread, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QSplitter, QTableView, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
+
+COLUMNS = ("number", "state", "value", "seconds")
+
+
+def candidate_params(cfg) -> list[tuple[str, float, float, bool]]:
+    """Config keys worth searching in `cfg`: (dotted key, low, high, log)."""
+    out = [("training.optimizer.lr", 1e-4, 1e-1, True), ("training.batch_size", 16.0, 256.0, False)]
+    for i, layer in enumerate(cfg.layers):
+        if layer.get("type") == "Linear" and layer.get("out_features") != "auto":
+            out.append((f"model.layers.{i}.out_features", 16.0, 256.0, False))
+        if layer.get("type") == "Dropout":
+            out.append((f"model.layers.{i}.p", 0.0, 0.5, False))
+    return out
+
+
+class TrialsModel(QAbstractTableModel):
+    """The study's trials: number, state, value, seconds, then one column per searched key (sortable)."""
+
+    def __init__(self, params: list[str] | None = None):
+        super().__init__()
+        self.params = list(params or [])
+        self.rows: list[dict[str, Any]] = []
+
+    def reset(self, params: list[str]) -> None:
+        self.beginResetModel()
+        self.params, self.rows = list(params), []
+        self.endResetModel()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
+        self.rows.append(row)
+        self.endInsertRows()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 (Qt's name)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS) + len(self.params)
+
+    def _raw(self, row: dict[str, Any], col: int) -> Any:
+        return row.get(COLUMNS[col]) if col < len(COLUMNS) else row["params"].get(self.params[col - len(COLUMNS)])
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        value = self._raw(self.rows[index.row()], index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
+        if role == Qt.ItemDataRole.UserRole:
+            return value
+        return None
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role != Qt.ItemDataRole.DisplayRole or orientation != Qt.Orientation.Horizontal:
+            return None
+        return COLUMNS[section] if section < len(COLUMNS) else self.params[section - len(COLUMNS)]
+
+    def sort(self, column, order=Qt.SortOrder.AscendingOrder):
+        self.layoutAboutToBeChanged.emit()
+        present = [r for r in self.rows if self._raw(r, column) is not None]
+        missing = [r for r in self.rows if self._raw(r, column) is None]
+        present.sort(key=lambda r: (str(type(self._raw(r, column))), self._raw(r, column)),
+                     reverse=order == Qt.SortOrder.DescendingOrder)
+        self.rows = present + missing
+        self.layoutChanged.emit()
+
+
+class SweepWorker(QObject):
+    """Runs a study in its thread; `stop` (an Event) is its only handle from outside."""
+
+    trial_finished = Signal(dict)
+    finished = Signal(str)  # "" when it ran to the end, else the reason it stopped
+
+    def __init__(self, sweep):
+        super().__init__()
+        self.sweep = sweep
+        self.stop = threading.Event()
+        self._runs: list = []
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        for run in self._runs[-1:]:
+            run.trainer.request_stop()
+
+    def run(self) -> None:
+        from nnstudio.core.experiments.study import run_study
+
+        def on_trial(o) -> None:
+            self.trial_finished.emit({"number": o.number, "state": o.state, "value": o.value,
+                                      "seconds": round(o.seconds, 2), "params": dict(o.params),
+                                      "run_dir": o.run_dir})
+
+        message = ""
+        try:
+            run_study(self.sweep, stop=self.stop, on_trial=on_trial, on_run=self._runs.append)
+        except Exception as exc:  # one sentence in the panel; the window stays as it was
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.finished.emit(message)
+
+
+class ExperimentsPanel(QWidget):
+    """Pick parameters and ranges, start/stop a sweep, watch its trials and the best so far."""
+
+    sweep_finished = Signal(str)
+    best_applied = Signal(dict)
+
+    def __init__(self, config: Callable[[], Any] | None = None, parent=None):
+        super().__init__(parent)
+        self._config = config
+        self._thread: QThread | None = None
+        self._worker: SweepWorker | None = None
+        self.sweep = None
+        self.spaceTable = QTableWidget(0, 4)
+        self.spaceTable.setObjectName("spaceTable")
+        self.spaceTable.setHorizontalHeaderLabels(["parameter", "low", "high", "log"])
+        self.trialsSpin = QSpinBox()
+        self.trialsSpin.setObjectName("trialsSpin")
+        self.trialsSpin.setRange(1, 10000)
+        self.trialsSpin.setValue(20)
+        self.startButton = QPushButton("Start sweep")
+        self.startButton.setObjectName("startButton")
+        self.stopButton = QPushButton("Stop")
+        self.stopButton.setObjectName("stopButton")
+        self.stopButton.setEnabled(False)
+        self.applyBestButton = QPushButton("Apply best")
+        self.applyBestButton.setObjectName("applyBestButton")
+        self.applyBestButton.setEnabled(False)
+        self.statusLabel = QLabel("")
+        self.statusLabel.setObjectName("statusLabel")
+        self.trialsModel = TrialsModel()
+        self.trialsView = QTableView()
+        self.trialsView.setObjectName("trialsView")
+        self.trialsView.setModel(self.trialsModel)
+        self.trialsView.setSortingEnabled(True)
+        self.trialsView.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        import pyqtgraph as pg
+
+        self.valuePlot = pg.PlotWidget()
+        self.valuePlot.setObjectName("valuePlot")
+        self.valuePlot.setLabel("bottom", "trial")
+        self.valueCurve = self.valuePlot.plot([], [], pen=None, symbol="o", symbolSize=6, name="trial")
+        self.bestCurve = self.valuePlot.plot([], [], pen=pg.mkPen(width=2), name="best so far")
+        controls = QHBoxLayout()
+        for w in (QLabel("trials"), self.trialsSpin, self.startButton, self.stopButton, self.applyBestButton,
+                  self.statusLabel):
+            controls.addWidget(w)
+        controls.addStretch(1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.spaceTable)
+        split.addWidget(self.trialsView)
+        split.addWidget(self.valuePlot)
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(split)
+        self.startButton.clicked.connect(self._on_startButton_clicked)
+        self.stopButton.clicked.connect(self._on_stopButton_clicked)
+        self.applyBestButton.clicked.connect(self._on_applyBestButton_clicked)
+        self.refresh_space()
+
+    # -- the search space
+    def refresh_space(self) -> None:
+        """Candidate parameters from the current model and training settings (the first two ticked)."""
+        if self._config is None:
+            return
+        cfg = self._config()
+        rows = candidate_params(cfg)
+        self.spaceTable.setRowCount(len(rows))
+        for r, (key, low, high, log) in enumerate(rows):
+            item = QTableWidgetItem(key)
+            item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+            item.setCheckState(Qt.CheckState.Checked if r in (0, 2) else Qt.CheckState.Unchecked)
+            self.spaceTable.setItem(r, 0, item)
+            for c, v in ((1, low), (2, high)):
+                spin = QDoubleSpinBox()
+                spin.setDecimals(5)
+                spin.setRange(0.0, 1e6)
+                spin.setValue(v)
+                self.spaceTable.setCellWidget(r, c, spin)
+            box = QCheckBox()
+            box.setChecked(log)
+            self.spaceTable.setCellWidget(r, 3, box)
+
+    def space(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for r in range(self.spaceTable.rowCount()):
+            item = self.spaceTable.item(r, 0)
+            if item.checkState() != Qt.CheckState.Checked:
+                continue
+            key = item.text()
+            low, high = self.spaceTable.cellWidget(r, 1).value(), self.spaceTable.cellWidget(r, 2).value()
+            if key.endswith(("out_features", "batch_size")):
+                out[key] = {"low": int(low), "high": int(high)}
+            else:
+                out[key] = {"low": low, "high": high, "log": self.spaceTable.cellWidget(r, 3).isChecked()}
+        return out
+
+    def build_sweep(self):
+        from nnstudio.core.experiments.space import parse_sweep
+
+        cfg = self._config()
+        raw = cfg.to_dict()
+        metric = "val_loss" if getattr(cfg.data, "task", "") == "regression" else "val_accuracy"
+        raw["sweep"] = {"trials": self.trialsSpin.value(), "metric": metric, "parameters": self.space(),
+                        "study": f"{cfg.output.name}-window"}
+        return parse_sweep(raw, cfg.base_dir, "Experiments")
+
+    # -- running
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def _on_startButton_clicked(self) -> None:
+        from nnstudio.core.errors import NNStudioError
+
+        if self.running:
+            return
+        try:
+            self.sweep = self.build_sweep()
+        except NNStudioError as exc:
+            self.statusLabel.setText(str(exc))
+            return
+        self.trialsModel.reset([p.path for p in self.sweep.params])
+        self.valuePlot.setLabel("left", self.sweep.metric)
+        self._update_plot()
+        self._thread = QThread(self)
+        self._worker = SweepWorker(self.sweep)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.trial_finished.connect(self._on_worker_trial_finished)
+        self._worker.finished.connect(self._on_worker_finished)
+        self.startButton.setEnabled(False)
+        self.stopButton.setEnabled(True)
+        self.statusLabel.setText("running…")
+        self._thread.start()
+
+    def _on_stopButton_clicked(self) -> None:
+        if self._worker is not None:
+            self._worker.request_stop()
+            self.statusLabel.setText("stopping after this epoch…")
+
+    def _on_worker_trial_finished(self, row: dict) -> None:
+        self.trialsModel.add(row)
+        self._update_plot()
+        self.applyBestButton.setEnabled(self.best() is not None)
+
+    def _on_worker_finished(self, message: str) -> None:
+        thread = self._thread
+        self._thread, self._worker = None, None
+        thread.quit()
+        thread.wait()
+        self.startButton.setEnabled(True)
+        self.stopButton.setEnabled(False)
+        best = self.best()
+        self.statusLabel.setText(message or (f"best: trial {best['number']} {best['value']:.4g}" if best else "done"))
+        self.sweep_finished.emit(message)
+
+    def shutdown(self) -> None:
+        """Stop and wait (the window's close): never a QThread dropped while running."""
+        if self._worker is not None:
+            self._worker.request_stop()
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+
+    # -- results
+    def best(self) -> dict | None:
+        done = [r for r in self.trialsModel.rows if r["value"] is not None]
+        if not done or self.sweep is None:
+            return None
+        pick = max if self.sweep.direction == "maximize" else min
+        return pick(done, key=lambda r: r["value"])
+
+    def best_so_far(self) -> tuple[list[int], list[float]]:
+        xs, ys, best = [], [], None
+        better = (lambda a, b: a > b) if self.sweep and self.sweep.direction == "maximize" else (lambda a, b: a < b)
+        for r in sorted(self.trialsModel.rows, key=lambda r: r["number"]):
+            if r["value"] is None:
+                continue
+            best = r["value"] if best is None or better(r["value"], best) else best
+            xs.append(r["number"])
+            ys.append(best)
+        return xs, ys
+
+    def _update_plot(self) -> None:
+        done = [r for r in self.trialsModel.rows if r["value"] is not None]
+        self.valueCurve.setData([r["number"] for r in done], [r["value"] for r in done])
+        self.bestCurve.setData(*self.best_so_far())
+
+    def _on_applyBestButton_clicked(self) -> None:
+        best = self.best()
+        if best is not None:
+            self.best_applied.emit(dict(best["params"]))
