@@ -7,12 +7,32 @@ per finished trial, received by the panel's slots in the GUI thread (DESIGN.md, 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, QThread, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QSplitter, QTableView, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    Qt,
+    QThread,
+    Signal,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 COLUMNS = ("number", "state", "value", "seconds")
 
@@ -46,11 +66,11 @@ class TrialsModel(QAbstractTableModel):
         self.rows.append(row)
         self.endInsertRows()
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 (Qt's name)
-        return 0 if parent.isValid() else len(self.rows)
+    def rowCount(self, parent=None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.rows)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS) + len(self.params)
+    def columnCount(self, parent=None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(COLUMNS) + len(self.params)
 
     def _raw(self, row: dict[str, Any], col: int) -> Any:
         return row.get(COLUMNS[col]) if col < len(COLUMNS) else row["params"].get(self.params[col - len(COLUMNS)])
@@ -65,7 +85,7 @@ class TrialsModel(QAbstractTableModel):
             return value
         return None
 
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if role != Qt.ItemDataRole.DisplayRole or orientation != Qt.Orientation.Horizontal:
             return None
         return COLUMNS[section] if section < len(COLUMNS) else self.params[section - len(COLUMNS)]
@@ -108,7 +128,7 @@ class SweepWorker(QObject):
         message = ""
         try:
             run_study(self.sweep, stop=self.stop, on_trial=on_trial, on_run=self._runs.append)
-        except Exception as exc:  # one sentence in the panel; the window stays as it was
+        except Exception as exc:  # noqa: BLE001 - one sentence in the panel; the window stays as it was
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.finished.emit(message)
 

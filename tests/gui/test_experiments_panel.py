@@ -3,6 +3,8 @@ metric-vs-trial plot with the best so far, Stop, and Apply best into the builder
 
 from __future__ import annotations
 
+import itertools
+
 import optuna
 import pytest
 from PySide6.QtCore import Qt
@@ -33,11 +35,11 @@ def test_a_sweep_runs_in_the_background_and_applies_its_best(qtbot, window):
     assert model.rowCount() == 3
     st = optuna.load_study(storage=panel.sweep.storage_url(), study_name=panel.sweep.study)
     assert sorted(t.number for t in st.trials) == sorted(model.rows[i]["number"] for i in range(3))
-    xs, ys = panel.valueCurve.getData()
+    _, ys = panel.valueCurve.getData()
     values = [r["value"] for r in model.rows if r["value"] is not None]
     assert sorted(ys.tolist()) == sorted(values)
-    bx, by = panel.bestCurve.getData()
-    assert by[-1] == max(values) and all(a <= b for a, b in zip(by, by[1:]))
+    _, by = panel.bestCurve.getData()
+    assert by[-1] == max(values) and all(a <= b for a, b in itertools.pairwise(by))
     model.sort(2, Qt.SortOrder.DescendingOrder)
     shown = [model.data(model.index(r, 2), Qt.ItemDataRole.UserRole) for r in range(3)]
     assert [v for v in shown if v is not None] == sorted(values, reverse=True)
