@@ -133,11 +133,44 @@ class SweepWorker(QObject):
         self.finished.emit(message)
 
 
+def _number(value: Any, param) -> float:
+    """A parameter's value as a position on its axis (choices by their index)."""
+    if param.choices is not None:
+        return float(param.choices.index(value)) if value in param.choices else 0.0
+    return float(value)
+
+
+class CVWorker(QObject):
+    """k-fold cross-validation of one config in its thread; emits the plain result dict."""
+
+    finished = Signal(dict, str)
+
+    def __init__(self, cfg, folds: int):
+        super().__init__()
+        self.cfg, self.folds = cfg, folds
+
+    def request_stop(self) -> None:
+        pass  # the folds are short; closing waits for the fold being trained
+
+    def run(self) -> None:
+        from nnstudio.core.experiments.cv import cross_validate
+
+        result, message = {}, ""
+        try:
+            self.cfg.output.checkpoint = ""
+            result = cross_validate(self.cfg, self.folds).to_json()
+        except Exception as exc:  # noqa: BLE001 - one sentence in the panel
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.finished.emit(result, message)
+
+
 class ExperimentsPanel(QWidget):
     """Pick parameters and ranges, start/stop a sweep, watch its trials and the best so far."""
 
     sweep_finished = Signal(str)
     best_applied = Signal(dict)
+    model_opened = Signal(str)  # a trial's checkpoint (best.pt in its run folder)
+    cv_finished = Signal(str)
 
     def __init__(self, config: Callable[[], Any] | None = None, parent=None):
         super().__init__(parent)
@@ -175,21 +208,45 @@ class ExperimentsPanel(QWidget):
         self.valuePlot.setLabel("bottom", "trial")
         self.valueCurve = self.valuePlot.plot([], [], pen=None, symbol="o", symbolSize=6, name="trial")
         self.bestCurve = self.valuePlot.plot([], [], pen=pg.mkPen(width=2), name="best so far")
+        self.openTrialButton = QPushButton("Open trial's model")
+        self.openTrialButton.setObjectName("openTrialButton")
+        self.foldsSpin = QSpinBox()
+        self.foldsSpin.setObjectName("foldsSpin")
+        self.foldsSpin.setRange(2, 50)
+        self.foldsSpin.setValue(5)
+        self.cvButton = QPushButton("Cross-validate")
+        self.cvButton.setObjectName("cvButton")
+        self.cvLabel = QLabel("")
+        self.cvLabel.setObjectName("cvLabel")
+        self.cvLabel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.importanceLabel = QLabel("")
+        self.importanceLabel.setObjectName("importanceLabel")
+        self.parallelPlot = pg.PlotWidget()
+        self.parallelPlot.setObjectName("parallelPlot")
+        self.parallelPlot.setTitle("parameters (scaled to their range) and the metric")
+        self.parallel_lines: list = []
         controls = QHBoxLayout()
         for w in (QLabel("trials"), self.trialsSpin, self.startButton, self.stopButton, self.applyBestButton,
-                  self.statusLabel):
+                  self.openTrialButton, QLabel("folds"), self.foldsSpin, self.cvButton, self.statusLabel):
             controls.addWidget(w)
         controls.addStretch(1)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.spaceTable)
         split.addWidget(self.trialsView)
-        split.addWidget(self.valuePlot)
+        plots = QSplitter(Qt.Orientation.Horizontal)
+        plots.addWidget(self.valuePlot)
+        plots.addWidget(self.parallelPlot)
+        split.addWidget(plots)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(split)
+        layout.addWidget(self.importanceLabel)
+        layout.addWidget(self.cvLabel)
         self.startButton.clicked.connect(self._on_startButton_clicked)
         self.stopButton.clicked.connect(self._on_stopButton_clicked)
         self.applyBestButton.clicked.connect(self._on_applyBestButton_clicked)
+        self.openTrialButton.clicked.connect(self._on_openTrialButton_clicked)
+        self.cvButton.clicked.connect(self._on_cvButton_clicked)
         self.refresh_space()
 
     # -- the search space
@@ -287,6 +344,7 @@ class ExperimentsPanel(QWidget):
         self.stopButton.setEnabled(False)
         best = self.best()
         self.statusLabel.setText(message or (f"best: trial {best['number']} {best['value']:.4g}" if best else "done"))
+        self._update_importances()
         self.sweep_finished.emit(message)
 
     def shutdown(self) -> None:
@@ -320,6 +378,83 @@ class ExperimentsPanel(QWidget):
         done = [r for r in self.trialsModel.rows if r["value"] is not None]
         self.valueCurve.setData([r["number"] for r in done], [r["value"] for r in done])
         self.bestCurve.setData(*self.best_so_far())
+        self._update_parallel(done)
+
+    def _update_parallel(self, done: list[dict]) -> None:
+        """One line per finished trial across the parameter axes and the metric, each scaled to 0..1."""
+        for line in self.parallel_lines:
+            self.parallelPlot.removeItem(line)
+        self.parallel_lines = []
+        if not done or self.sweep is None:
+            return
+        axes = [p.path for p in self.sweep.params]
+        columns = [[_number(r["params"].get(a), p) for r in done] for a, p in zip(axes, self.sweep.params)]
+        columns.append([r["value"] for r in done])
+        scaled = []
+        for col in columns:
+            lo, hi = min(col), max(col)
+            scaled.append([0.5 if hi == lo else (v - lo) / (hi - lo) for v in col])
+        self.parallelPlot.getAxis("bottom").setTicks([list(enumerate([*axes, self.sweep.metric]))])
+        for i in range(len(done)):
+            line = self.parallelPlot.plot(list(range(len(scaled))), [c[i] for c in scaled])
+            self.parallel_lines.append(line)
+
+    def importances(self) -> dict[str, float]:
+        """optuna.importance over the study's finished trials (empty below two)."""
+        import optuna
+
+        from nnstudio.core.experiments.study import open_study
+
+        if self.sweep is None or len([r for r in self.trialsModel.rows if r["value"] is not None]) < 2:
+            return {}
+        study = open_study(self.sweep)
+        try:
+            return dict(optuna.importance.get_param_importances(study))
+        except (RuntimeError, ValueError):  # e.g. a parameter that never varied
+            return {}
+
+    def _update_importances(self) -> None:
+        found = self.importances()
+        self.importanceLabel.setText("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in found.items())
+                                     if found else "")
+
+    def _on_openTrialButton_clicked(self) -> None:
+        rows = self.trialsView.selectionModel().selectedRows()
+        row = self.trialsModel.rows[rows[0].row()] if rows else self.best()
+        if row is not None and row.get("run_dir"):
+            from pathlib import Path
+
+            self.model_opened.emit(str(Path(row["run_dir"]) / "best.pt"))
+
+    # -- cross-validation
+    def _on_cvButton_clicked(self) -> None:
+        if self.running or self._config is None:
+            return
+        self._thread = QThread(self)
+        self._worker = CVWorker(self._config(), self.foldsSpin.value())
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.finished.connect(self._on_cv_finished)
+        self.startButton.setEnabled(False)
+        self.cvButton.setEnabled(False)
+        self.cvLabel.setText("cross-validating…")
+        self._thread.start()
+
+    def _on_cv_finished(self, result: dict, message: str) -> None:
+        thread = self._thread
+        self._thread, self._worker = None, None
+        thread.quit()
+        thread.wait()
+        self.startButton.setEnabled(True)
+        self.cvButton.setEnabled(True)
+        self.cv_result = result
+        if message:
+            self.cvLabel.setText(message)
+        else:
+            folds = len(result["folds"])
+            self.cvLabel.setText(f"{folds} folds: " + "  ".join(f"{k} {m:.4g} ± {result['std'][k]:.2g}"
+                                                                 for k, m in result["mean"].items()))
+        self.cv_finished.emit(message)
 
     def _on_applyBestButton_clicked(self) -> None:
         best = self.best()

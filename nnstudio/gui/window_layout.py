@@ -93,6 +93,7 @@ class WindowLayout:
             self.experimentsTab.layout().addWidget(panel)
             panel.show()
             panel.best_applied.connect(self._on_experimentsPanel_best_applied)
+            panel.model_opened.connect(self.open_path)
             self._experiments_panel = panel
         return self._experiments_panel
 

@@ -4,6 +4,7 @@ metric-vs-trial plot with the best so far, Stop, and Apply best into the builder
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import optuna
 import pytest
@@ -43,6 +44,15 @@ def test_a_sweep_runs_in_the_background_and_applies_its_best(qtbot, window):
     model.sort(2, Qt.SortOrder.DescendingOrder)
     shown = [model.data(model.index(r, 2), Qt.ItemDataRole.UserRole) for r in range(3)]
     assert [v for v in shown if v is not None] == sorted(values, reverse=True)
+    finished = [r for r in model.rows if r["value"] is not None]
+    assert len(panel.parallel_lines) == len(finished)
+    assert panel.parallel_lines[0].getData()[1].min() >= 0 and panel.parallel_lines[0].getData()[1].max() <= 1
+    assert set(panel.importances()) == {"training.optimizer.lr", "model.layers.0.out_features"}
+    assert panel.importanceLabel.text().startswith("importance: ")
+    panel.trialsView.selectRow(0)
+    with qtbot.waitSignal(panel.model_opened) as opened:
+        qtbot.mouseClick(panel.openTrialButton, Qt.MouseButton.LeftButton)
+    assert opened.args[0] == str(Path(model.rows[0]["run_dir"]) / "best.pt") and Path(opened.args[0]).is_file()
     best = panel.best()
     qtbot.mouseClick(panel.applyBestButton, Qt.MouseButton.LeftButton)
     assert window.trainingPanel.train_config().lr == pytest.approx(best["params"]["training.optimizer.lr"], rel=1e-6)
@@ -57,3 +67,17 @@ def test_stop_ends_the_sweep_early(qtbot, window):
         qtbot.waitUntil(lambda: panel.trialsModel.rowCount() >= 1, timeout=60_000)
         qtbot.mouseClick(panel.stopButton, Qt.MouseButton.LeftButton)
     assert panel.trialsModel.rowCount() < 50 and panel.startButton.isEnabled() and not panel.running
+
+
+def test_cross_validation_from_the_tab_shows_mean_and_std(qtbot, window):
+    panel = _open(qtbot, window)
+    panel.foldsSpin.setValue(3)
+    with qtbot.waitSignal(panel.cv_finished, timeout=120_000) as done:
+        qtbot.mouseClick(panel.cvButton, Qt.MouseButton.LeftButton)
+    assert done.args == [""]
+    result = panel.cv_result
+    assert len(result["folds"]) == 3
+    accs = [f["metrics"]["val_accuracy"] for f in result["folds"]]
+    assert result["mean"]["val_accuracy"] == pytest.approx(sum(accs) / 3)
+    assert panel.cvLabel.text().startswith("3 folds: ") and "val_accuracy" in panel.cvLabel.text()
+    assert "±" in panel.cvLabel.text()
