@@ -184,3 +184,38 @@ def test_cv_means_agree_with_folds_trained_by_hand(tmp_path):
     for key in ("val_accuracy", "val_loss", "test_accuracy"):
         assert out["mean"][key] == pytest.approx(mean[key], abs=1e-6)
         assert out["std"][key] == pytest.approx(std[key], abs=1e-6)
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_a_stopped_or_killed_sweep_keeps_its_trials_and_a_rerun_continues(tmp_path, how):
+    import signal
+    import time
+
+    path = config(tmp_path, extra='pruner = "none"', epochs=30)
+    url = f"sqlite:///{tmp_path / 'stop.db'}"
+    args = [sys.executable, "-m", "nnstudio", "sweep", str(path), "--storage", url]
+    proc = subprocess.Popen([*args, "--trials", "50"], cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    complete = optuna.trial.TrialState.COMPLETE
+    while time.monotonic() < deadline:  # polls the study until a trial has finished (not a timing assert)
+        try:
+            st = optuna.load_study(storage=url, study_name="run")
+            if sum(t.state == complete for t in st.trials) >= 1:
+                break
+        except KeyError:
+            pass
+        time.sleep(0.2)
+    proc.send_signal(getattr(signal, how))
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    kept = [t.number for t in optuna.load_study(storage=url, study_name="run").trials if t.state == complete]
+    assert kept
+    again = subprocess.run([*args, "--trials", str(len(kept) + 1), "--json"], cwd=tmp_path, env=cli_env(),
+                           capture_output=True, text=True, timeout=240, check=False)
+    assert again.returncode == 0, again.stderr
+    trials = optuna.load_study(storage=url, study_name="run").trials
+    states = [t.state for t in trials]
+    assert optuna.trial.TrialState.RUNNING not in states  # the killed process's trial was failed
+    done = [t.number for t in trials if t.state == complete]
+    assert set(kept) <= set(done) and len(done) == len(kept) + 1
