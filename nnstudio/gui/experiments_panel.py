@@ -225,11 +225,17 @@ class ExperimentsPanel(QWidget):
         self.parallelPlot.setObjectName("parallelPlot")
         self.parallelPlot.setTitle("parameters (scaled to their range) and the metric")
         self.parallel_lines: list = []
-        controls = QHBoxLayout()
-        for w in (QLabel("trials"), self.trialsSpin, self.startButton, self.stopButton, self.applyBestButton,
-                  self.openTrialButton, QLabel("folds"), self.foldsSpin, self.cvButton, self.statusLabel):
+        controls = QHBoxLayout()  # two short rows: the tab must not widen the window (tests/gui/test_window_fit)
+        for w in (QLabel("trials"), self.trialsSpin, self.startButton, self.stopButton):
             controls.addWidget(w)
         controls.addStretch(1)
+        results = QHBoxLayout()
+        for w in (self.applyBestButton, self.openTrialButton, QLabel("folds"), self.foldsSpin, self.cvButton):
+            results.addWidget(w)
+        results.addStretch(1)
+        self.statusLabel.setWordWrap(True)
+        self.cvLabel.setWordWrap(True)
+        self.importanceLabel.setWordWrap(True)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.spaceTable)
         split.addWidget(self.trialsView)
@@ -239,6 +245,8 @@ class ExperimentsPanel(QWidget):
         split.addWidget(plots)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
+        layout.addLayout(results)
+        layout.addWidget(self.statusLabel)
         layout.addWidget(split)
         layout.addWidget(self.importanceLabel)
         layout.addWidget(self.cvLabel)

@@ -81,3 +81,23 @@ def test_cross_validation_from_the_tab_shows_mean_and_std(qtbot, window):
     assert result["mean"]["val_accuracy"] == pytest.approx(sum(accs) / 3)
     assert panel.cvLabel.text().startswith("3 folds: ") and "val_accuracy" in panel.cvLabel.text()
     assert "±" in panel.cvLabel.text()
+
+
+def test_the_tab_does_not_widen_a_1024_window(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import QRect, QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from nnstudio.gui import dock_layout
+    from nnstudio.gui.main_window import MainWindow
+
+    monkeypatch.setattr(dock_layout, "available_geometry", lambda window: QRect(0, 0, 1024, 768))
+    w = MainWindow(settings=QSettings(str(tmp_path / "fit.ini"), QSettings.Format.IniFormat), logdir=tmp_path / "r")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    try:
+        w.centralTabs.setCurrentWidget(w.experimentsTab)
+        QApplication.processEvents()
+        assert w.experimentsPanel.isVisible() and w.width() <= 1024
+    finally:
+        w.shutdown()
