@@ -219,3 +219,44 @@ def test_a_stopped_or_killed_sweep_keeps_its_trials_and_a_rerun_continues(tmp_pa
     assert optuna.trial.TrialState.RUNNING not in states  # the killed process's trial was failed
     done = [t.number for t in trials if t.state == complete]
     assert set(kept) <= set(done) and len(done) == len(kept) + 1
+
+
+def test_jobs_runs_several_processes_on_one_study(tmp_path):
+    path = config(tmp_path, extra='pruner = "none"')
+    proc = subprocess.run([sys.executable, "-m", "nnstudio", "sweep", str(path), "--trials", "4", "--jobs", "2",
+                           "--json"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=240,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    trials = optuna.load_study(storage=load_sweep(path).storage_url(), study_name="run").trials
+    # the second process joins once it has started (imports take seconds); whoever ran them, none is lost
+    assert 1 <= len({t.user_attrs["pid"] for t in trials}) <= 2
+    assert optuna.trial.TrialState.RUNNING not in [t.state for t in trials]
+    assert 4 <= sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) <= 5
+    assert len(json.loads(proc.stdout)["trials"]) == len(trials)
+
+
+def test_repeats_deal_other_folds_and_each_covers_every_row_once(tmp_path):
+    cfg = RunConfig.load(write_toml(tmp_path / "run.toml", sample_dataset("iris.csv"), epochs=1))
+    cfg.output.checkpoint = ""
+    result = cv.cross_validate(cfg, 3, repeats=2)
+    saved = json.loads(Path(result.folds_file).read_text())
+    assert len(result.folds) == 6 and len(saved["repeats"]) == 2
+    first, second = (np.array(a) for a in saved["repeats"])
+    assert (first != second).any()
+    for a in (first, second):
+        assert sorted(np.bincount(a)) == sorted(f["rows"] for f in result.folds[:3])
+        assert len(a) == saved["rows"]
+
+
+def test_a_changed_file_is_read_again(tmp_path):
+    import shutil
+
+    csv = tmp_path / "iris.csv"
+    shutil.copy(sample_dataset("iris.csv"), csv)
+    cfg = RunConfig.load(write_toml(tmp_path / "run.toml", csv, epochs=1))
+    first = study_mod.cached_data(cfg)
+    assert study_mod.cached_data(cfg) is first
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines[:-30]) + "\n")
+    again = study_mod.cached_data(cfg)
+    assert again is not first and len(again.train) + len(again.val) + len(again.test) == len(lines) - 31

@@ -27,7 +27,12 @@ _DATA_CACHE: dict[str, PreparedData] = {}
 
 def cached_data(cfg: RunConfig) -> PreparedData:
     """The prepared data for `cfg`, read once per process while its `[data]` section stays the same."""
-    key = json.dumps({**cfg.to_dict()["data"], "path": str(cfg.data_path.resolve())}, sort_keys=True, default=str)
+    path = cfg.data_path.resolve()
+    try:
+        stamp = [path.stat().st_mtime_ns, path.stat().st_size]  # a file changed on disk is read again
+    except OSError:
+        stamp = None
+    key = json.dumps({**cfg.to_dict()["data"], "path": str(path), "stamp": stamp}, sort_keys=True, default=str)
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one table at a time
         _DATA_CACHE[key] = load_data(cfg)
