@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from nnstudio import __version__
 
@@ -171,8 +171,7 @@ def _data_line(name: str, r: dict) -> str:
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from nnstudio.core.config import RunConfig, check_training
     from nnstudio.core.training.lr_find import find_lr
-    from nnstudio.core.model.spec import build_model
-    from nnstudio.core.run import load_data
+    from nnstudio.core.run import load_data, model_for
 
     cfg = RunConfig.load(args.config)
     if args.device is not None:
@@ -183,7 +182,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     if args.steps < 10:
         return _error(f"--steps must be at least 10, got {args.steps}")
     data = load_data(cfg)
-    model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+    model = model_for(cfg, data)
     result = find_lr(model, data, cfg.training, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
     if args.json:
         print(json.dumps(result.to_json()))
@@ -250,7 +249,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if info["task"]:
         classes = f", classes {', '.join(info['classes'])}" if info["classes"] else ""
         print(f"task {info['task']}, target '{info['target']}'{classes}")
-        print(f"features ({info['in_features']} inputs after encoding): {', '.join(info['features'])}")
+        if info.get("image"):
+            im = info["image"]
+            print(f"images {im['height']}×{im['width']}, {im['channels']} channel(s); normalised with mean "
+                  + ", ".join(f"{v:.4f}" for v in im["mean"]) + ", std " + ", ".join(f"{v:.4f}" for v in im["std"]))
+        else:
+            print(f"features ({info['in_features']} inputs after encoding): {', '.join(info['features'])}")
     print("layers:")
     for layer in info["layers"]:
         settings = ", ".join(f"{k}={v}" for k, v in layer.items() if k not in ("index", "type", "output", "params"))
@@ -287,6 +291,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         return _error(str(exc), EXIT_CHECKPOINT)
     out = Path(args.out) if args.out else Path(args.data).with_name(Path(args.data).stem + "-predictions.csv")
+    if getattr(ckpt.preprocessor, "kind", None) == "image":
+        return _predict_images(ckpt, Path(args.data), out, args.json)
     try:
         check, metrics, note = predict_file(ckpt, args.data, out, threshold=args.threshold)
     except PredictionInputError as exc:
@@ -304,6 +310,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"predictions: {out}")
         if metrics:
             print("metrics: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return 0
+
+
+def _predict_images(ckpt: Any, data: Path, out: Path, as_json: bool) -> int:
+    from nnstudio.core.errors import DataError
+    from nnstudio.core.results.predict import predict_image_file
+
+    try:
+        result = predict_image_file(ckpt, data, out)
+    except DataError as exc:
+        return _error(str(exc), EXIT_DATA)
+    for line in result.skipped:
+        print(f"note: skipped {line}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"predictions": str(out), "images": len(result.files), "metrics": result.metrics,
+                          "skipped": result.skipped}))
+    else:
+        print(f"predictions: {out} ({len(result.files)} image(s))")
+        if result.metrics:
+            print("metrics: " + "  ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
     return 0
 
 

@@ -37,6 +37,12 @@ SAMPLES = (
 )
 
 
+#: Image samples (folders of class folders) in the same menu, after a separator; opened as image datasets.
+IMAGE_SAMPLES = (
+    ("digits", "Handwritten digits: 8×8 images in 10 class folders (1,797 images)"),
+)
+
+
 def sample_dataset(name: str = SAMPLES[0][0]) -> Path:
     return resource_path("samples", name)
 

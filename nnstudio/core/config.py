@@ -41,6 +41,19 @@ class DataConfig:
     #: Columns left out of the features. Absent (None): the ones that cannot be features are left out
     #: (identifiers, constants, dates, text above the one-hot cap); the window always writes the list.
     exclude: list[str] | None = None
+    #: Images (None: absent from the TOML, defaults apply): a folder `path` of class folders, or a table whose
+    #: `image_column` holds image paths; `image_size = [H, W]` (default the most common), `channels` "auto" | 1 | 3,
+    #: `on_bad` "skip" | "fail" for unreadable files, `[data.augment]` (core.data.augment).
+    image_column: str | None = None
+    image_size: list[int] | None = None
+    channels: Any = None
+    on_bad: str | None = None
+    augment: dict[str, Any] | None = None
+
+    def is_images(self, path: Path) -> bool:
+        from nnstudio.core.data.images import is_image_folder
+
+        return bool(self.image_column) or path.is_dir() and is_image_folder(path)
 
 
 @dataclass
@@ -217,6 +230,9 @@ def _fill(obj: Any, raw: Any, section: str, source: str) -> Any:
                 raise ConfigError(f"{source}: [data] exclude must be a list of column names, got {value!r}")
             setattr(obj, key, list(value))
             continue
+        if section == "data" and key in _IMAGE_KEYS:
+            setattr(obj, key, _image_value(key, value, source))
+            continue
         expected = type(current)
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -225,6 +241,38 @@ def _fill(obj: Any, raw: Any, section: str, source: str) -> Any:
             raise ConfigError(f"{source}: [{section}] {key} must be {_type_name(expected)}, got {value!r}")
         setattr(obj, key, value)
     return obj
+
+
+_IMAGE_KEYS = ("image_column", "image_size", "channels", "on_bad", "augment")
+
+
+def _image_value(key: str, value: Any, source: str) -> Any:
+    """An image key of [data], checked; ConfigError naming it."""
+    where = f"{source}: [data] {key}"
+    if key == "image_column" and not (isinstance(value, str) and value):
+        raise ConfigError(f"{where} must be the name of the column of image paths, got {value!r}")
+    if key == "image_size":
+        if value == "auto":
+            return None
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in value)):
+            raise ConfigError(f"{where} must be [height, width] in pixels (1 to 4096) or \"auto\", got {value!r}")
+        return list(value)
+    if key == "channels" and value not in ("auto", 1, 3) or key == "channels" and isinstance(value, bool):
+        raise ConfigError(f"{where} must be \"auto\", 1 (grey) or 3 (colour), got {value!r}")
+    if key == "on_bad" and value not in ("skip", "fail"):
+        raise ConfigError(f"{where} must be \"skip\" or \"fail\", got {value!r}")
+    if key == "augment":
+        from nnstudio.core.data.augment import Augment
+
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [data.augment] must be a table, got {value!r}")
+        try:
+            Augment.from_dict(value)
+        except DataError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+        return dict(value)
+    return value
 
 
 def _check_data(data: DataConfig, source: str) -> None:

@@ -269,14 +269,13 @@ def prepare(cfg, callbacks: list[Callback], progress: Callback | None = None) ->
     `progress` (the terminal progress bar) is kept on rank 0 only, like TensorBoard and the checkpoint.
     """
     from nnstudio.core.training.engine import _cores, choose_threads
-    from nnstudio.core.model.spec import build_model
-    from nnstudio.core.run import TrainingRun, load_data
+    from nnstudio.core.run import TrainingRun, load_data, model_for
 
     ctx = init(cfg.training.device)
     try:
         data = share_data(ctx, lambda: load_data(cfg))
         cfg.training.device = str(ctx.device)
-        model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+        model = model_for(cfg, data)
         if cfg.training.threads == "auto" and ctx.device.type == "cpu":
             cores = max(1, _cores() // ctx.local_world_size)  # the machine's cores are shared by its processes
             per_rank = per_rank_batch(cfg.training.batch_size, ctx.world_size)

@@ -39,7 +39,22 @@ class RunResult:
 
 def load_data(cfg: RunConfig) -> PreparedData:
     d = cfg.data
-    return load_dataset(cfg.data_path, d.target or None, d.task, d.split, d.seed, d.missing, d.exclude)
+    path = cfg.data_path
+    if d.is_images(path):
+        from nnstudio.core.data.augment import Augment
+        from nnstudio.core.data.images import load_images
+
+        data = load_images(path, d.image_size, d.channels or "auto", d.split, d.seed, d.image_column,
+                           d.target or None, d.on_bad or "skip")
+        data.augment = Augment.from_dict(d.augment)
+        return data
+    return load_dataset(path, d.target or None, d.task, d.split, d.seed, d.missing, d.exclude)
+
+
+def model_for(cfg: RunConfig, data: PreparedData) -> SpecModel:
+    """The untrained network of a config for this data (an image model with its normalisation folded in)."""
+    return build_model(cfg.layers, data.input_shape, data.n_outputs, seed=cfg.training.seed,
+                       normalization=data.normalization)
 
 
 class TrainingRun:
@@ -62,8 +77,7 @@ class TrainingRun:
             if problems:
                 raise CheckpointError(f"{resume.path.name} cannot be continued on this data: " + "; ".join(problems))
             model = resume.model
-        self.model = model if model is not None else build_model(cfg.layers, self.data.n_features, self.data.n_outputs,
-                                                                  seed=cfg.training.seed)
+        self.model = model if model is not None else model_for(cfg, self.data)
         previous_dir = Path(resume.run_dir) if resume is not None and resume.run_dir else None
         if previous_dir is not None and not previous_dir.is_dir():
             previous_dir = None

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVB
 
 from nnstudio.core.model.checkpoint import LoadedCheckpoint
 from nnstudio.core.errors import NNStudioError
-from nnstudio.core.results.predict import Prediction, predict_table, save_predictions
+from nnstudio.core.results.predict import Prediction, TableCheck, predict_table, save_predictions
 from nnstudio.gui.rows_model import table_view
 
 DATA_FILTER = "Data files (*.csv *.tsv *.txt *.parquet *.pq);;All files (*)"
@@ -68,6 +68,10 @@ class PredictPanel(QWidget):
         if not ok:
             self.predictStatus.setText("Train a model or open a checkpoint; then open a file with its columns "
                                        "(the target may be absent) to predict each row.")
+        elif getattr(checkpoint.preprocessor, "kind", None) == "image":
+            pre = checkpoint.preprocessor
+            self.predictStatus.setText(f"Image model ({pre.height}×{pre.width}, {pre.channels} channel(s), classes "
+                                       f"{', '.join(pre.classes)}); drop an image or a folder of images to predict.")
         else:
             pre = checkpoint.preprocessor
             self.predictStatus.setText(f"Model for '{pre.target}' ({pre.task}); a file needs the columns: "
@@ -82,6 +86,8 @@ class PredictPanel(QWidget):
             self.failed.emit("Train a model or open a checkpoint before predicting.")
             return False
         path = Path(path)
+        if getattr(self.checkpoint.preprocessor, "kind", None) == "image":
+            return self._predict_images(path)
         try:
             table = read_table(path)
             prediction = predict_table(self.checkpoint, table, threshold=self.threshold)
@@ -100,6 +106,39 @@ class PredictPanel(QWidget):
         if prediction.metrics_note:
             notes.append(prediction.metrics_note)
         self.predictMessages.setText("\n".join(notes) if notes else f"{len(table):,} rows predicted.")
+        self.predictExportButton.setEnabled(True)
+        self.predicted.emit(str(path))
+        return True
+
+    def _predict_images(self, path: Path) -> bool:
+        """An image or a folder through the image model: the table of probabilities and a thumbnail grid."""
+        from nnstudio.core.results.predict import predict_images
+        from nnstudio.gui.image_grid import PredictedImagesGrid
+
+        try:
+            result = predict_images(self.checkpoint, path)
+        except NNStudioError as exc:
+            message = f"{path.name}: {exc}"
+            self.predictMessages.setText(message)
+            self.failed.emit(message)
+            return False
+        if getattr(self, "predictImages", None) is None:
+            self.predictImages = PredictedImagesGrid(self)
+            self.layout().addWidget(self.predictImages, 1)
+        probs = [float(result.columns[f"probability_{c}"][i]) for i, c in enumerate(result.columns["prediction"])]
+        self.predictImages.show_predictions(result.paths, list(result.columns["prediction"]), probs)
+        import polars as pl
+
+        self.table = pl.DataFrame({"file": result.files})
+        self.prediction = Prediction({k: v for k, v in result.columns.items()}, TableCheck(), result.metrics)
+        self.path = path
+        self.predictModel.set_columns({"file": self.table["file"], **result.columns})
+        notes = [f"{len(result.files):,} image(s) predicted."]
+        if result.metrics:
+            notes.append("metrics against the class folders: "
+                         + "  ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
+        notes += [f"skipped {line}" for line in result.skipped[:5]]
+        self.predictMessages.setText("\n".join(notes))
         self.predictExportButton.setEnabled(True)
         self.predicted.emit(str(path))
         return True

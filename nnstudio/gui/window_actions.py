@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
     QFileDialog, QMessageBox)
 
 from nnstudio import __version__
-from nnstudio.resources import SAMPLES, sample_dataset
+from nnstudio.resources import IMAGE_SAMPLES, SAMPLES, resource_path, sample_dataset
 from nnstudio.gui.window_settings import MAX_RECENT
 
 
@@ -149,6 +149,15 @@ class WindowActions:
             action.setObjectName(f"sampleAction_{Path(name).stem}")
             action.setData(name)
             action.triggered.connect(self._on_sample_triggered)
+        self.samplesMenu.addSeparator()
+        for name, text in IMAGE_SAMPLES:
+            action = self.samplesMenu.addAction(text)
+            action.setObjectName(f"sampleAction_{name}")
+            action.setData(name)
+            action.triggered.connect(self._on_image_sample_triggered)
+
+    def _on_image_sample_triggered(self) -> None:
+        self.open_path(resource_path("samples", self.sender().data()))
 
     def _on_sample_triggered(self) -> None:
         self.open_sample(self.sender().data())

@@ -28,7 +28,13 @@ class WindowFiles:
         """Open a dataset, a checkpoint (.pt) or a project (.toml), by what the file is."""
         path = Path(path)
         if path.is_dir():
-            self.show_error("Cannot open a folder", f"{path} is a folder; open or drop one data file.")
+            from nnstudio.core.data.images import is_image_folder
+
+            if is_image_folder(path):
+                self.open_image_folder(path)
+                return
+            self.show_error("Cannot open a folder", f"{path} is a folder; open or drop one data file, or a folder "
+                                                    "with one subfolder of images per class.")
             return
         if not path.exists():
             self.show_error("File not found", f"{path}: no such file.")
@@ -45,6 +51,24 @@ class WindowFiles:
             self.open_checkpoint(path)
         else:
             self.open_dataset(path)
+
+    def open_image_folder(self, path: str | Path) -> bool:
+        """An image dataset (class folders): shown in the image preview dock; the previous state is kept on failure."""
+        from nnstudio.gui.image_grid import ImagePreviewWidget
+
+        if getattr(self, "imagePreview", None) is None:
+            self.imagePreview = ImagePreviewWidget()
+            self.imagePreviewDock = self._dock("Images", "imagePreviewDock", self.imagePreview,
+                                               Qt.DockWidgetArea.RightDockWidgetArea)
+        try:
+            self.imagePreview.show_folder(path)
+        except NNStudioError as exc:
+            self.show_error("Cannot open image folder", str(exc))
+            return False
+        self.imagePreviewDock.show()
+        self.imagePreviewDock.raise_()
+        self.statusBar().showMessage(f"opened image folder {Path(path).name}", 5000)
+        return True
 
     def open_dataset(self, path: str | Path) -> None:
         self.statusBar().showMessage(f"loading {Path(path).name}…")

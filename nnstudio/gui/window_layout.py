@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QWidget)
 
 from nnstudio.gui.dataset_panel import DatasetPanel
+from nnstudio.gui import dock_layout
 from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, fit_docks, fit_to_screen
 from nnstudio.gui.model_builder import ModelBuilderPanel
 from nnstudio.gui.plots import LossPlot, MetricsPlot
@@ -169,13 +170,18 @@ class WindowLayout:
         self._fit_docks()
         self._default_state = self.saveState()
         state = self.settings.value("window/state")
-        if state is not None:
-            self.restoreState(state)
+        if state is not None and self.restoreState(state):
+            saved_for = int(self.settings.value("window/screenWidth", 0) or 0)
+            if saved_for != dock_layout.available_geometry(self).width():
+                # docks sized for another screen would squeeze the plots (axes cut) or scroll sideways: keep the
+                # arrangement, fit the widths to this one
+                self._fit_docks()
         self._rebuild_recent_menu()
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/screenWidth", dock_layout.available_geometry(self).width())
         self.settings.sync()
 
     def _fit_docks(self) -> None:

@@ -69,6 +69,7 @@ class RunControl:
             return
         n_in, n_out = self._io_shape()
         self.modelBuilder.set_io(n_in, n_out)
+        self._update_model_status()  # the parameter count follows the inputs (a column ignored, say)
         if n_in is not None:
             df = self.datasetPanel.dataframe()
             self.datasetStatus.setText(f"{Path(self.datasetPanel.path() or 'data').name}: {len(df):,} rows · "
@@ -98,6 +99,11 @@ class RunControl:
     def _update_model_status(self) -> None:
         summary = self.modelBuilder.summary()
         trained = " · trained weights" if self.model is not None else ""
+        built_for = getattr(self.model, "in_features", None)
+        wanted = self.modelBuilder.model.io()[0]
+        if trained and built_for is not None and wanted is not None and built_for != wanted:
+            # the columns changed since: the count is the builder's for these inputs, the weights are for others
+            trained = f" · trained weights for {built_for} inputs, the data now gives {wanted}: train again"
         self.modelStatus.setText(f"{len(summary.rows)} layers · {summary.total_params:,} parameters{trained}"
                                  if summary.ok else "model invalid")
 

@@ -120,7 +120,7 @@ def test_save_and_load_round_trip(full_toml, tmp_path):
     ("[data]\nsplit = 0.7\n", ["split"]),
     ("[data]\ntask = \"clustering\"\n", ["task", "clustering"]),
     ("[data]\nmissing = \"ignore\"\n", ["missing", "ignore"]),
-    ("[model]\nlayers = [{type = \"Conv2d\"}]\n", ["layer 1", "Conv2d"]),
+    ("[model]\nlayers = [{type = \"Conv3d\"}]\n", ["layer 1", "Conv3d"]),
     ("[model]\nlayers = [{type = \"Linear\", out_features = 8}, {type = \"Dropout\", rate = 0.1}]\n",
      ["layer 2 Dropout", "rate"]),
     ("[model]\nlayers = []\n", ["layers"]),

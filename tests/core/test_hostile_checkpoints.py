@@ -64,7 +64,7 @@ DAMAGE = [
     ("n_outputs 0", lambda r: r["model_spec"].update(n_outputs=0), ["'n_outputs' must be a whole number ≥ 1"]),
     ("n_outputs float", lambda r: r["model_spec"].update(n_outputs=3.0), ["'n_outputs' must be a whole number ≥ 1"]),
     ("no in_features", lambda r: r["model_spec"].pop("in_features"), ["no 'in_features'"]),
-    ("unknown layer", lambda r: _set_layer(r, 1, type="Conv2d"), ["unknown type 'Conv2d'"]),
+    ("unknown layer", lambda r: _set_layer(r, 1, type="Conv3d"), ["unknown type 'Conv3d'"]),
     ("layer not a table", lambda r: r["model_spec"]["layers"].insert(0, 5), ["layer 1", "expected a table"]),
     ("integers in state_dict", lambda r: r["state_dict"].update({"layers.0.weight": 3}),
      ["not tensors", "layers.0.weight (int)"]),

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nnstudio.core.errors import ModelSpecError
-from nnstudio.core.model.spec import PRESETS, SpecModel, analyze, build_model, count_parameters
+from nnstudio.core.model.spec import IMAGE_PRESETS, PRESETS, SpecModel, analyze, build_model, count_parameters
 
 EVERY_LAYER = [
     {"type": "Linear", "out_features": 32},
@@ -23,7 +23,10 @@ EVERY_LAYER = [
 ]
 
 
-@pytest.mark.parametrize("layers", [EVERY_LAYER, *PRESETS.values()], ids=["every-layer", *PRESETS])
+TABLE_PRESETS = {k: v for k, v in PRESETS.items() if k not in IMAGE_PRESETS}  # image ones: test_image_models.py
+
+
+@pytest.mark.parametrize("layers", [EVERY_LAYER, *TABLE_PRESETS.values()], ids=["every-layer", *TABLE_PRESETS])
 @pytest.mark.parametrize("n_outputs", [1, 3])
 def test_analysis_matches_the_built_module(layers, n_outputs):
     summary = analyze(layers, 7, n_outputs)

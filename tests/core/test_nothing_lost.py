@@ -274,7 +274,8 @@ def test_finite_explosion_is_divergence_and_keeps_the_good_checkpoint(tmp_path, 
     assert cli_main(["train", str(toml), "-q"]) == 0
     good = (tmp_path / "model.pt").read_bytes()
     wild = tmp_path / "wild.toml"
-    wild.write_text(toml.read_text().replace("lr = 0.01", "lr = 1e6"))
+    # the largest rate the config accepts (one validation for file, command line and window)
+    wild.write_text(toml.read_text().replace('{name = "Adam", lr = 0.01}', '{name = "SGD", lr = 10, momentum = 0.9}'))
     assert cli_main(["train", str(wild), "-q"]) == 3
     err = capsys.readouterr().err
     assert "diverged" in err and "model.pt was not overwritten" in err

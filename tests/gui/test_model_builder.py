@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLabel, QWi
 
 from nnstudio.core.model.spec import (
     DEFAULT_PRESET,
+    IMAGE_PRESETS,
     LAYER_DEFAULTS,
     PRESETS,
     build_model,
@@ -284,7 +285,7 @@ def test_dropout_leaky_relu_and_norm_settings(qtbot, panel):
 # ---- presets ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", [n for n in PRESETS if n not in IMAGE_PRESETS])  # image ones: test_image_models.py
 def test_preset_is_one_undoable_command(qtbot, panel, name):
     select(panel, 0)
     panel.outFeaturesSpin.setValue(16)
@@ -367,7 +368,7 @@ def test_set_layers_without_undo_clears_history(qtbot, panel):
 
 
 @pytest.mark.parametrize("in_features,n_outputs", [(4, 3), (13, 1), (1, 10)])
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", [n for n in PRESETS if n not in IMAGE_PRESETS])
 def test_live_counts_match_the_built_module(panel, name, in_features, n_outputs):
     panel.set_io(in_features, n_outputs)
     panel.set_layers(PRESETS[name])
@@ -429,9 +430,9 @@ def test_removing_every_linear_layer_invalidates(qtbot, panel):
 
 def test_wrong_last_width_and_unknown_settings_name_the_layer(qtbot, panel):
     with qtbot.waitSignal(panel.validity_changed) as blocker:
-        panel.set_layers([{"type": "Linear", "out_features": 8}, {"type": "Conv2d"}, {"type": "Linear"}])
+        panel.set_layers([{"type": "Linear", "out_features": 8}, {"type": "Conv3d"}, {"type": "Linear"}])
     assert blocker.args[0] is False
-    assert blocker.args[1].startswith("layer 2: unknown type 'Conv2d'")
+    assert blocker.args[1].startswith("layer 2: unknown type 'Conv3d'")
     assert cell(panel, 1, 1, LayerStackModel.ErrorRole) == blocker.args[1]
     last_error = cell(panel, 2, 1, LayerStackModel.ErrorRole)
     assert last_error.startswith("layer 3 Linear: the last Linear layer must output 3")

@@ -111,9 +111,24 @@ class PreparedData:
     def device(self) -> torch.device:
         return self.train.X.device
 
+    @property
+    def input_shape(self) -> int | tuple[int, ...]:
+        """What a model takes: a table's width, or (C, H, W) for images."""
+        return getattr(self.preprocessor, "input_shape", self.n_features)
+
+    @property
+    def normalization(self) -> tuple[list[float], list[float]] | None:
+        """Per-channel (mean, std) that an image model folds into its input; None for tables."""
+        return getattr(self.preprocessor, "normalization", None)
+
+    #: A per-batch transform of training batches on the device (image augmentation), or None.
+    augment: Any = None
+
     def to(self, device: torch.device) -> "PreparedData":
-        return PreparedData(self.train.to(device), self.val.to(device), self.test.to(device),
-                            self.preprocessor, self.report)
+        out = PreparedData(self.train.to(device), self.val.to(device), self.test.to(device),
+                           self.preprocessor, self.report)
+        out.augment = self.augment
+        return out
 
 
 def iter_batches(split: TensorSplit, batch_size: int, shuffle: bool,

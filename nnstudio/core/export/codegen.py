@@ -720,6 +720,10 @@ def script_for_config(cfg: RunConfig, source: str, script_name: str = "train.py"
     path = cfg.data_path
     if not cfg.data.path:
         raise ConfigError(f"{source}: [data] path is empty; a script needs the data file")
+    if cfg.data.is_images(path):
+        from nnstudio.core.export.codegen_images import image_script
+
+        return GeneratedCode(image_script(cfg, load_data(cfg), source), {}, {})
     check_source(path)
     data = load_data(cfg)  # the very decisions a run makes (columns used, kinds, categories)
     df = read_table(path)  # and the dtypes nnstudio reads the columns as

@@ -91,6 +91,15 @@ def input_description(pre: Any) -> dict[str, Any]:
                        "means a missing or unseen category"}
 
 
+def image_description(pre: Any) -> dict[str, Any]:
+    """The JSON beside an image model's export: raw pixels in, the normalisation it folds in, classes out."""
+    return {"target": pre.target, "task": pre.task, "classes": pre.classes,
+            "inputs": {"shape": ["N", *pre.input_shape], "layout": "N×C×H×W", "range": "raw pixels 0-255",
+                       "channels": "grey" if pre.channels == 1 else "RGB (transparency composited on white)",
+                       "normalization_folded_in": {"mean": pre.mean, "std": pre.std, "units": "0-1"}},
+            "outputs": "one logit per class, in the order of 'classes' (softmax for probabilities)"}
+
+
 def raw_input_model(model: nn.Module, pre: Any) -> RawInputModel:
     import copy
 
@@ -171,9 +180,18 @@ def export_model(model: nn.Module, pre: Any, path: str | Path, fmt: str) -> Expo
                           "train it on a dataset first")
     if fmt == "state_dict":
         return _export_state_dict(model, pre, path)
-    wrapped = raw_input_model(model, pre)
-    df, X = sample_rows(pre)
-    expected = live_outputs(model, pre, df)
+    image = getattr(pre, "kind", None) == "image"
+    if image:  # the model takes raw 0-255 pixels already: its ImageInput holds the training normalisation
+        import copy
+
+        wrapped = copy.deepcopy(model).cpu().eval()
+        X = np.random.default_rng(0).integers(0, 256, (16, *pre.input_shape)).astype(np.float32)
+        with torch.no_grad():
+            expected = model.eval()(torch.from_numpy(X).to(next(model.parameters()).device)).float().cpu().numpy()
+    else:
+        wrapped = raw_input_model(model, pre)
+        df, X = sample_rows(pre)
+        expected = live_outputs(model, pre, df)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if fmt == "torchscript":
@@ -197,8 +215,9 @@ def export_model(model: nn.Module, pre: Any, path: str | Path, fmt: str) -> Expo
     ok = bool(np.isfinite(diff) and diff <= TOLERANCE and got.shape == expected.shape)
     os.replace(tmp, path)
     sidecar = _sidecar(path)
+    described = image_description(pre) if image else input_description(pre)
     _write_json(sidecar, {"format": fmt, "input_name": "features", "output_name": "outputs",
-                          **input_description(pre), "check": {"rows": len(X), "max_difference": diff, "ok": ok}})
+                          **described, "check": {"rows": len(X), "max_difference": diff, "ok": ok}})
     return ExportReport(path, fmt, sidecar, diff, len(X), ok)
 
 
@@ -219,7 +238,7 @@ def _quiet_exporter():
             logger.setLevel(level)
 
 
-def _export_onnx(wrapped: RawInputModel, X: np.ndarray, dest: Path) -> np.ndarray:
+def _export_onnx(wrapped: nn.Module, X: np.ndarray, dest: Path) -> np.ndarray:
     try:
         import onnxruntime as ort
     except ImportError as exc:

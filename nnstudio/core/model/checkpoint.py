@@ -25,6 +25,7 @@ from torch import nn
 from nnstudio import __version__
 from nnstudio.core.data import Preprocessor
 from nnstudio.core.model.pickle_scan import code_globals
+from nnstudio.core.data.images import preprocessor_from_dict
 from nnstudio.core.model.infer import STATE_KEYS, InferredStack, infer_stack, unwrap_state_dict
 from nnstudio.core.errors import CheckpointError, DatasetNotCheckpoint, ModelSpecError
 from nnstudio.core.files import atomic_write, available_memory, regular_file
@@ -73,7 +74,8 @@ def build_checkpoint(model: SpecModel, preprocessor: Preprocessor | None, *, con
     return plain({
         "format": FORMAT,
         "version": VERSION,
-        "model_spec": {"layers": model.spec, "in_features": model.in_features, "n_outputs": model.n_outputs},
+        "model_spec": {"layers": model.spec, "in_features": model.in_features, "n_outputs": model.n_outputs,
+                       **({"input_shape": list(model.input_shape)} if getattr(model, "input_shape", None) else {})},
         "state_dict": dict(model.state_dict()),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "scheduler_state": scheduler_state,
@@ -373,6 +375,19 @@ def _check_fields(obj: dict[str, Any], name: str) -> None:
             raise CheckpointError(f"{name}: model spec '{key}' must be {wanted}, not {_short(value)}")
 
 
+def _input_shape(spec: dict[str, Any], name: str) -> int | tuple[int, ...]:
+    """An image model's (C, H, W) (which must multiply to in_features), else the table width."""
+    shape = spec.get("input_shape")
+    if shape is None:
+        return spec["in_features"]
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+            or shape[0] * shape[1] * shape[2] != spec["in_features"]):
+        raise CheckpointError(f"{name}: model spec 'input_shape' must be [channels, height, width] giving "
+                              f"{spec['in_features']} inputs, not {_short(shape)}")
+    return tuple(shape)
+
+
 def _short(value: Any) -> str:
     """A value as it can be quoted in a one-line message (a tensor's repr spans lines)."""
     if isinstance(value, torch.Tensor):
@@ -420,23 +435,24 @@ def _load_checkpoint(path: Path) -> LoadedCheckpoint:
                               f"(up to {VERSION}); update nnstudio")
     _check_fields(obj, path.name)
     spec = obj["model_spec"]
+    shape = _input_shape(spec, path.name)
     try:
         layers = [normalize_layer(layer, i + 1) for i, layer in enumerate(spec["layers"])]
-        check_model_size(layers, spec["in_features"], spec["n_outputs"], path.name)
-        expected = _expected_state(layers, spec["in_features"], spec["n_outputs"])
+        check_model_size(layers, shape, spec["n_outputs"], path.name)
+        expected = _expected_state(layers, shape, spec["n_outputs"])
     except ModelSpecError as exc:
         raise CheckpointError(f"{path.name}: its model spec is invalid ({' '.join(str(exc).split())})") from exc
     check_state(expected, obj["state_dict"], path.name)
     pre = obj.get("preprocessing")
     try:
-        preprocessor = Preprocessor.from_dict(pre) if pre else None
+        preprocessor = preprocessor_from_dict(pre) if pre else None
         widths = (preprocessor.n_features, preprocessor.n_outputs) if preprocessor is not None else None
     except Exception as exc:  # a damaged record can fail in many ways inside the preprocessor; all mean "invalid"
         raise CheckpointError(f"{path.name}: its preprocessing record is invalid ({_short(str(exc))})") from exc
     if widths is not None and widths != (spec["in_features"], spec["n_outputs"]):
         raise CheckpointError(f"{path.name}: its preprocessing gives {widths[0]} inputs and {widths[1]} outputs but "
                               f"the model takes {spec['in_features']} and gives {spec['n_outputs']}")
-    model = SpecModel(layers, spec["in_features"], spec["n_outputs"])
+    model = SpecModel(layers, shape, spec["n_outputs"])
     _load_state(model, obj["state_dict"], path.name)
     model.eval()
     return LoadedCheckpoint(path, model, model.spec, preprocessor, obj.get("config") or {}, obj.get("metrics") or {},
@@ -505,8 +521,10 @@ def describe(ckpt: LoadedCheckpoint) -> dict[str, Any]:
     """What `nnstudio info` prints: layers, parameters, metrics, versions."""
     from nnstudio.core.model.spec import analyze
 
-    summary = analyze(ckpt.layers, ckpt.model.in_features, ckpt.model.n_outputs)
+    shape = getattr(ckpt.model, "input_shape", None)
+    summary = analyze(ckpt.layers, shape or ckpt.model.in_features, ckpt.model.n_outputs)
     pre = ckpt.preprocessor
+    image = pre.to_dict() if pre is not None and getattr(pre, "kind", None) == "image" else None
     return {
         "file": str(ckpt.path),
         "kind": "state_dict (inferred)" if ckpt.bare else "nnstudio checkpoint",
@@ -515,6 +533,8 @@ def describe(ckpt: LoadedCheckpoint) -> dict[str, Any]:
         "classes": pre.classes if pre else None,
         "features": pre.feature_names if pre else None,
         "in_features": ckpt.model.in_features,
+        "input_shape": list(shape) if shape else None,
+        "image": None if image is None else {k: image[k] for k in ("channels", "height", "width", "mean", "std")},
         "outputs": ckpt.model.n_outputs,
         "layers": [{"index": r.index, "type": r.type, "output": r.out_shape, "params": r.params,
                     **{k: v for k, v in r.settings.items()}} for r in summary.rows],

@@ -296,3 +296,95 @@ def predict_file(ckpt: LoadedCheckpoint, data_path: str | Path, out_path: str | 
     if check.has_target and outputs:
         metrics, note = score(pre, df[pre.target], torch.cat(outputs), ckpt_threshold(ckpt) if threshold is None else threshold)
     return check, metrics, note
+
+
+# ---------------------------------------------------------------------------------------------- images
+
+@dataclass
+class ImagePrediction:
+    """An image model applied to files: one row per readable file, the skipped ones with their reasons."""
+
+    files: list[str]
+    columns: dict[str, np.ndarray]
+    skipped: list[str] = field(default_factory=list)
+    labels: list[str] | None = None  # the class folders' names, when the folder is laid out by class
+    metrics: dict[str, float] = field(default_factory=dict)
+    paths: list[Path] = field(default_factory=list)
+
+
+def is_image_model(ckpt: LoadedCheckpoint) -> bool:
+    return getattr(ckpt.preprocessor, "kind", None) == "image"
+
+
+def _image_inputs(path: Path, classes: list[str]) -> tuple[Path, list[Path], list[str] | None, list[str]]:
+    """(root, files, labels or None, skipped) for an image, a folder of class folders, or a folder of images."""
+    from nnstudio.core.data.images import _walk_images, is_image_file
+
+    if path.is_file():
+        return path.parent, [path], None, []
+    if not path.is_dir():
+        raise DataError(f"{path}: no such image or folder")
+    subs = sorted(d.name for d in path.iterdir() if d.is_dir())
+    labelled = bool(subs) and set(subs) <= set(classes)
+    found, problems = _walk_images(path)
+    skipped = [f"{p} {why}" for p, why in problems]
+    files = []
+    for f in found:
+        if is_image_file(f):
+            files.append(f)
+        else:
+            skipped.append(f"{f.relative_to(path)} is not an image file (by its extension)")
+    labels = [f.relative_to(path).parts[0] for f in files] if labelled else None
+    if labelled:
+        files = [f for f, lab in zip(files, labels) if lab in classes and f.parent != path]
+        labels = [f.relative_to(path).parts[0] for f in files]
+    return path, files, labels, skipped
+
+
+@torch.no_grad()
+def predict_images(ckpt: LoadedCheckpoint, path: str | Path, batch: int = 1024) -> ImagePrediction:
+    """Decode the files as the model was trained (size, channels; the model normalises) and predict each."""
+    pre = _preprocessor(ckpt)
+    if not is_image_model(ckpt):
+        raise DataError(f"{ckpt.path.name}: is a table model; give it a table, not images")
+    path = Path(path)
+    root, files, labels, skipped = _image_inputs(path, pre.classes)
+    X, kept, bad = pre.transform_images(files)
+    skipped += [f"{Path(name).name} {why}" for name, why in bad]
+    if labels is not None:
+        label_of = {f: lab for f, lab in zip(files, labels)}
+        labels = [label_of[f] for f in kept]
+    if not kept:
+        raise DataError(f"{path}: no readable images" + (f" ({skipped[0]})" if skipped else ""))
+    model = ckpt.model
+    model.eval()
+    device = next(model.parameters()).device
+    out = torch.cat([model(X[i:i + batch].to(device)).float().cpu() for i in range(0, len(X), batch)])
+    probs = torch.softmax(out, dim=1).numpy()
+    classes = np.asarray(pre.classes, dtype=object)
+    columns: dict[str, np.ndarray] = {"prediction": classes[probs.argmax(axis=1)]}
+    for i, c in enumerate(pre.classes):
+        columns[f"probability_{c}"] = probs[:, i]
+    names = [str(f.relative_to(root)) if path.is_dir() else f.name for f in kept]
+    result = ImagePrediction(names, columns, skipped, labels, paths=list(kept))
+    if labels is not None:
+        result.metrics = {"accuracy": float(np.mean(columns["prediction"] == np.asarray(labels, dtype=object)))}
+    return result
+
+
+def predict_image_file(ckpt: LoadedCheckpoint, path: str | Path, out_path: str | Path) -> ImagePrediction:
+    """`nnstudio predict MODEL.pt IMAGE_OR_FOLDER --out p.csv`: columns file, prediction, probability_<class>."""
+    import polars as pl
+
+    result = predict_images(ckpt, path)
+    out_path = Path(out_path)
+    if not out_path.parent.exists():
+        raise DataError(f"{out_path.parent}: folder does not exist; choose where to write the predictions")
+    table = pl.DataFrame({"file": result.files, **{k: list(v) if v.dtype == object else v
+                                                   for k, v in result.columns.items()}})
+    try:
+        with atomic_write(out_path) as fh:
+            table.write_csv(fh)
+    except OSError as exc:
+        raise _write_failure(out_path, exc) from exc
+    return result

@@ -502,6 +502,7 @@ class Trainer:
         forward = strategy.wrap(model) if strategy is not None else model
         batches = strategy.batches if strategy is not None else iter_batches
         norm_every = self.grad_norm_every
+        augment = getattr(self.data, "augment", None)  # images: a random transform of each training batch
         start_time = time.perf_counter()
         reason = "completed"
         self.last_state = None
@@ -542,6 +543,8 @@ class Trainer:
                     break
                 if skip_single and len(xb) == 1:
                     continue  # BatchNorm cannot train on a batch of one
+                if augment is not None:
+                    xb = augment(xb)
                 out = forward(xb)
                 loss = loss_fn(out.squeeze(-1) if reshape_target else out, yb)
                 stepper.zero_grad()
