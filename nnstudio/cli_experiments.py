@@ -58,7 +58,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             w.wait()
     if args.worker:
         return 130 if stop.is_set() else 0
-    trials = study.get_trials(deepcopy=False)
+    # a trial another process asked for at the same instant as the last one was given back untrained: not a result
+    trials = [t for t in study.get_trials(deepcopy=False) if "surplus" not in t.user_attrs]
     rows = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
              "seconds": (t.duration.total_seconds() if t.duration else None),
              "run_folder": t.user_attrs.get("run_folder")} for t in trials]

@@ -166,13 +166,31 @@ def counted(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING, s.WAITING)))
 
 
+def _surplus(study, trial, target: int) -> bool:
+    """Whether `target` trials that count were already asked before this one: the storage numbers trials in the
+    order it hands them out, so of two processes asking for the last trial at once, exactly one gets it."""
+    import optuna
+
+    s = optuna.trial.TrialState
+    earlier = [t for t in study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING, s.WAITING))
+               if t.number < trial.number]
+    return len(earlier) >= target
+
+
 def run_trial(study, sweep: SweepConfig, stop: threading.Event | None = None,
-              on_run: Callable[[TrainingRun], None] | None = None) -> TrialOutcome:
-    """Ask one trial, train it as a normal run, tell Optuna its value (or pruned/failed)."""
+              on_run: Callable[[TrainingRun], None] | None = None, target: int | None = None) -> TrialOutcome | None:
+    """Ask one trial, train it as a normal run, tell Optuna its value (or pruned/failed).
+
+    With `target`, a trial asked after the study already holds that many is given back untrained (recorded as
+    FAIL with the user attr ``surplus``, which counts for nothing) and None is returned."""
     import optuna
 
     start = time.perf_counter()
     trial = study.ask()
+    if target is not None and _surplus(study, trial, target):
+        trial.set_user_attr("surplus", f"the study had its {target} trials when this one was asked; not trained")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return None
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("host", socket.gethostname())
     values = {p.path: p.suggest(trial) for p in sweep.params}
@@ -221,7 +239,9 @@ def run_study(sweep: SweepConfig, trials: int | None = None, storage: str | None
     target = trials or sweep.trials
     done: list[TrialOutcome] = []
     while counted(study) < target and not (stop is not None and stop.is_set()):
-        outcome = run_trial(study, sweep, stop, on_run)
+        outcome = run_trial(study, sweep, stop, on_run, target)
+        if outcome is None:  # another process took the last trial
+            break
         done.append(outcome)
         if on_trial is not None:
             on_trial(outcome)
