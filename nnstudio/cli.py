@@ -414,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--state-dict", dest="state_dict", metavar="M.pt",
                         help="a plain nn.Sequential state_dict (keys 0.weight, ...) with a note of the layers")
     export.set_defaults(func=cmd_export)
+    from nnstudio.cli_experiments import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

@@ -122,6 +122,7 @@ class RunConfig:
     def from_dict(cls, raw: dict[str, Any], base_dir: Path | None = None, source: str = "config") -> "RunConfig":
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: expected tables [data], [model], [training], [output]")
+        raw = {k: v for k, v in raw.items() if k != "sweep"}  # [sweep]: read by core.experiments
         unknown = set(raw) - set(SECTIONS)
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) [{'], ['.join(_name(k) for k in sorted(unknown, key=str))}]; "

@@ -365,6 +365,8 @@ class MainWindow(WindowLayout, WindowActions, WindowFiles, RunControl, QMainWind
             mark_unfinished(self.last_run.run_dir)  # its last.pt is offered back at the next start
         if self.lrFindDialog is not None:
             self.lrFindDialog.controller.shutdown()
+        if getattr(self, "_experiments_panel", None) is not None:
+            self._experiments_panel.shutdown()
         shutdown = getattr(self.datasetPanel, "shutdown", None)
         if shutdown is not None:
             shutdown()

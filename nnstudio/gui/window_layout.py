@@ -53,6 +53,11 @@ class WindowLayout:
         self.centralTabs.addTab(plots, "Training curves")
         self.centralTabs.addTab(self.evaluationTab, "Evaluation")
         self.centralTabs.addTab(self.predictPanel, "Predict")
+        self._experiments_panel = None
+        self.experimentsTab = QWidget()  # holds the Experiments panel, made when the tab is first opened
+        self.experimentsTab.setObjectName("experimentsTab")
+        QVBoxLayout(self.experimentsTab).setContentsMargins(0, 0, 0, 0)
+        self.centralTabs.addTab(self.experimentsTab, "Experiments")
         self.centralTabs.currentChanged.connect(self._on_centralTabs_current_changed)
         self.setCentralWidget(self.centralTabs)
 
@@ -75,6 +80,31 @@ class WindowLayout:
     def _on_centralTabs_current_changed(self, index: int) -> None:
         if self.centralTabs.widget(index) is self.evaluationTab:
             self.evaluationPanel  # noqa: B018 - shows what it needs when opened before any evaluation
+        elif self.centralTabs.widget(index) is self.experimentsTab:
+            self.experimentsPanel.refresh_space()
+
+    @property
+    def experimentsPanel(self):
+        """Sweeps over the current settings (gui/experiments_panel.py), made at first use: it imports optuna."""
+        if self._experiments_panel is None:
+            from nnstudio.gui.experiments_panel import ExperimentsPanel
+
+            panel = ExperimentsPanel(self.run_config)
+            panel.setObjectName("experimentsPanel")
+            self.experimentsTab.layout().addWidget(panel)
+            panel.show()
+            panel.best_applied.connect(self._on_experimentsPanel_best_applied)
+            panel.model_opened.connect(self.open_path)
+            self._experiments_panel = panel
+        return self._experiments_panel
+
+    def _on_experimentsPanel_best_applied(self, params: dict) -> None:
+        """The best trial's values set in the builder and the training panel (undoable in the builder)."""
+        from nnstudio.core.experiments.space import trial_config
+
+        cfg = trial_config(self._experiments_panel.sweep, params)
+        self.modelBuilder.set_layers(cfg.layers)
+        self.trainingPanel.set_train_config(cfg.training)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         """Every dock scrolls rather than clips its panel (see gui/dock_layout.py for what a new dock does)."""

@@ -24,6 +24,7 @@ CORE_RANKS = {
     "config": 5,
     "results": 6, "run": 6,
     "export": 7, "distributed": 7,
+    "experiments": 8,
 }
 # where a part that is not listed here would go: the test below names it, so a new package gets a rank
 MAX_FILE_LINES = 800

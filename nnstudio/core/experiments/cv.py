@@ -1,0 +1,127 @@
+"""Stratified k-fold cross-validation over the training+validation rows (the test split stays held out).
+
+Rows are numbered in the prepared data's order, training rows then validation rows; the fold of each is
+saved (`folds.json`) so the same folds can be trained again. Features keep the encoding fitted on the
+configured training split, so every fold sees the same columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from nnstudio.core.config import RunConfig
+from nnstudio.core.data import PreparedData
+from nnstudio.core.data.split import TensorSplit
+from nnstudio.core.errors import ConfigError
+from nnstudio.core.files import atomic_write
+from nnstudio.core.run import TrainingRun
+
+
+def stratified_folds(y: torch.Tensor | np.ndarray, folds: int, seed: int = 0, stratify: bool = True) -> np.ndarray:
+    """The fold (0..folds-1) of each row: each class dealt round-robin after a seeded shuffle."""
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    n = len(y)
+    if folds < 2 or folds > n:
+        raise ConfigError(f"--folds must be between 2 and the {n} training+validation rows, got {folds}")
+    rng = np.random.default_rng(seed)
+    out = np.empty(n, dtype=np.int64)
+    groups = [np.flatnonzero(y.reshape(n, -1)[:, 0] == c) for c in np.unique(y.reshape(n, -1)[:, 0])] if stratify \
+        else [np.arange(n)]
+    offset = 0
+    for rows in groups:
+        rows = rng.permutation(rows)
+        out[rows] = (np.arange(len(rows)) + offset) % folds
+        offset += len(rows)  # the next class starts where this one stopped: fold sizes stay within one row
+    return out
+
+
+def pooled(data: PreparedData) -> TensorSplit:
+    return TensorSplit(torch.cat([data.train.X, data.val.X]), torch.cat([data.train.y, data.val.y]))
+
+
+def fold_data(data: PreparedData, assignment: np.ndarray, fold: int) -> PreparedData:
+    """The prepared data with fold `fold` as validation and the other folds as training rows."""
+    rows = pooled(data)
+    val = torch.from_numpy(np.flatnonzero(assignment == fold))
+    train = torch.from_numpy(np.flatnonzero(assignment != fold))
+    return PreparedData(TensorSplit(rows.X[train], rows.y[train]), TensorSplit(rows.X[val], rows.y[val]),
+                        data.test, data.preprocessor, dict(data.report))
+
+
+@dataclass
+class CVResult:
+    folds: list[dict[str, Any]] = field(default_factory=list)  # repeat, fold, rows, metrics, run_dir
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    folds_file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"folds": self.folds, "mean": self.mean, "std": self.std, "folds_file": self.folds_file}
+
+
+def fold_metrics(run: TrainingRun, result) -> dict[str, float]:
+    last = run.trainer.history[-1] if run.trainer.history else None
+    out: dict[str, float] = {}
+    if last is not None:
+        if last.val_loss is not None:
+            out["val_loss"] = float(last.val_loss)
+        out.update({f"val_{k}": float(v) for k, v in last.metrics.items()})
+    out.update({f"test_{k}": float(v) for k, v in result.test.items()})
+    return out
+
+
+def summarize(folds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and sample standard deviation of every metric over the folds."""
+    keys = sorted({k for f in folds for k in f})
+    mean, std = {}, {}
+    for k in keys:
+        values = [f[k] for f in folds if k in f and math.isfinite(f[k])]
+        if values:
+            mean[k] = float(np.mean(values))
+            std[k] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def cross_validate(cfg: RunConfig, folds: int, repeats: int = 1, data: PreparedData | None = None,
+                   callbacks: Callable[[], list] | None = None,
+                   on_fold: Callable[[dict[str, Any]], None] | None = None) -> CVResult:
+    """Train one run per fold (and repeat); seeded by `[data] seed` + repeat, so reruns give the same folds."""
+    from nnstudio.core.experiments.study import cached_data
+
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
+    data = data if data is not None else cached_data(cfg)
+    rows = pooled(data)
+    stratify = data.task in ("binary", "multiclass")
+    result = CVResult()
+    saved: dict[str, Any] = {"order": "training rows then validation rows of the prepared data",
+                             "rows": len(rows), "folds": folds, "repeats": []}
+    name = cfg.output.name
+    for r in range(repeats):
+        assignment = stratified_folds(rows.y, folds, cfg.data.seed + r, stratify)
+        saved["repeats"].append(assignment.tolist())
+        for k in range(folds):
+            cfg.output.name = f"{name}-cv-r{r}f{k}"
+            run = TrainingRun(cfg, data=fold_data(data, assignment, k), checkpoint=False,
+                              callbacks=callbacks() if callbacks else ())
+            res = run.execute()
+            entry = {"repeat": r, "fold": k, "rows": int((assignment == k).sum()),
+                     "metrics": fold_metrics(run, res), "run_dir": str(run.run_dir)}
+            result.folds.append(entry)
+            if on_fold is not None:
+                on_fold(entry)
+    cfg.output.name = name
+    result.mean, result.std = summarize([f["metrics"] for f in result.folds])
+    path = cfg.logdir / f"{name}-cv-folds.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(saved))
+    result.folds_file = str(path)
+    return result
