@@ -223,16 +223,21 @@ class ExperimentsPanel(QWidget):
         self.importanceLabel.setObjectName("importanceLabel")
         self.parallelPlot = pg.PlotWidget()
         self.parallelPlot.setObjectName("parallelPlot")
-        self.parallelPlot.setTitle("parameters (scaled to their range) and the metric")
+        self.parallelPlot.setTitle("parameters and metric")
+        self.parallelPlot.setToolTip("Each line is a trial: its parameters scaled to their range, then its metric")
         self.parallel_lines: list = []
         controls = QHBoxLayout()  # two short rows: the tab must not widen the window (tests/gui/test_window_fit)
         for w in (QLabel("trials"), self.trialsSpin, self.startButton, self.stopButton):
             controls.addWidget(w)
         controls.addStretch(1)
         results = QHBoxLayout()
-        for w in (self.applyBestButton, self.openTrialButton, QLabel("folds"), self.foldsSpin, self.cvButton):
+        for w in (self.applyBestButton, self.openTrialButton):
             results.addWidget(w)
         results.addStretch(1)
+        folds = QHBoxLayout()  # a row of its own: at 1024 px the tab is about 380 px wide
+        for w in (QLabel("folds"), self.foldsSpin, self.cvButton):
+            folds.addWidget(w)
+        folds.addStretch(1)
         self.statusLabel.setWordWrap(True)
         self.cvLabel.setWordWrap(True)
         self.importanceLabel.setWordWrap(True)
@@ -246,6 +251,7 @@ class ExperimentsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addLayout(results)
+        layout.addLayout(folds)
         layout.addWidget(self.statusLabel)
         layout.addWidget(split)
         layout.addWidget(self.importanceLabel)
