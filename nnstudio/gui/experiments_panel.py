@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QSpinBox,
@@ -164,6 +165,19 @@ class CVWorker(QObject):
         self.finished.emit(result, message)
 
 
+def _follow_palette(plot, palette) -> None:
+    """The window's colours, as the training plots have them (pyqtgraph's default is black)."""
+    from PySide6.QtGui import QPalette
+
+    base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+    plot.setBackground(base)
+    item = plot.getPlotItem()
+    for name in ("left", "bottom"):
+        item.getAxis(name).setPen(text)
+        item.getAxis(name).setTextPen(text)
+    item.titleLabel.setAttr("color", text.name())
+
+
 class ExperimentsPanel(QWidget):
     """Pick parameters and ranges, start/stop a sweep, watch its trials and the best so far."""
 
@@ -241,6 +255,14 @@ class ExperimentsPanel(QWidget):
         self.statusLabel.setWordWrap(True)
         self.cvLabel.setWordWrap(True)
         self.importanceLabel.setWordWrap(True)
+        header = self.spaceTable.horizontalHeader()  # the dotted config path is what a user reads first
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.spaceTable.setWordWrap(False)
+        self.spaceTable.setTextElideMode(Qt.TextElideMode.ElideLeft)  # "…layers.0.out_features", not "model.lay…"
+        for plot in (self.valuePlot, self.parallelPlot):
+            _follow_palette(plot, self.palette())
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.spaceTable)
         split.addWidget(self.trialsView)
