@@ -1,0 +1,129 @@
+"""Images in the real window: a class folder as the dataset, the Small CNN on it, train, evaluate (confusion
+matrix and misclassified test images), the code view's image script, checkpoint, project, Continue, runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from nnstudio.core.model.checkpoint import load_checkpoint
+from tests.core.test_images import write_folder
+
+
+def drop(window, path):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier))
+
+
+def train(qtbot, window, epochs=2, button=True):
+    window.trainingPanel.epochsSpin.setValue(epochs)
+    with qtbot.waitSignal(window.training_finished, timeout=120000) as blocker:
+        if button:
+            qtbot.mouseClick(window.trainingPanel.trainButton, Qt.MouseButton.LeftButton)
+        else:
+            window.actionContinue.trigger()
+    return blocker.args[0]
+
+
+def small_cnn(window):
+    combo = window.modelBuilder.presetCombo
+    combo.setCurrentIndex(combo.findText("Small CNN"))
+    assert window.modelBuilder.is_valid(), window.modelBuilder.summary().errors
+
+
+@pytest.fixture
+def shapes(tmp_path):
+    """Three classes of 12×10 grey images, 8 each, written to disk."""
+    return write_folder(tmp_path / "shapes", classes=("bar", "dot", "ring"), n=8, size=(12, 10))
+
+
+def test_a_dropped_class_folder_is_the_dataset_and_trains_with_the_small_cnn(window, qtbot, tmp_path, shapes):
+    drop(window, shapes)
+    dp = window.datasetPanel
+    qtbot.waitUntil(lambda: dp.images() is not None)
+    assert not dp.dataTabs.isVisible() and dp.dataframe() is None
+    text = dp.summaryLabel.text()
+    assert text.startswith("24 images · 3 classes · 12×10 px · 1 channel (grey)"), text
+    assert "Classes: bar 8, dot 8, ring 8" in text
+    assert dp.pathLabel.text() == "shapes"
+    assert window.modelBuilder.model.io() == ((1, 12, 10), 3)
+    assert "24 images · 1 × 12 × 10 · 3 classes" in window.datasetStatus.text()
+
+    small_cnn(window)
+    summary = window.modelBuilder.summary()
+    assert summary.ok
+    assert summary.total_params > 0 and f"{summary.total_params:,} parameters" in window.modelStatus.text()
+    assert window.actionTrain.isEnabled()
+
+    train(qtbot, window, epochs=2)
+    run = window.last_run
+    assert run.data.report["kind"] == "image" and run.model.input_shape == (1, 12, 10)
+    window.lossPlot.redraw()
+    xs, _ys = window.lossPlot.train_curve.getData()
+    assert len(xs) == 2  # one point per epoch streamed to the loss plot
+    assert len(window.metricsPlot.curves["accuracy"].getData()[0]) == 2
+
+    assert window.save_checkpoint(tmp_path / "cnn.pt")
+    ckpt = load_checkpoint(tmp_path / "cnn.pt")
+    assert ckpt.preprocessor.input_shape == (1, 12, 10) and ckpt.preprocessor.classes == ["bar", "dot", "ring"]
+    assert window.open_checkpoint(tmp_path / "cnn.pt")
+    assert window.model is window.loaded_checkpoint.model
+
+    window.datasetPanel.valSplitSpin.setValue(20.0)
+    assert window.save_project(tmp_path / "images.toml")
+    import tomllib
+
+    saved = tomllib.loads((tmp_path / "images.toml").read_text())
+    assert (tmp_path / saved["data"]["path"]).resolve() == shapes.resolve() and saved["data"]["split"][1] == pytest.approx(0.2)
+    assert [l["type"] for l in saved["model"]["layers"]][0] == "Conv2d"
+
+    from nnstudio.gui.main_window import MainWindow
+
+    other = MainWindow(settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat),
+                       logdir=tmp_path / "runs2")
+    qtbot.addWidget(other)
+    try:
+        with qtbot.waitSignal(other.datasetPanel.dataset_loaded, timeout=20000):
+            assert other.open_project(tmp_path / "images.toml")
+        assert other.datasetPanel.images() is not None and other.datasetPanel.split()[1] == pytest.approx(0.2)
+        assert other.modelBuilder.layers() == window.modelBuilder.layers()
+        assert other.modelBuilder.model.io() == ((1, 12, 10), 3) and other.actionTrain.isEnabled()
+    finally:
+        other.shutdown()
+
+
+def test_project_image_keys_are_kept_and_used(window, qtbot, tmp_path, shapes):
+    import tomli_w
+
+    from nnstudio.core.model.spec import PRESETS
+
+    (tmp_path / "p.toml").write_text(tomli_w.dumps({
+        "data": {"path": str(shapes), "image_size": [8, 8], "channels": 3, "augment": {"hflip": True}},
+        "model": {"layers": PRESETS["Small CNN"]}, "training": {"epochs": 1, "batch_size": 8}}))
+    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+        assert window.open_project(tmp_path / "p.toml")
+    assert window.modelBuilder.model.io() == ((3, 8, 8), 3)
+    train(qtbot, window, epochs=1)
+    assert window.last_run.model.input_shape == (3, 8, 8)
+    assert window.save_project(tmp_path / "again.toml")
+    import tomllib
+
+    data = tomllib.loads((tmp_path / "again.toml").read_text())["data"]
+    assert data["image_size"] == [8, 8] and data["channels"] == 3 and data["augment"] == {"hflip": True}
+
+
+def test_a_single_class_folder_is_one_sentence_and_keeps_the_table(window, qtbot, tmp_path):
+    from guiwindow import load
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("x,y\n1,a\n2,b\n3,a\n4,b\n")
+    load(qtbot, window, csv)
+    write_folder(tmp_path / "one", classes=("only",), n=3)
+    drop(window, tmp_path / "one")
+    assert window.datasetPanel.images() is None and window.datasetPanel.dataframe() is not None
+    assert "only one class" in window.last_error
