@@ -201,7 +201,10 @@ class MainWindow(WindowLayout, WindowActions, WindowFiles, RunControl, QMainWind
         if show:
             title = self.last_run.cfg.output.name if (self.last_run is not None and self.model is self.last_run.model) \
                 else (self.checkpoint_path.name if self.checkpoint_path else "model")
-            self.evaluationPanel.show_evaluation(result, title, data.test.X)
+            report = data.report if isinstance(getattr(data, "report", None), dict) else {}
+            files = ([Path(report["root"]) / f for f in report["files"]["test"]]
+                     if report.get("kind") == "image" and report.get("files") else None)
+            self.evaluationPanel.show_evaluation(result, title, data.test.X, test_files=files)
             if result.task == "binary" and self.decision_threshold is not None:
                 self.evaluationPanel.thresholdSlider.setValue(int(round(self.decision_threshold * 100)))
         self.statusBar().showMessage(f"test score: {result.test_summary()}", 0)

@@ -30,7 +30,8 @@ class RunControl:
         if df is None and images is None:
             return None, None
         ckpt = self.loaded_checkpoint
-        if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model:
+        if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model \
+                and hasattr(ckpt.preprocessor, "input_shape") == (images is not None):  # an image model on images
             pre = ckpt.preprocessor
             return getattr(pre, "input_shape", pre.n_features), pre.n_outputs
         if images is not None:
@@ -64,8 +65,8 @@ class RunControl:
 
     def _prepare(self, request: tuple) -> PreparedData:
         cached = self._prepared
-        if request[0] == "images":
-            if cached is not None and cached[0][0] == "images" and cached[0][:5] == request[:5]:
+        if isinstance(request[0], str):  # ("images", …): an image folder
+            if cached is not None and isinstance(cached[0][0], str) and cached[0][:5] == request[:5]:
                 return cached[1]
             from nnstudio.core.run import load_data
 
@@ -78,7 +79,7 @@ class RunControl:
             data = load_data(cfg)
             self._prepared = (request, data)
             return data
-        if cached is not None and cached[0][0] != "images":
+        if cached is not None and not isinstance(cached[0][0], str):
             key = cached[0]
             # The table and the preprocessing by identity (the table is never changed in place), choices by value.
             if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6] and key[7:] == request[7:]:

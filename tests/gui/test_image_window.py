@@ -21,13 +21,22 @@ def drop(window, path):
 
 
 def train(qtbot, window, epochs=2, button=True):
+    """Train (or Continue) and wait for the end; an error dialog instead fails with its sentence."""
     window.trainingPanel.epochsSpin.setValue(epochs)
-    with qtbot.waitSignal(window.training_finished, timeout=120000) as blocker:
+    done: list = []
+    window.training_finished.connect(done.append)
+    window.error_shown.connect(done.append)
+    try:
         if button:
             qtbot.mouseClick(window.trainingPanel.trainButton, Qt.MouseButton.LeftButton)
         else:
             window.actionContinue.trigger()
-    return blocker.args[0]
+        qtbot.waitUntil(lambda: bool(done), timeout=120000)
+    finally:
+        window.training_finished.disconnect(done.append)
+        window.error_shown.disconnect(done.append)
+    assert isinstance(done[0], dict), done[0]
+    return done[0]
 
 
 def small_cnn(window):
@@ -127,3 +136,43 @@ def test_a_single_class_folder_is_one_sentence_and_keeps_the_table(window, qtbot
     drop(window, tmp_path / "one")
     assert window.datasetPanel.images() is None and window.datasetPanel.dataframe() is not None
     assert "only one class" in window.last_error
+
+
+def test_the_evaluation_tab_shows_the_confusion_matrix_and_the_misclassified_test_images(window, qtbot, tmp_path,
+                                                                                          shapes):
+    import re
+
+    drop(window, shapes)
+    qtbot.waitUntil(lambda: window.datasetPanel.images() is not None)
+    small_cnn(window)
+    window.trainingPanel.learningRateSpin.setValue(1e-4)  # barely trained: some test images are wrong
+    train(qtbot, window, epochs=1)
+    panel = window.evaluationPanel
+    qtbot.waitUntil(lambda: panel.evaluation is not None)
+    ev = panel.evaluation
+    matrix = ev.report.confusion
+    n_test = window.last_run.data.report["n_test"]
+    assert matrix.shape == (3, 3) and int(matrix.sum()) == n_test
+    wrong = int(matrix.sum() - matrix.trace())
+    grid = panel.misclassifiedGrid
+    assert grid.objectName() == "misclassifiedGrid" and not panel.misclassifiedBox.isHidden()
+    assert grid.thumbnailList.count() == wrong
+    assert grid.summaryLabel.text() == f"{wrong} of {n_test} test images misclassified"
+    test_files = window.last_run.data.report["files"]["test"]
+    for i, text in enumerate(grid.texts()):
+        true, predicted, p = re.fullmatch(r"(\w+) → (\w+) \((\d\.\d\d)\)", text).groups()
+        assert true != predicted and 1 / 3 - 0.01 <= float(p) <= 1.0
+        shown = Path(grid.thumbnailList.item(i).data(Qt.ItemDataRole.UserRole))
+        assert shown.parent.name == true and f"{true}/{shown.name}" in test_files  # the image of that class
+    # the same for a checkpoint opened on the folder; a table model hides the grid again
+    assert window.save_checkpoint(tmp_path / "m.pt") and window.open_checkpoint(tmp_path / "m.pt")
+    assert panel.misclassifiedGrid.thumbnailList.count() == wrong
+    from guiwindow import load
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("x,y\n" + "".join(f"{i % 7},{'ab'[i % 2]}\n" for i in range(40)))
+    load(qtbot, window, csv)
+    window.modelBuilder.presetCombo.setCurrentIndex(1)
+    train(qtbot, window, epochs=1)
+    qtbot.waitUntil(lambda: panel.evaluation is not None and panel.evaluation.task == "binary")
+    assert panel.misclassifiedBox.isHidden()
