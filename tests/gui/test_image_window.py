@@ -176,3 +176,45 @@ def test_the_evaluation_tab_shows_the_confusion_matrix_and_the_misclassified_tes
     train(qtbot, window, epochs=1)
     qtbot.waitUntil(lambda: panel.evaluation is not None and panel.evaluation.task == "binary")
     assert panel.misclassifiedBox.isHidden()
+
+
+def test_the_code_view_shows_the_image_script_that_export_writes(window, qtbot, tmp_path, shapes):
+    import subprocess
+    import sys
+
+    from nnstudio.core.export.codegen import export_script
+    from tests.core.corehelpers import cli_env
+
+    window.codeView.raise_()
+    panel = window.codeViewPanel
+    drop(window, shapes)
+    qtbot.waitUntil(lambda: window.datasetPanel.images() is not None)
+    small_cnn(window)
+    qtbot.waitUntil(lambda: "class ImageFiles(Dataset)" in panel.text())
+    text = panel.text()
+    for words in ("self.conv1 = nn.Conv2d(1, 16, kernel_size=3, padding=1)", "from PIL import Image",
+                  "CLASSES = ['bar', 'dot', 'ring']", "IMAGE_SIZE = (12, 10)", "CHANNELS = 1"):
+        assert words in text, words
+    assert "read_table" not in text  # not the table script
+    compile(text, "train.py", "exec")
+    window.trainingPanel.epochsSpin.setValue(1)
+    qtbot.waitUntil(lambda: "EPOCHS = 1" in panel.text())
+    # the same script as `nnstudio export --script` of the saved project (but the line naming where from)
+    assert window.save_project(tmp_path / "p.toml")
+    export_script(tmp_path / "p.toml", tmp_path / "cli.py")
+    cli = (tmp_path / "cli.py").read_text().splitlines()
+    shown = panel.text().splitlines()
+    differ = [i for i, (a, b) in enumerate(zip(cli, shown)) if a != b]
+    assert len(cli) == len(shown) and all(cli[i].startswith(("\"\"\"Train a CNN", "CHECKPOINT =")) for i in differ), \
+        [cli[i] for i in differ]
+    # hovering a layer marks its line in the image script too
+    panel.highlight_layer(0)
+    assert shown[panel.marked_lines()["layer"][0]].strip().startswith("self.conv1 = nn.Conv2d(")
+    # File > Export script writes it; it trains with torch and Pillow and its checkpoint opens in nnstudio
+    assert window.codeExport.export_script(tmp_path / "train_cnn.py")
+    ran = subprocess.run([sys.executable, str(tmp_path / "train_cnn.py")], cwd=tmp_path, env=cli_env(),
+                         capture_output=True, text=True, timeout=240)
+    assert ran.returncode == 0, ran.stderr
+    ckpt = load_checkpoint(tmp_path / "train_cnn.pt")
+    assert ckpt.model.input_shape == (1, 12, 10) and ckpt.preprocessor.classes == ["bar", "dot", "ring"]
+    assert window.open_checkpoint(tmp_path / "train_cnn.pt")
