@@ -218,3 +218,30 @@ def test_the_code_view_shows_the_image_script_that_export_writes(window, qtbot, 
     ckpt = load_checkpoint(tmp_path / "train_cnn.pt")
     assert ckpt.model.input_shape == (1, 12, 10) and ckpt.preprocessor.classes == ["bar", "dot", "ring"]
     assert window.open_checkpoint(tmp_path / "train_cnn.pt")
+
+
+def test_continue_and_the_runs_panel_with_an_image_run(window, qtbot, tmp_path, shapes):
+    drop(window, shapes)
+    qtbot.waitUntil(lambda: window.datasetPanel.images() is not None)
+    small_cnn(window)
+    train(qtbot, window, epochs=1)
+    first = window.last_run
+    qtbot.waitUntil(lambda: window.actionContinue.isEnabled())
+    train(qtbot, window, epochs=1, button=False)  # Continue: the same model and run folder, one more epoch
+    run = window.last_run
+    assert run is not first and run.model is first.model and run.trainer.epoch == 2
+    assert [h.epoch for h in run.trainer.history] == [1, 2] and run.run_dir == first.run_dir
+    qtbot.waitUntil(lambda: len(window.runsPanel.model.runs()) == 1)
+    (record,) = window.runsPanel.model.runs()
+    assert record.status == "completed" and record.task == "multiclass" and "accuracy" in record.test
+    assert record.dataset.endswith("shapes")
+    # restore its settings in a window that shows a table: the image folder comes back as the dataset
+    from guiwindow import load
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("x,y\n" + "".join(f"{i % 7},{'ab'[i % 2]}\n" for i in range(40)))
+    load(qtbot, window, csv)
+    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+        assert window.runs.restore_run(record)
+    assert window.datasetPanel.images() is not None and window.modelBuilder.model.io() == ((1, 12, 10), 3)
+    assert window.modelBuilder.is_valid() and window.actionTrain.isEnabled()
