@@ -372,6 +372,7 @@ class DatasetPanel(QWidget):
         self._load_error = self._choice_error = ""
         self._resolved_task = "multiclass"
         self.dataTabs.setVisible(False)
+        self.layout().setStretchFactor(self.summaryLabel, 1)  # the summary takes the table's place, controls on top
         self._set_controls_enabled(True)
         for widget in (self.targetCombo, self.taskCombo, self.missingCombo):
             widget.setEnabled(False)
@@ -399,6 +400,7 @@ class DatasetPanel(QWidget):
         if self._images is not None:
             self._images = None
             self.dataTabs.setVisible(True)
+            self.layout().setStretchFactor(self.summaryLabel, 0)
 
     def path(self) -> str:
         return self._path

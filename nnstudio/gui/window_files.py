@@ -76,7 +76,13 @@ class WindowFiles:
         self.datasetPanel.show_images(path, info)  # the dataset now: dataset_loaded → _on_dataset_loaded
         self.imagePreviewDock.show()
         self.imagePreviewDock.raise_()
-        self.statusBar().showMessage(f"opened image folder {Path(path).name}", 5000)
+        note = ""
+        if not self.modelBuilder.is_valid():  # a table's MLP cannot take (N, C, H, W): offer the CNN, undoably
+            from nnstudio.core.model.spec import PRESETS
+
+            self.modelBuilder.set_layers(PRESETS["Small CNN"], undoable=True)
+            note = ": the layers did not fit images, so the Small CNN preset replaced them (Edit > Undo restores them)"
+        self.statusBar().showMessage(f"opened image folder {Path(path).name}{note}", 10000)
         return True
 
     def open_dataset(self, path: str | Path) -> None:

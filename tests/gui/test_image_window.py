@@ -245,3 +245,13 @@ def test_continue_and_the_runs_panel_with_an_image_run(window, qtbot, tmp_path, 
         assert window.runs.restore_run(record)
     assert window.datasetPanel.images() is not None and window.modelBuilder.model.io() == ((1, 12, 10), 3)
     assert window.modelBuilder.is_valid() and window.actionTrain.isEnabled()
+
+
+def test_a_stack_that_cannot_take_images_becomes_the_small_cnn_undoably(window, qtbot, shapes):
+    before = window.modelBuilder.layers()  # the default MLP: a Linear first
+    drop(window, shapes)
+    qtbot.waitUntil(lambda: window.datasetPanel.images() is not None)
+    assert window.modelBuilder.is_valid() and window.modelBuilder.layers()[0]["type"] == "Conv2d"
+    assert "Small CNN preset replaced them" in window.statusBar().currentMessage()
+    window.modelBuilder.model.undo_stack.undo()
+    assert window.modelBuilder.layers() == before and not window.modelBuilder.is_valid()
