@@ -69,7 +69,7 @@ def image_summary_text(info: dict[str, Any]) -> str:
              + ("" if channels == 1 else "s") + (" (grey)" if channels == 1 else " (RGB)")]
     if info.get("sizes", 1) > 1:
         lines.append(f"{info['sizes']} sizes: others are resized to {size[0]}×{size[1]}")
-    shown = list(classes.items())[:MAX_CLASSES_SHOWN]
+    shown = list(classes.items())[:3 * MAX_CLASSES_SHOWN]  # class folders are few and short-named: most fit
     more = len(classes) - len(shown)
     lines.append("Classes: " + ", ".join(f"{c} {n:,}" for c, n in shown) + (f", … {more} more" if more > 0 else ""))
     skipped = info.get("skipped") or []

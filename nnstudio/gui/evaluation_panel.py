@@ -294,7 +294,7 @@ class EvaluationPanel(QWidget):
         sizes = evaluation.sizes
         self.evaluationHeader.setText(
             (f"{title} · " if title else "") + f"{evaluation.task} · "
-            + " · ".join(f"{n} {sizes.get(k, 0):,} rows" for k, n in (("train", "train"), ("val", "validation"),
+            + " · ".join(f"{n} {sizes.get(k, 0):,} {'rows' if test_files is None else 'images'}" for k, n in (("train", "train"), ("val", "validation"),
                                                                        ("test", "test"))))
         self.metricsModel.set_rows(evaluation.metrics_rows())
         fit_height(self.metricsTable)

@@ -19,6 +19,11 @@ from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.window_settings import NEXT_PASS_MS, TENSORBOARD_STEPS_PER_SECOND
 
 
+def _inputs(shape) -> str:
+    """A model's input as the status bar says it: 64 inputs, or 1 × 8 × 8 images."""
+    return " × ".join(map(str, shape)) + " images" if isinstance(shape, tuple) else f"{shape} inputs"
+
+
 class RunControl:
     """Starting, pausing, stopping and continuing runs, and showing what the worker sends."""
 
@@ -128,11 +133,11 @@ class RunControl:
     def _update_model_status(self) -> None:
         summary = self.modelBuilder.summary()
         trained = " · trained weights" if self.model is not None else ""
-        built_for = getattr(self.model, "in_features", None)
+        built_for = getattr(self.model, "input_shape", None) or getattr(self.model, "in_features", None)  # (C, H, W)
         wanted = self.modelBuilder.model.io()[0]
         if trained and built_for is not None and wanted is not None and built_for != wanted:
             # the columns changed since: the count is the builder's for these inputs, the weights are for others
-            trained = f" · trained weights for {built_for} inputs, the data now gives {wanted}: train again"
+            trained = f" · trained weights for {_inputs(built_for)}, the data now gives {_inputs(wanted)}: train again"
         self.modelStatus.setText(f"{len(summary.rows)} layers · {summary.total_params:,} parameters{trained}"
                                  if summary.ok else "model invalid")
 

@@ -72,6 +72,9 @@ def test_a_dropped_class_folder_is_the_dataset_and_trains_with_the_small_cnn(win
     train(qtbot, window, epochs=2)
     run = window.last_run
     assert run.data.report["kind"] == "image" and run.model.input_shape == (1, 12, 10)
+    assert "trained weights" in window.modelStatus.text() and "train again" not in window.modelStatus.text()
+    assert window.evaluationPanel.evaluationHeader.text().endswith(
+        f"test {window.last_run.data.report['n_test']} images")
     window.lossPlot.redraw()
     xs, _ys = window.lossPlot.train_curve.getData()
     assert len(xs) == 2  # one point per epoch streamed to the loss plot
