@@ -14,8 +14,8 @@ import sys
 
 import pytest
 import tomli_w
-
 from corehelpers import cli_env, finish, start_cli
+
 from nnstudio.core.model.checkpoint import load_checkpoint
 from tests.core.test_images import write_folder
 
