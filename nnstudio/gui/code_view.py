@@ -301,6 +301,8 @@ class CodeExport(QObject):
 
         w = self.window
         cfg = w.run_config()
+        if w.datasetPanel.images() is not None:
+            return self._image_code(cfg)
         df = w.datasetPanel.dataframe()
         facts = None
         if df is not None:
@@ -309,6 +311,24 @@ class CodeExport(QObject):
                                      exclude=getattr(cfg.data, "exclude", ()))  # [data] exclude, once it lands
             cfg.data.path = str(path)
         return generate(cfg, facts, source="the nnstudio window")
+
+    def _image_code(self, cfg) -> GeneratedCode:
+        """The course-style CNN script of `nnstudio export --script` for the open image folder; the live view
+        needs only the folder's classes and the input shape, so nothing is decoded for it."""
+        from types import SimpleNamespace
+
+        from nnstudio.core.data.images import ImagePreprocessor
+        from nnstudio.core.export.codegen_images import image_script
+
+        w = self.window
+        shape, _n = w._io_shape()
+        if shape is None:
+            raise ValueError("the image folder has no readable image size")
+        c = shape[0]
+        pre = ImagePreprocessor(list(w.datasetPanel.images()["classes"]), c, shape[1], shape[2], [0.0] * c, [1.0] * c)
+        text = image_script(cfg, SimpleNamespace(preprocessor=pre), "the nnstudio window")
+        rows = [i for i, line in enumerate(text.splitlines()) if line.startswith("        self.") and "  # -> " in line]
+        return GeneratedCode(text, dict(enumerate(rows)), {})
 
     # ---- signals from the window's panels
     def _on_inputs_changed(self, *args: Any) -> None:
@@ -323,7 +343,7 @@ class CodeExport(QObject):
     # ---- File > Export
     def _on_export_script_triggered(self) -> None:
         w = self.window
-        if w.datasetPanel.dataframe() is None or not w.datasetPanel.path():
+        if not w.datasetPanel.has_data() or not w.datasetPanel.path():
             w.show_error("Nothing to export", "Open a dataset file first: the script reads the same file.")
             return
         start = str(Path(w._last_dir("export")) / "train.py")
@@ -338,6 +358,15 @@ class CodeExport(QObject):
 
         w = self.window
         try:
+            if w.datasetPanel.images() is not None:  # the folder read the way a run reads it, as the CLI does
+                from nnstudio.core.export.codegen_images import image_script
+
+                cfg = copy.deepcopy(w.run_config())
+                cfg.output.checkpoint = str(Path(path).with_suffix(".pt").resolve())  # beside the script
+                atomic_text_write(image_script(cfg, w.prepare_data(), "the nnstudio window"), path)
+                w._remember_dir(path, "export")
+                w.statusBar().showMessage(f"exported {path}: run it with python {Path(path).name}", 10000)
+                return True
             check_source(w.datasetPanel.path())
             cfg = copy.deepcopy(w.run_config())
             data = w.prepare_data()

@@ -59,6 +59,26 @@ class _ElidedLabel(QLabel):
         return QSize(self.fontMetrics().horizontalAdvance("…") * 4, super().minimumSizeHint().height())
 
 
+def image_summary_text(info: dict[str, Any]) -> str:
+    """What the dataset panel says about an image folder: count, classes, size, channels, skipped files."""
+    classes = info.get("classes") or {}
+    size = info.get("image_size")
+    channels = info.get("channels")
+    lines = [f"{info.get('images', 0):,} images · {len(classes)} classes · "
+             + (f"{size[0]}×{size[1]} px" if size else "no size") + f" · {channels} channel"
+             + ("" if channels == 1 else "s") + (" (grey)" if channels == 1 else " (RGB)")]
+    if info.get("sizes", 1) > 1:
+        lines.append(f"{info['sizes']} sizes: others are resized to {size[0]}×{size[1]}")
+    shown = list(classes.items())[:3 * MAX_CLASSES_SHOWN]  # class folders are few and short-named: most fit
+    more = len(classes) - len(shown)
+    lines.append("Classes: " + ", ".join(f"{c} {n:,}" for c, n in shown) + (f", … {more} more" if more > 0 else ""))
+    skipped = info.get("skipped") or []
+    if skipped:
+        lines.append(f"{len(skipped)} file(s) skipped, e.g. {skipped[0]}")
+    lines.append("Task: multiclass, one class per subfolder")
+    return "\n".join(lines)
+
+
 class DatasetPanel(QWidget):
     """Open a data file, look at it, and say how to learn from it.
 
@@ -83,6 +103,7 @@ class DatasetPanel(QWidget):
         self._flags: dict[str, str] = {}  # column → why it cannot be a feature (from the core, at load)
         self._ignored: list[str] = []  # columns whose role is ignore, in table order
         self._updating = False
+        self._images: dict[str, Any] | None = None  # summarize_images() of an open image folder, else None
 
         self.loader = DatasetLoader(self)
         self.loader.setObjectName("loader")
@@ -312,6 +333,7 @@ class DatasetPanel(QWidget):
             raise DataError(f"{name}: the table has no rows")
 
         self.loader.cancel()
+        self._leave_images()
         self._frame = frame
         self._path = str(path)
         self._summaries = {}
@@ -346,10 +368,52 @@ class DatasetPanel(QWidget):
     def dataframe(self) -> pl.DataFrame | None:
         return self._frame
 
+    # -- image folders: no table; the summary says what the folder holds, the split applies
+    def show_images(self, path: str | Path, info: dict[str, Any]) -> None:
+        """Make an image folder (``summarize_images`` of it) the dataset: no preview table, its summary instead."""
+        self.loader.cancel()
+        self._frame = None
+        self._images = dict(info)
+        self._path = str(path)
+        self._load_error = self._choice_error = ""
+        self._resolved_task = "multiclass"
+        self.dataTabs.setVisible(False)
+        self.layout().setStretchFactor(self.summaryLabel, 1)  # the summary takes the table's place, controls on top
+        self._set_controls_enabled(True)
+        for widget in (self.targetCombo, self.taskCombo, self.missingCombo):
+            widget.setEnabled(False)
+        self._updating = True
+        try:
+            self.targetCombo.clear()
+            self.targetCombo.addItem("class folder")
+            self.taskCombo.setCurrentIndex(self.taskCombo.findData("multiclass"))
+        finally:
+            self._updating = False
+        self.pathLabel.setText(Path(self._path).name)
+        self.pathLabel.setToolTip(self._path)
+        self.summaryLabel.setText(image_summary_text(self._images))
+        self._refresh_error()
+        self.dataset_loaded.emit(self._path)
+
+    def images(self) -> dict[str, Any] | None:
+        """The open image folder's summary (None when the dataset is a table or nothing is open)."""
+        return self._images
+
+    def has_data(self) -> bool:
+        return self._frame is not None or self._images is not None
+
+    def _leave_images(self) -> None:
+        if self._images is not None:
+            self._images = None
+            self.dataTabs.setVisible(True)
+            self.layout().setStretchFactor(self.summaryLabel, 0)
+
     def path(self) -> str:
         return self._path
 
     def target(self) -> str | None:
+        if self._images is not None:
+            return "label"
         if self._frame is None:
             return None
         return self.targetCombo.currentText() or None
@@ -360,6 +424,8 @@ class DatasetPanel(QWidget):
 
     def task(self) -> str | None:
         """The resolved task (never 'auto'); None without a dataset; DataError if the choice cannot apply."""
+        if self._images is not None:
+            return "multiclass"
         if self._frame is None:
             return None
         if self._resolved_task is None:
@@ -587,6 +653,8 @@ class DatasetPanel(QWidget):
 
     def _refresh_choices(self) -> None:
         """Re-resolve the task, relabel 'auto (…)', and redo the summary after any change."""
+        if self._images is not None:
+            return
         self._choice_error = ""
         self._resolved_task = None
         if self._frame is None:

@@ -240,6 +240,15 @@ class EvaluationPanel(QWidget):
         self.thresholdMetrics.setWordWrap(True)
         bl.addWidget(self.thresholdMetrics, 1, 0, 1, 2)
         grid.addWidget(self.binaryBox, 1, 0, 1, 2)
+        from nnstudio.gui.image_grid import MisclassifiedGrid
+
+        self.misclassifiedGrid = MisclassifiedGrid()
+        self.misclassifiedGrid.setMinimumHeight(260)
+        self._misclassified: list[dict[str, Any]] = []
+        self.misclassifiedBox = self._view_box("Misclassified test images (true → predicted, probability)",
+                                               "misclassified", self.misclassifiedGrid, lambda: self._misclassified)
+        grid.addWidget(self.misclassifiedBox, 2, 0, 1, 2)
+        self.misclassifiedBox.setVisible(False)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
         return page
@@ -278,12 +287,14 @@ class EvaluationPanel(QWidget):
         self.pages.setCurrentIndex(0)
         self.evaluationHeader.setText("Train a model, or open a checkpoint and a dataset with its columns, to evaluate it.")
 
-    def show_evaluation(self, evaluation: Evaluation, title: str = "", test_X: Any = None) -> None:
+    def show_evaluation(self, evaluation: Evaluation, title: str = "", test_X: Any = None,
+                        test_files: list[Path] | None = None) -> None:
+        """`test_files`: an image model's test images, in the test split's order (shows the misclassified ones)."""
         self.evaluation = evaluation
         sizes = evaluation.sizes
         self.evaluationHeader.setText(
             (f"{title} · " if title else "") + f"{evaluation.task} · "
-            + " · ".join(f"{n} {sizes.get(k, 0):,} rows" for k, n in (("train", "train"), ("val", "validation"),
+            + " · ".join(f"{n} {sizes.get(k, 0):,} {'rows' if test_files is None else 'images'}" for k, n in (("train", "train"), ("val", "validation"),
                                                                        ("test", "test"))))
         self.metricsModel.set_rows(evaluation.metrics_rows())
         fit_height(self.metricsTable)
@@ -310,6 +321,18 @@ class EvaluationPanel(QWidget):
             self.thresholdSlider.setValue(int(round(evaluation.threshold * 100)))
             self.thresholdSlider.blockSignals(False)
         self._show_report()
+        self._show_misclassified(test_files)
+
+    def _show_misclassified(self, files: list[Path] | None) -> None:
+        self.misclassifiedBox.setVisible(files is not None)
+        self._misclassified = []
+        if files is None:
+            self.misclassifiedGrid.thumbnailList.clear()
+            return
+        true, predicted, probability = self.evaluation.test_predictions()
+        self.misclassifiedGrid.show_errors(files, true, predicted, probability)
+        self._misclassified = [{"file": str(f), "true": t, "predicted": q, "probability": p}
+                               for f, t, q, p in zip(files, true, predicted, probability) if t != q]
 
     def _report(self):
         return self.evaluation.report if self.evaluation is not None else None

@@ -74,6 +74,7 @@ class MainWindow(WindowLayout, WindowActions, WindowFiles, RunControl, QMainWind
         self._starting = False  # Train pressed; the training thread is still building the run
         self._prepared: tuple[tuple, PreparedData] | None = None  # (request, tensors): the last prepared data
         self.data_seed = 0
+        self.image_options: dict = {}  # [data] image keys of the opened project (image_size, channels, augment, …)
         self.evaluation = None  # core.results.evaluate.Evaluation of the current model, shown in the evaluation tab
         self.decision_threshold: float | None = None  # binary: kept from the evaluation, saved with the model
         self._project_path: Path | None = None  # the project the window shows (named in the title)
@@ -165,11 +166,11 @@ class MainWindow(WindowLayout, WindowActions, WindowFiles, RunControl, QMainWind
         from nnstudio.core.results.evaluate import evaluate
 
         self._update_predict_panel()
-        if self.model is None or self.datasetPanel.dataframe() is None:
+        if self.model is None or not self.datasetPanel.has_data():
             return False
         pre = self._current_preprocessor()
         df = self.datasetPanel.dataframe()
-        if pre is not None and (pre.target not in df.columns or any(n not in df.columns for n in pre.feature_names)):
+        if df is not None and pre is not None and (pre.target not in df.columns or any(n not in df.columns for n in pre.feature_names)):
             if not quiet:
                 missing = [n for n in [*pre.feature_names, pre.target] if n not in df.columns]
                 self.show_error("Cannot evaluate", f"the dataset lacks the model's column(s) {', '.join(missing)}")
@@ -200,7 +201,10 @@ class MainWindow(WindowLayout, WindowActions, WindowFiles, RunControl, QMainWind
         if show:
             title = self.last_run.cfg.output.name if (self.last_run is not None and self.model is self.last_run.model) \
                 else (self.checkpoint_path.name if self.checkpoint_path else "model")
-            self.evaluationPanel.show_evaluation(result, title, data.test.X)
+            report = data.report if isinstance(getattr(data, "report", None), dict) else {}
+            files = ([Path(report["root"]) / f for f in report["files"]["test"]]
+                     if report.get("kind") == "image" and report.get("files") else None)
+            self.evaluationPanel.show_evaluation(result, title, data.test.X, test_files=files)
             if result.task == "binary" and self.decision_threshold is not None:
                 self.evaluationPanel.thresholdSlider.setValue(int(round(self.decision_threshold * 100)))
         self.statusBar().showMessage(f"test score: {result.test_summary()}", 0)

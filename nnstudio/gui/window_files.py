@@ -60,14 +60,29 @@ class WindowFiles:
             self.imagePreview = ImagePreviewWidget()
             self.imagePreviewDock = self._dock("Images", "imagePreviewDock", self.imagePreview,
                                                Qt.DockWidgetArea.RightDockWidgetArea)
+        from nnstudio.core.data.images import summarize_images
+
         try:
+            info = summarize_images(path)
+            if len(info["classes"]) < 2:
+                raise NNStudioError(f"{path}: only one class folder; a classifier needs at least two")
             self.imagePreview.show_folder(path)
         except NNStudioError as exc:
+            self._pending_project = None
             self.show_error("Cannot open image folder", str(exc))
             return False
+        if self._pending_project is None:
+            self.image_options = {}  # a folder opened on its own: the defaults (most common size, auto channels)
+        self.datasetPanel.show_images(path, info)  # the dataset now: dataset_loaded → _on_dataset_loaded
         self.imagePreviewDock.show()
         self.imagePreviewDock.raise_()
-        self.statusBar().showMessage(f"opened image folder {Path(path).name}", 5000)
+        note = ""
+        if not self.modelBuilder.is_valid():  # a table's MLP cannot take (N, C, H, W): offer the CNN, undoably
+            from nnstudio.core.model.spec import PRESETS
+
+            self.modelBuilder.set_layers(PRESETS["Small CNN"], undoable=True)
+            note = ": the layers did not fit images, so the Small CNN preset replaced them (Edit > Undo restores them)"
+        self.statusBar().showMessage(f"opened image folder {Path(path).name}{note}", 10000)
         return True
 
     def open_dataset(self, path: str | Path) -> None:
@@ -101,12 +116,17 @@ class WindowFiles:
         if self._pending_project is not None:
             cfg, self._pending_project = self._pending_project, None
             d = cfg.data
+            images = self.datasetPanel.images() is not None
             try:
-                self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split, missing=d.missing,
-                                              exclude=d.exclude)
+                if images:
+                    self.datasetPanel.set_choices(split=d.split)
+                else:
+                    self.datasetPanel.set_choices(target=d.target or None, task=d.task, split=d.split,
+                                                  missing=d.missing, exclude=d.exclude)
             except NNStudioError as exc:
                 self.show_error("Cannot apply the project's data choices", str(exc))
-        if self.loaded_checkpoint is not None and self.loaded_checkpoint.preprocessor is not None:
+        if self.loaded_checkpoint is not None and self.loaded_checkpoint.preprocessor is not None \
+                and self.datasetPanel.dataframe() is not None:
             pre = self.loaded_checkpoint.preprocessor
             if pre.target in self.datasetPanel.dataframe().columns:
                 self.datasetPanel.set_choices(target=pre.target, task=pre.task,
@@ -312,9 +332,14 @@ class WindowFiles:
         self.logdir = cfg.logdir
         self.data_seed = cfg.data.seed
         self.checkpoint_path = cfg.checkpoint_path
+        self.image_options = {k: getattr(cfg.data, k) for k in ("image_size", "channels", "on_bad", "augment")
+                              if getattr(cfg.data, k) is not None}
         if cfg.data.path:
             self._pending_project = cfg
-            self.open_dataset(cfg.data_path)
+            if cfg.data_path.is_dir():
+                self.open_image_folder(cfg.data_path)
+            else:
+                self.open_dataset(cfg.data_path)
         self._add_recent(path)
         self._remember_dir(path, "project")
         self._project_path = Path(path)

@@ -193,7 +193,7 @@ class WindowRuns(QObject):
         except NNStudioError as exc:
             w.show_error("Cannot restore run", str(exc))
             return False
-        shown_task = w.datasetPanel.task() if w.datasetPanel.dataframe() is not None else None
+        shown_task = w.datasetPanel.task() if w.datasetPanel.has_data() else None
         shown_path = w.datasetPanel.path()
         if run.task != shown_task or not shown_path or Path(shown_path).resolve() != cfg.data_path.resolve():
             # the curves on the plots are another dataset's or task's: they would sit beside the restored run's
@@ -204,13 +204,18 @@ class WindowRuns(QObject):
         w.trainingPanel.set_train_config(cfg.training)
         w.data_seed = cfg.data.seed
         w.statusBar().showMessage(f"restored the settings of {run.name}", 8000)
-        if cfg.data.path and not cfg.data_path.is_file():
+        if cfg.data.path and not cfg.data_path.is_file() and not cfg.data_path.is_dir():
             w.show_error("Dataset not found", f"{cfg.data_path}: the dataset of run '{run.name}' is not there any "
                          "more; its model and training settings were restored. Open its dataset to train it again.")
             return False
         if cfg.data.path:
             w._pending_project = cfg  # the dataset's target, task, split and missing-value choices once it is read
-            w.open_dataset(cfg.data_path)
+            if cfg.data_path.is_dir():  # an image folder, with the run's image keys
+                w.image_options = {k: getattr(cfg.data, k) for k in ("image_size", "channels", "on_bad", "augment")
+                                   if getattr(cfg.data, k) is not None}
+                w.open_image_folder(cfg.data_path)
+            else:
+                w.open_dataset(cfg.data_path)
         return True
 
     # ------------------------------------------------------------------------------------------ following

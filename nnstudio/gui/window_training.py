@@ -14,23 +14,36 @@ from nnstudio.core.model.checkpoint import LoadedCheckpoint
 from nnstudio.core.config import RunConfig
 from nnstudio.core.data import PreparedData, model_io_size, prepare
 from nnstudio.core.errors import NNStudioError
-from nnstudio.core.model.spec import build_model
-from nnstudio.core.run import TrainingRun
+from nnstudio.core.run import TrainingRun, model_for
 from nnstudio.gui.health_notice import HealthNotifier
 from nnstudio.gui.window_settings import NEXT_PASS_MS, TENSORBOARD_STEPS_PER_SECOND
+
+
+def _inputs(shape) -> str:
+    """A model's input as the status bar says it: 64 inputs, or 1 × 8 × 8 images."""
+    return " × ".join(map(str, shape)) + " images" if isinstance(shape, tuple) else f"{shape} inputs"
 
 
 class RunControl:
     """Starting, pausing, stopping and continuing runs, and showing what the worker sends."""
 
     def _io_shape(self) -> tuple[int | None, int | None]:
-        """Inputs and outputs the model must have for the dataset as currently configured."""
+        """Inputs and outputs the model must have for the dataset as currently configured
+        (an image folder: its (C, H, W) and its number of classes)."""
         df = self.datasetPanel.dataframe()
-        if df is None:
+        images = self.datasetPanel.images()
+        if df is None and images is None:
             return None, None
         ckpt = self.loaded_checkpoint
-        if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model:
-            return ckpt.preprocessor.n_features, ckpt.preprocessor.n_outputs
+        if ckpt is not None and ckpt.preprocessor is not None and self.model is ckpt.model \
+                and hasattr(ckpt.preprocessor, "input_shape") == (images is not None):  # an image model on images
+            pre = ckpt.preprocessor
+            return getattr(pre, "input_shape", pre.n_features), pre.n_outputs
+        if images is not None:
+            size = self.image_options.get("image_size") or images.get("image_size")
+            channels = self.image_options.get("channels")
+            channels = images["channels"] if channels in (None, "auto") else int(channels)
+            return ((channels, int(size[0]), int(size[1])) if size else None), len(images["classes"])
         try:
             return model_io_size(df, self.datasetPanel.target(), self.datasetPanel.task_choice(),
                                  features=self.datasetPanel.features())
@@ -49,12 +62,29 @@ class RunControl:
 
     def _data_request(self, preprocessor=None) -> tuple:
         dp = self.datasetPanel
+        if dp.images() is not None:  # an image folder: decoded by the core from the run config's [data] keys
+            o = self.image_options
+            return ("images", dp.path(), tuple(dp.split()), self.data_seed, repr(o), preprocessor)
         return (dp.dataframe(), dp.target(), dp.task_choice(), tuple(dp.split()), self.data_seed, dp.missing(),
                 preprocessor, tuple(dp.features()))
 
     def _prepare(self, request: tuple) -> PreparedData:
         cached = self._prepared
-        if cached is not None:
+        if isinstance(request[0], str):  # ("images", …): an image folder
+            if cached is not None and isinstance(cached[0][0], str) and cached[0][:5] == request[:5]:
+                return cached[1]
+            from nnstudio.core.run import load_data
+
+            cfg = RunConfig()
+            cfg.data.path = request[1]
+            cfg.data.split = list(request[2])
+            cfg.data.seed = request[3]
+            for key, value in self.image_options.items():
+                setattr(cfg.data, key, value)
+            data = load_data(cfg)
+            self._prepared = (request, data)
+            return data
+        if cached is not None and not isinstance(cached[0][0], str):
             key = cached[0]
             # The table and the preprocessing by identity (the table is never changed in place), choices by value.
             if key[0] is request[0] and key[6] is request[6] and key[1:6] == request[1:6] and key[7:] == request[7:]:
@@ -65,12 +95,16 @@ class RunControl:
         return data
 
     def _on_dataset_choices_changed(self) -> None:
-        if self.datasetPanel.dataframe() is None:
+        if not self.datasetPanel.has_data():
             return
         n_in, n_out = self._io_shape()
         self.modelBuilder.set_io(n_in, n_out)
         self._update_model_status()  # the parameter count follows the inputs (a column ignored, say)
-        if n_in is not None:
+        images = self.datasetPanel.images()
+        if images is not None and n_in is not None:
+            self.datasetStatus.setText(f"{Path(self.datasetPanel.path()).name}: {images['images']:,} images · "
+                                       f"{' × '.join(map(str, n_in))} · {n_out} classes")
+        elif n_in is not None:
             df = self.datasetPanel.dataframe()
             self.datasetStatus.setText(f"{Path(self.datasetPanel.path() or 'data').name}: {len(df):,} rows · "
                                        f"{n_in} inputs · {self.datasetPanel.task()}")
@@ -99,18 +133,18 @@ class RunControl:
     def _update_model_status(self) -> None:
         summary = self.modelBuilder.summary()
         trained = " · trained weights" if self.model is not None else ""
-        built_for = getattr(self.model, "in_features", None)
+        built_for = getattr(self.model, "input_shape", None) or getattr(self.model, "in_features", None)  # (C, H, W)
         wanted = self.modelBuilder.model.io()[0]
         if trained and built_for is not None and wanted is not None and built_for != wanted:
             # the columns changed since: the count is the builder's for these inputs, the weights are for others
-            trained = f" · trained weights for {built_for} inputs, the data now gives {wanted}: train again"
+            trained = f" · trained weights for {_inputs(built_for)}, the data now gives {_inputs(wanted)}: train again"
         self.modelStatus.setText(f"{len(summary.rows)} layers · {summary.total_params:,} parameters{trained}"
                                  if summary.ok else "model invalid")
 
     def _update_can_train(self) -> None:
         running = self.controller.is_running() if hasattr(self, "controller") else False
         reason = ""
-        if self.datasetPanel.dataframe() is None:
+        if not self.datasetPanel.has_data():
             reason = "Open a dataset first"
         elif not self.modelBuilder.is_valid():
             errors = self.modelBuilder.summary().errors
@@ -122,7 +156,7 @@ class RunControl:
         self.actionContinue.setEnabled(ok and not problems)
         self.actionContinue.setToolTip("Continue training: " + "; ".join(problems) if problems else
                                        "Go on from the last run's or the opened checkpoint's whole state")
-        self.actionEvaluate.setEnabled(not running and self.model is not None and self.datasetPanel.dataframe() is not None)
+        self.actionEvaluate.setEnabled(not running and self.model is not None and self.datasetPanel.has_data())
         self.actionPredict.setEnabled(not running and self.predictPanel.predictOpenButton.isEnabled())
         self.actionSaveCheckpoint.setEnabled(not running and self.model is not None)
         self.actionPause.setEnabled(running)
@@ -165,7 +199,11 @@ class RunControl:
         dp = self.datasetPanel
         if dp.path():
             cfg.data.path = str(Path(dp.path()).resolve())
-        if dp.dataframe() is not None:
+        if dp.images() is not None:
+            cfg.data.split = list(dp.split())
+            for key, value in self.image_options.items():
+                setattr(cfg.data, key, copy.deepcopy(value))
+        elif dp.dataframe() is not None:
             cfg.data.target = dp.target() or ""
             cfg.data.task = dp.task_choice()
             cfg.data.split = list(dp.split())
@@ -184,7 +222,7 @@ class RunControl:
         if self.controller.is_running():
             return
         continue_training, self._continue_next = self._continue_next, False
-        if self.datasetPanel.dataframe() is None or not self.modelBuilder.is_valid():
+        if not self.datasetPanel.has_data() or not self.modelBuilder.is_valid():
             self._update_can_train()
             return
         cfg = self.run_config()
@@ -210,7 +248,7 @@ class RunControl:
             if source is not None:
                 return TrainingRun(cfg, data=data, resume=source, tensorboard=True, checkpoint=False,
                                    max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
-            model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+            model = model_for(cfg, data)  # an image model: (C, H, W) in, the normalisation folded in
             return TrainingRun(cfg, data=data, model=model, tensorboard=True, checkpoint=False,
                                max_step_log_rate=TENSORBOARD_STEPS_PER_SECOND, callbacks=[overfit_watch])
 
@@ -408,7 +446,7 @@ class RunControl:
         self.lrFindDialog = None
 
     def _on_find_lr_triggered(self) -> None:
-        if self.controller.is_running() or self.datasetPanel.dataframe() is None or not self.modelBuilder.is_valid():
+        if self.controller.is_running() or not self.datasetPanel.has_data() or not self.modelBuilder.is_valid():
             return
         cfg = self.run_config()
         try:
@@ -423,7 +461,7 @@ class RunControl:
             from nnstudio.core.training.lr_find import LRFindRun
 
             data = self._prepare(request)
-            model = build_model(cfg.layers, data.n_features, data.n_outputs, seed=cfg.training.seed)
+            model = model_for(cfg, data)
             return LRFindRun(model, data, cfg.training)
 
         if self.lrFindDialog is None:

@@ -90,6 +90,18 @@ class Evaluation:
         self.report = class_report(self.task, self.outputs, self.target, self.classes, self.threshold)
         return self.report
 
+    def test_predictions(self) -> tuple[list[str], list[str], list[float]]:
+        """Each test row's actual class, predicted class and the predicted class's probability (classification)."""
+        classes = self.classes
+        if self.task == "binary":
+            p1 = self.probabilities
+            pred = (p1 > self.threshold).long()
+            prob = torch.where(pred == 1, p1, 1 - p1)
+        else:
+            prob, pred = self.probabilities.max(dim=1)
+        actual = self.target.reshape(-1).long()
+        return ([classes[int(i)] for i in actual], [classes[int(i)] for i in pred], [float(v) for v in prob])
+
     # -- regression
     def predicted_actual(self) -> tuple[np.ndarray, np.ndarray]:
         """Test split predictions and actual values, in the target's units."""
