@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import torch
 
 from nnstudio.core import experiments
 from nnstudio.core.config import RunConfig
@@ -290,3 +291,35 @@ def test_racing_askers_stop_at_exactly_the_requested_count(tmp_path):
         t.join(timeout=120)
     assert sorted(kept) == list(range(12))
     assert len(given_back) == 3 and min(given_back) == 12
+
+
+@pytest.mark.parametrize("sample, target", [("iris.csv", None), ("houses.csv", "price")])
+def test_each_fold_standardises_with_its_own_training_rows(tmp_path, sample, target):
+    from nnstudio.core.data import prepare, read_table
+
+    data = prepare(read_table(sample_dataset(sample)), target=target, seed=0)
+    assignment = cv.stratified_folds(cv.pooled(data).y, 4, seed=0, stratify=data.task != "regression")
+    fold = cv.fold_data(data, assignment, 1)
+    rows = cv.pooled(data)
+    train_rows = torch.from_numpy(np.flatnonzero(assignment != 1))
+    j = 0
+    checked = 0
+    for old, new in zip(data.preprocessor.features, fold.preprocessor.features):
+        if old["kind"] == "categorical":
+            j += len(old["categories"])
+            continue
+        column = fold.train.X[:, j].double()
+        assert abs(column.mean().item()) < 1e-4 and column.std().item() == pytest.approx(1.0, rel=1e-4)
+        # the same raw values: the fold's scaling and its preprocessor agree
+        raw_old = rows.X[train_rows, j].double() * old["std"] + old["mean"]
+        raw_new = column * new["std"] + new["mean"]
+        assert torch.allclose(raw_old, raw_new, rtol=1e-4, atol=1e-4 * max(1.0, abs(old["mean"])))
+        j += 1
+        checked += 1
+    assert checked >= 1
+    if data.task == "regression":
+        y = fold.train.y.double()
+        assert abs(y.mean().item()) < 1e-4
+        raw_old = rows.y[train_rows].double() * data.preprocessor.target_std + data.preprocessor.target_mean
+        raw_new = y * fold.preprocessor.target_std + fold.preprocessor.target_mean
+        assert torch.allclose(raw_old, raw_new, rtol=1e-4, atol=1e-3)

@@ -1,8 +1,9 @@
 """Stratified k-fold cross-validation over the training+validation rows (the test split stays held out).
 
 Rows are numbered in the prepared data's order, training rows then validation rows; the fold of each is
-saved (`folds.json`) so the same folds can be trained again. Features keep the encoding fitted on the
-configured training split, so every fold sees the same columns.
+saved (`folds.json`) so the same folds can be trained again. Each fold standardises its numbers with its own
+training rows' statistics; one-hot columns keep the configured split's categories, so every fold sees the same
+columns.
 """
 
 from __future__ import annotations
@@ -47,12 +48,54 @@ def pooled(data: PreparedData) -> TensorSplit:
 
 
 def fold_data(data: PreparedData, assignment: np.ndarray, fold: int) -> PreparedData:
-    """The prepared data with fold `fold` as validation and the other folds as training rows."""
+    """The prepared data with fold `fold` as validation and the other folds as training rows, its standardisation
+    refitted on the fold's own training rows (`refit_scaling`), so no validation row shapes its own scaling."""
     rows = pooled(data)
     val = torch.from_numpy(np.flatnonzero(assignment == fold))
     train = torch.from_numpy(np.flatnonzero(assignment != fold))
-    return PreparedData(TensorSplit(rows.X[train], rows.y[train]), TensorSplit(rows.X[val], rows.y[val]),
-                        data.test, data.preprocessor, dict(data.report))
+    return refit_scaling(PreparedData(TensorSplit(rows.X[train], rows.y[train]), TensorSplit(rows.X[val], rows.y[val]),
+                                      data.test, data.preprocessor, dict(data.report)))
+
+
+def refit_scaling(data: PreparedData) -> PreparedData:
+    """Standardise every numeric feature (and a regression target) again with the statistics of `data.train`.
+
+    The matrix holds z = (x - m) / s with the configured split's statistics; an affine map of it with the fold's
+    training mean and std of z is exactly x standardised by the fold's own statistics, and the preprocessor (what
+    a fold's checkpoint predicts with) gets the same statistics in raw units. Images are left as they are: their
+    normalisation lives in the model. One-hot categories and imputed cells keep the configured split's fit."""
+    import copy
+
+    pre = data.preprocessor
+    if not hasattr(pre, "features") or data.train.X.dim() != 2 or len(data.train) < 2:
+        return data
+    pre = copy.deepcopy(pre)
+    X_train = data.train.X
+    shift = torch.zeros(X_train.shape[1], dtype=X_train.dtype)
+    scale = torch.ones(X_train.shape[1], dtype=X_train.dtype)
+    j = 0
+    for f in pre.features:
+        if f.get("kind") == "categorical":
+            j += len(f["categories"])
+            continue
+        if "mean" in f:
+            m, sd = float(X_train[:, j].mean()), float(X_train[:, j].std())
+            sd = sd if sd > 1e-12 else 1.0
+            shift[j], scale[j] = m, sd
+            f["mean"], f["std"] = f["mean"] + m * f["std"], f["std"] * sd
+        j += 1
+
+    def rescale(split: TensorSplit, y_shift: float = 0.0, y_scale: float = 1.0) -> TensorSplit:
+        y = split.y if y_scale == 1.0 and y_shift == 0.0 else (split.y - y_shift) / y_scale
+        return TensorSplit((split.X - shift) / scale, y)
+
+    y_shift, y_scale = 0.0, 1.0
+    if pre.task == "regression":
+        y_shift, y_scale = float(data.train.y.mean()), float(data.train.y.std())
+        y_scale = y_scale if y_scale > 1e-12 else 1.0
+        pre.target_mean, pre.target_std = pre.target_mean + y_shift * pre.target_std, pre.target_std * y_scale
+    return PreparedData(rescale(data.train, y_shift, y_scale), rescale(data.val, y_shift, y_scale),
+                        rescale(data.test, y_shift, y_scale), pre, dict(data.report))
 
 
 @dataclass
