@@ -3,10 +3,10 @@ plots after a restore show all of the run (the x range covers its last step and 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from guiwindow import load
-from test_window_fit import _window
+from test_window_fit import _reopened_at_1024, _window
 
 from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea
 from nnstudio.resources import sample_dataset
@@ -50,13 +50,7 @@ def test_fresh_start_at_1024_fits_every_dock_with_a_dataset_loaded(qtbot, tmp_pa
 
 
 def test_a_layout_saved_at_1366_reopened_at_1024_fits_and_shows_the_whole_run(qtbot, tmp_path, monkeypatch):
-    settings = QSettings(str(tmp_path / "moved.ini"), QSettings.Format.IniFormat)
-    wide = _window(qtbot, tmp_path, monkeypatch, 1366, 768, settings)
-    wide.resizeDocks([wide.datasetDock, wide.trainingDock], [520, 420], Qt.Orientation.Horizontal)
-    qtbot.waitUntil(lambda: wide.datasetDock.width() >= 480)
-    wide.close()  # saves geometry and dock state
-    wide.shutdown()
-    small = _window(qtbot, tmp_path, monkeypatch, 1024, 768, settings)
+    small = _reopened_at_1024(qtbot, tmp_path, monkeypatch)
     try:
         assert small.geometry().width() <= 1024
         load(qtbot, small, sample_dataset("flowers.csv"))

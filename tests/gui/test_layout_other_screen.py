@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt
-from test_window_fit import _window
+from test_window_fit import _reopened_at_1024
 
 from nnstudio.gui import dock_layout
 from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH
 
 
 def test_a_wide_layout_from_1366_fits_at_1024(qtbot, tmp_path, monkeypatch):
-    settings = QSettings(str(tmp_path / "moved.ini"), QSettings.Format.IniFormat)
-    wide = _window(qtbot, tmp_path, monkeypatch, 1366, 768, settings)
-    wide.resizeDocks([wide.datasetDock, wide.trainingDock], [520, 420], Qt.Orientation.Horizontal)
-    qtbot.waitUntil(lambda: wide.datasetDock.width() >= 480)
-    wide.close()  # saves geometry and dock state
-    wide.shutdown()
-    small = _window(qtbot, tmp_path, monkeypatch, 1024, 768, settings)
+    small = _reopened_at_1024(qtbot, tmp_path, monkeypatch)
     try:
         assert small.width() <= 1024
         qtbot.waitUntil(lambda: small.centralWidget().width() >= MIN_PLOT_WIDTH)

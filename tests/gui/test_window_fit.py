@@ -23,6 +23,19 @@ def _window(qtbot, tmp_path, monkeypatch, width: int, height: int, settings: QSe
     return window
 
 
+def _reopened_at_1024(qtbot, tmp_path, monkeypatch) -> MainWindow:
+    """A window whose wide docks were saved at 1366x768, opened again on a 1024x768 screen."""
+    from PySide6.QtCore import Qt
+
+    settings = QSettings(str(tmp_path / "moved.ini"), QSettings.Format.IniFormat)
+    wide = _window(qtbot, tmp_path, monkeypatch, 1366, 768, settings)
+    wide.resizeDocks([wide.datasetDock, wide.trainingDock], [520, 420], Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: wide.datasetDock.width() >= 480)
+    wide.close()  # saves geometry and dock state
+    wide.shutdown()
+    return _window(qtbot, tmp_path, monkeypatch, 1024, 768, settings)
+
+
 def _inside(widget: QWidget, window: QWidget) -> bool:
     top_left = widget.mapTo(window, widget.rect().topLeft())
     return window.rect().contains(QRect(top_left, widget.size()))
