@@ -762,21 +762,18 @@ def export_script(source: str | Path, dest: str | Path) -> Path:
 
 
 def atomic_text_write(text: str, dest: str | Path) -> Path:
-    """Write beside the destination, then replace it: a failed export never leaves half a file."""
-    import os
-
+    """Write through `core.files.atomic_write`: a failed export never leaves half a file."""
     from nnstudio.core.errors import NNStudioError
+    from nnstudio.core.files import atomic_write
 
     dest = Path(dest)
     if dest.is_dir():
         raise NNStudioError(f"{dest}: is a folder; choose a file name")
     if not dest.parent.exists():
         raise NNStudioError(f"{dest.parent}: folder does not exist")
-    tmp = dest.with_name(f".{dest.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, dest)
+        with atomic_write(dest, "w", encoding="utf-8") as fh:
+            fh.write(text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise NNStudioError(f"{dest}: could not write ({exc.strerror or exc})") from exc
     return dest
