@@ -340,6 +340,19 @@ def _parse_size(image_size: Any, sizes: list[tuple[int, int]]) -> tuple[tuple[in
     return size, sum(1 for s in sizes if s != size)
 
 
+def storage_plan(n: int, channels: int, size: tuple[int, int], stream: Any = "auto",
+                 memory_share: float = MEMORY_SHARE) -> tuple[bool, str]:
+    """Whether n images of this size stream from disk, and the sentence that says why (`[data] stream`)."""
+    need = n * channels * size[0] * size[1]
+    budget = int(_available_memory() * memory_share)
+    if stream is True:
+        return True, f"streamed from disk batch by batch ([data] stream = true; {need / 2**20:,.1f} MiB decoded)"
+    if stream in ("auto", None) and need > budget:
+        return True, (f"{need / 2**20:,.0f} MiB decoded, over {memory_share:.0%} of the free memory "
+                      f"({budget / 2**20:,.0f} MiB): streamed from disk batch by batch")
+    return False, f"decoded into memory once ({need / 2**20:,.1f} MiB)"
+
+
 def load_images(path: str | Path, image_size: Any = None, channels: Any = "auto",
                 split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, image_column: str | None = None,
                 target: str | None = None, on_bad: str = "skip", max_pixels: int | None = None,
@@ -369,14 +382,7 @@ def load_images(path: str | Path, image_size: Any = None, channels: Any = "auto"
         n_channels = int(channels)
     size, resized = _parse_size(image_size, source.sizes)
     n = len(source.files)
-    need = n * n_channels * size[0] * size[1]
-    budget = int(_available_memory() * memory_share)
-    streamed = stream is True or (stream in ("auto", None) and need > budget)
-    storage_note = (f"{n:,} images at {size[0]}×{size[1]}×{n_channels} take {need / 2**20:,.0f} MiB decoded, over "
-                    f"{memory_share:.0%} of the free memory ({budget / 2**20:,.0f} MiB): streamed from disk, decoded "
-                    "batch by batch" if streamed and need > budget else
-                    "streamed from disk ([data] stream = true), decoded batch by batch" if streamed else
-                    f"decoded into memory ({need / 2**20:,.1f} MiB)")
+    streamed, storage_note = storage_plan(n, n_channels, size, stream, memory_share)
     position = {c: i for i, c in enumerate(classes)}
     codes = np.array([position[lab] for lab in source.labels], dtype=np.int64)
     strat = codes if np.bincount(codes).min() >= 2 else None
@@ -431,7 +437,10 @@ def summarize_images(path: str | Path, image_column: str | None = None, target: 
     source = scan_table(path, image_column, target) if image_column else scan_folder(path)
     sizes = Counter(source.sizes)
     common = sizes.most_common(1)[0][0] if sizes else None
+    channels = 1 if source.grey and all(source.grey) else 3
+    streamed, note = storage_plan(len(source.files), channels, common) if common else (False, "")
     return {"kind": "image", "images": len(source.files), "classes": source.class_counts(),
-            "task": "multiclass", "target": "label", "channels": 1 if source.grey and all(source.grey) else 3,
+            "task": "multiclass", "target": "label", "channels": channels,
             "image_size": list(common) if common else None, "sizes": len(sizes),
-            "skipped": [f"{name} {why}" for name, why in source.skipped]}
+            "skipped": [f"{name} {why}" for name, why in source.skipped],
+            "storage": "stream" if streamed else "memory", "storage_note": note}
