@@ -37,12 +37,14 @@ def _result(proc) -> dict:
     return json.loads(lines[0])
 
 
-def test_torchrun_on_an_image_folder_matches_the_single_process_run(tmp_path):
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "ddp-streamed-from-disk"])
+def test_torchrun_on_an_image_folder_matches_the_single_process_run(tmp_path, stream):
     root = write_folder(tmp_path / "imgs", classes=("a", "b", "c"), n=8, size=(8, 8))
     for name in ("single", "ddp"):
         (tmp_path / name).mkdir()
+        streamed = {"stream": True} if stream and name == "ddp" else {}  # each rank decodes its shard's files
         (tmp_path / name / "run.toml").write_text(tomli_w.dumps({
-            "data": {"path": str(root), "split": [0.5, 0.25, 0.25]}, "model": {"layers": PLAIN_CNN},
+            "data": {"path": str(root), "split": [0.5, 0.25, 0.25], **streamed}, "model": {"layers": PLAIN_CNN},
             "training": {"epochs": 3, "batch_size": 8, "seed": 0, "device": "cpu"},
             "output": {"checkpoint": "model.pt", "logdir": "runs"}}))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",

@@ -152,3 +152,13 @@ def test_cli_trains_a_streamed_folder_with_worker_processes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "streamed from disk" in done.stdout + done.stderr
     assert (tmp_path / "model.pt").exists()
+
+
+def test_the_course_style_dataset_still_collates_image_by_image(tmp_path):
+    from nnstudio.core.data.image_stream import ImageFileDataset
+
+    root = write_folder(tmp_path / "imgs", n=3, size=(6, 5))
+    files = sorted(root.glob("*/*.png"))
+    loader = torch.utils.data.DataLoader(ImageFileDataset(files, [0, 0, 0, 1, 1, 1], 1, (6, 5)), batch_size=4)
+    xb, yb = next(iter(loader))
+    assert xb.shape == (4, 1, 6, 5) and xb.dtype == torch.uint8 and yb.tolist() == [0, 0, 0, 1]
