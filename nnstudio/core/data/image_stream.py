@@ -118,13 +118,14 @@ def stats_from_sums(total: np.ndarray, squares: np.ndarray, count: int) -> tuple
 
 
 def check_and_measure(files: Sequence[Path], n_train: int, channels: int, size: tuple[int, int],
-                      root: Path | None = None, chunk: int = 2048) -> tuple[np.ndarray, list[tuple[str, str]],
+                      root: Path | None = None, chunk: int | None = None) -> tuple[np.ndarray, list[tuple[str, str]],
                                                                             tuple[list[float], list[float]]]:
     """One decoding pass over files that stay on disk: which decode (bool mask), the failures (file, why), and
     the per-channel statistics of the first `n_train` files that decoded, chunk by chunk (memory: one chunk)."""
     ok = np.ones(len(files), dtype=bool)
     failed: list[tuple[str, str]] = []
     c = channels
+    chunk = chunk or max(64, (16 << 20) // max(1, channels * size[0] * size[1]))  # ~16 MiB of pixels at a time
     total, squares, count = np.zeros(c), np.zeros(c), 0
     for a in range(0, len(files), chunk):
         part = list(files[a:a + chunk])
