@@ -193,3 +193,58 @@ def test_the_images_dock_shows_four_thumbnails_a_row_at_1366_and_reflows(qtbot, 
         qtbot.waitUntil(lambda: _per_row(grid) > before, timeout=3000)  # a wider dock: more a row, not wider gaps
     finally:
         window.shutdown()
+
+
+def _table_csv(path, n: int = 90):
+    """A three-class table written as CSV: two numeric features that separate the classes, one with empty cells."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    lines = ["width,height,kind"]
+    for i in range(n):
+        k = i % 3
+        h = "" if i % 17 == 0 else f"{k * 2 + rng.normal(0, 0.3):.3f}"
+        lines.append(f"{k + rng.normal(0, 0.3):.3f},{h},{'abc'[k]}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _show_evaluation(qtbot, window) -> None:
+    from tests.gui.test_image_window import train
+
+    train(qtbot, window, epochs=1)
+    tabs = window.centralTabs
+    tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index("Evaluation"))
+    panel = window.evaluationPanel
+    qtbot.waitUntil(lambda: panel.perClassModel.rowCount() > 0 and panel._scroll.widget().width() > 0)
+    for _ in range(3):  # the layout requests that showing the results posted
+        QApplication.processEvents()
+
+
+@pytest.mark.parametrize("width", [1366, 1024])
+def test_the_evaluation_tab_never_scrolls_sideways(qtbot, tmp_path, monkeypatch, width):
+    from tests.gui.test_image_window import small_cnn
+
+    window = _window(qtbot, tmp_path, monkeypatch, width, 768)
+    panel = window.evaluationPanel
+    try:
+        assert window.open_image_folder(_digit_folder(tmp_path / "digits", n=12))
+        small_cnn(window)
+        _show_evaluation(qtbot, window)
+        assert panel.perClassModel.rowCount() == 10 and panel.misclassifiedBox.isVisible()
+        bar = panel._scroll.horizontalScrollBar()
+        assert bar.maximum() == 0 and not bar.isVisible(), (width, bar.maximum())
+        table = panel.perClassTable  # every column whole, inside the tab
+        assert table.horizontalHeader().length() <= table.viewport().width()
+        assert panel.perClassTable.mapTo(panel, table.rect().topRight()).x() <= panel.width()
+
+        with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+            window.open_path(_table_csv(tmp_path / "kinds.csv"))
+        combo = window.modelBuilder.presetCombo
+        combo.setCurrentIndex(combo.findText("MLP 2×64 ReLU"))
+        assert window.modelBuilder.is_valid(), window.modelBuilder.summary().errors
+        _show_evaluation(qtbot, window)
+        assert panel.perClassModel.rowCount() == 3 and not panel.misclassifiedBox.isVisible()
+        assert bar.maximum() == 0 and not bar.isVisible(), (width, bar.maximum())
+    finally:
+        window.shutdown()
