@@ -43,12 +43,16 @@ class DataConfig:
     exclude: list[str] | None = None
     #: Images (None: absent from the TOML, defaults apply): a folder `path` of class folders, or a table whose
     #: `image_column` holds image paths; `image_size = [H, W]` (default the most common), `channels` "auto" | 1 | 3,
-    #: `on_bad` "skip" | "fail" for unreadable files, `[data.augment]` (core.data.augment).
+    #: `on_bad` "skip" | "fail" for unreadable files, `[data.augment]` (core.data.augment), `stream` "auto" (from
+    #: disk when the decoded images would take over a quarter of the free memory) | true | false, and `workers`
+    #: "auto" | 0.. (the DataLoader's decoding processes of a streamed dataset).
     image_column: str | None = None
     image_size: list[int] | None = None
     channels: Any = None
     on_bad: str | None = None
     augment: dict[str, Any] | None = None
+    stream: Any = None
+    workers: Any = None
 
     def is_images(self, path: Path) -> bool:
         from nnstudio.core.data.images import is_image_folder
@@ -243,7 +247,7 @@ def _fill(obj: Any, raw: Any, section: str, source: str) -> Any:
     return obj
 
 
-_IMAGE_KEYS = ("image_column", "image_size", "channels", "on_bad", "augment")
+_IMAGE_KEYS = ("image_column", "image_size", "channels", "on_bad", "augment", "stream", "workers")
 
 
 def _image_value(key: str, value: Any, source: str) -> Any:
@@ -260,6 +264,12 @@ def _image_value(key: str, value: Any, source: str) -> Any:
         return list(value)
     if key == "channels" and value not in ("auto", 1, 3) or key == "channels" and isinstance(value, bool):
         raise ConfigError(f"{where} must be \"auto\", 1 (grey) or 3 (colour), got {value!r}")
+    if key == "stream" and value not in ("auto", True, False):
+        raise ConfigError(f"{where} must be \"auto\", true (read images from disk batch by batch) or false "
+                          f"(decode them all into memory), got {value!r}")
+    if key == "workers" and value != "auto" and (not isinstance(value, int) or isinstance(value, bool)
+                                                 or not 0 <= value <= 64):
+        raise ConfigError(f"{where} must be \"auto\" or a number of decoding processes from 0 to 64, got {value!r}")
     if key == "on_bad" and value not in ("skip", "fail"):
         raise ConfigError(f"{where} must be \"skip\" or \"fail\", got {value!r}")
     if key == "augment":

@@ -45,7 +45,8 @@ def load_data(cfg: RunConfig) -> PreparedData:
         from nnstudio.core.data.images import load_images
 
         data = load_images(path, d.image_size, d.channels or "auto", d.split, d.seed, d.image_column,
-                           d.target or None, d.on_bad or "skip")
+                           d.target or None, d.on_bad or "skip", stream=d.stream if d.stream is not None else "auto",
+                           workers=None if d.workers in (None, "auto") else d.workers)
         data.augment = Augment.from_dict(d.augment)
         return data
     return load_dataset(path, d.target or None, d.task, d.split, d.seed, d.missing, d.exclude)

@@ -75,6 +75,8 @@ def image_summary_text(info: dict[str, Any]) -> str:
     skipped = info.get("skipped") or []
     if skipped:
         lines.append(f"{len(skipped)} file(s) skipped, e.g. {skipped[0]}")
+    if info.get("storage_note"):
+        lines.append("Training: " + info["storage_note"])
     lines.append("Task: multiclass, one class per subfolder")
     return "\n".join(lines)
 

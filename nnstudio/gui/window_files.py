@@ -332,7 +332,7 @@ class WindowFiles:
         self.logdir = cfg.logdir
         self.data_seed = cfg.data.seed
         self.checkpoint_path = cfg.checkpoint_path
-        self.image_options = {k: getattr(cfg.data, k) for k in ("image_size", "channels", "on_bad", "augment")
+        self.image_options = {k: getattr(cfg.data, k) for k in ("image_size", "channels", "on_bad", "augment", "stream", "workers")
                               if getattr(cfg.data, k) is not None}
         if cfg.data.path:
             self._pending_project = cfg

@@ -211,7 +211,7 @@ class WindowRuns(QObject):
         if cfg.data.path:
             w._pending_project = cfg  # the dataset's target, task, split and missing-value choices once it is read
             if cfg.data_path.is_dir():  # an image folder, with the run's image keys
-                w.image_options = {k: getattr(cfg.data, k) for k in ("image_size", "channels", "on_bad", "augment")
+                w.image_options = {k: getattr(cfg.data, k) for k in ("image_size", "channels", "on_bad", "augment", "stream", "workers")
                                    if getattr(cfg.data, k) is not None}
                 w.open_image_folder(cfg.data_path)
             else:

@@ -158,12 +158,6 @@ def test_table_with_image_column(tmp_path):
         load_images(tmp_path / "list.csv", image_column="file")
 
 
-def test_memory_bound_refuses_with_a_sentence(tmp_path):
-    root = write_folder(tmp_path / "imgs", n=2)
-    with pytest.raises(DataError, match="of the free memory"):
-        load_images(root, memory_share=1e-12)
-
-
 def test_preprocessor_round_trips_plain_values(tmp_path):
     data = load_images(write_folder(tmp_path / "imgs", n=3), split=(1.0, 0.0, 0.0))
     d = data.preprocessor.to_dict()

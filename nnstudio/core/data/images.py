@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from nnstudio.core.data.columns import _natural_key
+from nnstudio.core.data.image_stream import (  # noqa: F401 - decode_image, ImageFileDataset re-exported
+    ImageFileDataset, ImageStream, _rel, channel_sums, check_and_measure, decode_all, decode_image, stats_from_sums)
 from nnstudio.core.data.split import PreparedData, TensorSplit, split_indices
 from nnstudio.core.errors import DataError
 
@@ -66,13 +68,6 @@ def is_image_folder(path: str | Path) -> bool:
     except OSError:
         return False
     return False
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def _walk_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -227,30 +222,6 @@ def scan_table(path: str | Path, image_column: str, target: str | None = None,
     return _finish(root, [p for p, _ in keep], [lab for _, lab in keep], skipped, max_pixels)
 
 
-def decode_image(path: str | Path, channels: int, size: tuple[int, int]) -> np.ndarray:
-    """One file as uint8 (C, H, W): first frame, transparency composited on white, resized to `size` (H, W)."""
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as img:
-            img.seek(0)
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                rgba = img.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(white, rgba)
-            elif img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                a = np.asarray(img, dtype=np.float64)
-                hi = 65535.0 if a.max(initial=0) > 255 else 255.0
-                img = Image.fromarray(np.clip(a / hi * 255.0, 0, 255).astype(np.uint8))
-            img = img.convert("L" if channels == 1 else "RGB")
-            h, w = size
-            if img.size != (w, h):
-                img = img.resize((w, h), Image.BILINEAR)
-            a = np.asarray(img, dtype=np.uint8)
-    return a[None] if channels == 1 else a.transpose(2, 0, 1)
-
-
 def _available_memory() -> int:
     try:
         with open("/proc/meminfo") as f:
@@ -263,42 +234,6 @@ def _available_memory() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 8 << 30
-
-
-def decode_all(files: Sequence[Path], channels: int, size: tuple[int, int], workers: int | None = None,
-               root: Path | None = None) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """Decode files in parallel (Pillow releases the GIL while it decodes) into one uint8 N×C×H×W array.
-
-    Returns the array of the files that decoded (in order) and (file, reason) for those that did not.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    n = len(files)
-    h, w = size
-    out = np.empty((n, channels, h, w), dtype=np.uint8)
-    ok = np.ones(n, dtype=bool)
-    failed: list[tuple[str, str]] = []
-
-    def one(i: int) -> None:
-        try:
-            out[i] = decode_image(files[i], channels, size)
-        except Exception as exc:  # noqa: BLE001 - every damaged file is listed, never fatal here
-            ok[i] = False
-            text = str(exc) or type(exc).__name__
-            why = ("is truncated (" + text + ")" if "truncated" in text.lower() else f"is damaged ({text})")
-            failed.append((_rel(Path(files[i]), root) if root else str(files[i]), why))
-
-    workers = workers or min(8, os.cpu_count() or 1)
-    chunk = max(1, n // (workers * 8) or 1)
-    if workers < 2 or n < 64:
-        for i in range(n):
-            one(i)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda a: [one(i) for i in range(a, min(a + chunk, n))], range(0, n, chunk)))
-    if not ok.all():
-        out = out[ok]
-    return out, sorted(failed)
 
 
 class ImagePreprocessor:
@@ -393,21 +328,7 @@ def preprocessor_from_dict(d: dict[str, Any]) -> Any:
 
 def channel_stats(X: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and std (0–1 units, ddof 0) of uint8 N×C×H×W, in float64 sums chunk by chunk."""
-    n, c = X.shape[:2]
-    total = np.zeros(c)
-    squares = np.zeros(c)
-    rows = max(1, (1 << 20) // max(1, X[0].size))  # ~4 MiB of float32 at a time: the peak stays near the uint8 data
-    for a in range(0, n, rows):
-        part = X[a:a + rows].astype(np.float32)  # exact for 0..255 and their squares
-        total += part.sum(axis=(0, 2, 3), dtype=np.float64)
-        np.square(part, out=part)
-        squares += part.sum(axis=(0, 2, 3), dtype=np.float64)
-    count = max(1, n * X.shape[2] * X.shape[3])
-    mean = total / count
-    var = np.maximum(squares / count - mean ** 2, 0.0)
-    std = np.sqrt(var)
-    std[std < 1e-6] = 255.0
-    return (mean / 255.0).tolist(), (std / 255.0).tolist()
+    return stats_from_sums(*channel_sums(X))
 
 
 def _parse_size(image_size: Any, sizes: list[tuple[int, int]]) -> tuple[tuple[int, int], int]:
@@ -419,13 +340,29 @@ def _parse_size(image_size: Any, sizes: list[tuple[int, int]]) -> tuple[tuple[in
     return size, sum(1 for s in sizes if s != size)
 
 
+def storage_plan(n: int, channels: int, size: tuple[int, int], stream: Any = "auto",
+                 memory_share: float = MEMORY_SHARE) -> tuple[bool, str]:
+    """Whether n images of this size stream from disk, and the sentence that says why (`[data] stream`)."""
+    need = n * channels * size[0] * size[1]
+    budget = int(_available_memory() * memory_share)
+    if stream is True:
+        return True, f"streamed from disk batch by batch ([data] stream = true; {need / 2**20:,.1f} MiB decoded)"
+    if stream in ("auto", None) and need > budget:
+        return True, (f"{need / 2**20:,.0f} MiB decoded, over {memory_share:.0%} of the free memory "
+                      f"({budget / 2**20:,.0f} MiB): streamed from disk batch by batch")
+    return False, f"decoded into memory once ({need / 2**20:,.1f} MiB)"
+
+
 def load_images(path: str | Path, image_size: Any = None, channels: Any = "auto",
                 split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0, image_column: str | None = None,
                 target: str | None = None, on_bad: str = "skip", max_pixels: int | None = None,
-                memory_share: float = MEMORY_SHARE) -> PreparedData:
+                memory_share: float = MEMORY_SHARE, stream: Any = "auto", workers: int | None = None) -> PreparedData:
     """An image folder (or a table of image paths) to split uint8 tensors and an `ImagePreprocessor`.
 
     `on_bad`: "skip" lists unreadable files in the report and goes on; "fail" stops at the first, naming it.
+    `stream`: "auto" decodes into memory when the decoded images fit in `memory_share` of the free memory and
+    streams them from disk otherwise (`ImageStream`: a `Dataset` + `DataLoader` with `workers` processes);
+    True always streams; False always decodes into memory, however large.
     """
     path = Path(path)
     source = scan_table(path, image_column, target, max_pixels) if image_column else scan_folder(path, max_pixels)
@@ -445,19 +382,18 @@ def load_images(path: str | Path, image_size: Any = None, channels: Any = "auto"
         n_channels = int(channels)
     size, resized = _parse_size(image_size, source.sizes)
     n = len(source.files)
-    need = n * n_channels * size[0] * size[1]
-    budget = int(_available_memory() * memory_share)
-    if need > budget:
-        raise DataError(f"{path}: {n} images at {size[0]}×{size[1]}×{n_channels} need {need / 2**20:.0f} MiB "
-                        f"decoded, over {memory_share:.0%} of the free memory ({budget / 2**20:.0f} MiB); use a "
-                        "smaller image_size or fewer images (streaming from disk: core.data.images.ImageFileDataset)")
+    streamed, storage_note = storage_plan(n, n_channels, size, stream, memory_share)
     position = {c: i for i, c in enumerate(classes)}
     codes = np.array([position[lab] for lab in source.labels], dtype=np.int64)
     strat = codes if np.bincount(codes).min() >= 2 else None
     parts = split_indices(n, split, seed, strat)
     order = np.concatenate(parts)
     files = [source.files[i] for i in order]
-    X, failed = decode_all(files, n_channels, size, root=source.root)
+    n_train_planned = len(parts[0])
+    if streamed:  # one decoding pass that keeps no pixels: finds the damaged files, measures the training split
+        ok, failed, (mean, std) = check_and_measure(files, n_train_planned, n_channels, size, source.root)
+    else:
+        X, failed = decode_all(files, n_channels, size, root=source.root)
     skipped = list(source.skipped)
     if failed:
         if on_bad == "fail":
@@ -473,11 +409,14 @@ def load_images(path: str | Path, image_size: Any = None, channels: Any = "auto"
         sizes = [len(p) for p in parts]
     y = torch.from_numpy(codes[order])
     n_tr, n_va = sizes[0], sizes[1]
-    mean, std = channel_stats(X[:n_tr])
+    if streamed:
+        X_t: Any = ImageStream(files, n_channels, size, source.root, workers=workers)
+    else:
+        mean, std = channel_stats(X[:n_tr])
+        X_t = torch.from_numpy(X)
     pre = ImagePreprocessor(classes, n_channels, size[0], size[1], mean, std)
-    X_t = torch.from_numpy(X)
     bounds = ((0, n_tr), (n_tr, n_tr + n_va), (n_tr + n_va, len(files)))
-    train, val, test = (TensorSplit(X_t[a:b], y[a:b]) for a, b in bounds)
+    train, val, test = (TensorSplit(X_t.subset(range(a, b)) if streamed else X_t[a:b], y[a:b]) for a, b in bounds)
     rel = [_rel(f, source.root) for f in files]
     counts = Counter(source.labels)
     report: dict[str, Any] = {
@@ -487,7 +426,8 @@ def load_images(path: str | Path, image_size: Any = None, channels: Any = "auto"
         "image_size": list(size), "channels": n_channels, "resized": resized,
         "skipped": [f"{name} {why}" for name, why in skipped], "n_skipped": len(skipped),
         "files": {"train": rel[:n_tr], "val": rel[n_tr:n_tr + n_va], "test": rel[n_tr + n_va:]},
-        "root": str(source.root), "decoded_bytes": int(X.nbytes), "mean": mean, "std": std,
+        "root": str(source.root), "decoded_bytes": int(len(files) * n_channels * size[0] * size[1]), "mean": mean, "std": std,
+        "storage": "stream" if streamed else "memory", "storage_note": storage_note,
     }
     return PreparedData(train, val, test, pre, report)
 
@@ -497,28 +437,10 @@ def summarize_images(path: str | Path, image_column: str | None = None, target: 
     source = scan_table(path, image_column, target) if image_column else scan_folder(path)
     sizes = Counter(source.sizes)
     common = sizes.most_common(1)[0][0] if sizes else None
+    channels = 1 if source.grey and all(source.grey) else 3
+    streamed, note = storage_plan(len(source.files), channels, common) if common else (False, "")
     return {"kind": "image", "images": len(source.files), "classes": source.class_counts(),
-            "task": "multiclass", "target": "label", "channels": 1 if source.grey and all(source.grey) else 3,
+            "task": "multiclass", "target": "label", "channels": channels,
             "image_size": list(common) if common else None, "sizes": len(sizes),
-            "skipped": [f"{name} {why}" for name, why in source.skipped]}
-
-
-class ImageFileDataset(torch.utils.data.Dataset):
-    """The course notes' `Dataset` over image files: opens and decodes one file per `__getitem__`.
-
-    For datasets too large to decode into memory, with `DataLoader(dataset, batch_size, shuffle=True,
-    num_workers=...)`; yields raw uint8 (C, H, W) and the class index, as the in-memory path does.
-    """
-
-    def __init__(self, files: Sequence[str | Path], labels: Sequence[int], channels: int, size: tuple[int, int]):
-        self.files = [Path(f) for f in files]
-        self.labels = list(labels)
-        self.channels = channels
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        x = decode_image(self.files[index], self.channels, self.size)
-        return torch.from_numpy(np.ascontiguousarray(x).copy()), self.labels[index]
+            "skipped": [f"{name} {why}" for name, why in source.skipped],
+            "storage": "stream" if streamed else "memory", "storage_note": note}

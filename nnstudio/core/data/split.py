@@ -133,7 +133,14 @@ class PreparedData:
 
 def iter_batches(split: TensorSplit, batch_size: int, shuffle: bool,
                  generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Whole tensors on the device, sliced by a shuffled index: no per-sample __getitem__."""
+    """Whole tensors on the device, sliced by a shuffled index: no per-sample __getitem__.
+
+    Images streamed from disk (`core.data.image_stream.ImageStream`) come through its `DataLoader` instead,
+    in the same order."""
+    stream = getattr(split.X, "batches", None)
+    if stream is not None:
+        yield from stream(split.y, batch_size, shuffle, generator)
+        return
     n = len(split)
     if shuffle:
         order = torch.randperm(n, generator=generator, device="cpu").to(split.X.device)

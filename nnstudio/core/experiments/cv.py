@@ -44,7 +44,14 @@ def stratified_folds(y: torch.Tensor | np.ndarray, folds: int, seed: int = 0, st
 
 
 def pooled(data: PreparedData) -> TensorSplit:
-    return TensorSplit(torch.cat([data.train.X, data.val.X]), torch.cat([data.train.y, data.val.y]))
+    X_train, X_val = data.train.X, data.val.X
+    X = (type(X_train).cat([X_train, X_val]) if hasattr(X_train, "subset")  # images streamed from disk
+         else torch.cat([X_train, X_val]))
+    return TensorSplit(X, torch.cat([data.train.y, data.val.y]))
+
+
+def _rows(X: Any, index: torch.Tensor) -> Any:
+    return X.subset(index) if hasattr(X, "subset") else X[index]
 
 
 def fold_data(data: PreparedData, assignment: np.ndarray, fold: int) -> PreparedData:
@@ -53,7 +60,7 @@ def fold_data(data: PreparedData, assignment: np.ndarray, fold: int) -> Prepared
     rows = pooled(data)
     val = torch.from_numpy(np.flatnonzero(assignment == fold))
     train = torch.from_numpy(np.flatnonzero(assignment != fold))
-    return refit_scaling(PreparedData(TensorSplit(rows.X[train], rows.y[train]), TensorSplit(rows.X[val], rows.y[val]),
+    return refit_scaling(PreparedData(TensorSplit(_rows(rows.X, train), rows.y[train]), TensorSplit(_rows(rows.X, val), rows.y[val]),
                                       data.test, data.preprocessor, dict(data.report)))
 
 

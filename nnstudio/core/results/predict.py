@@ -349,17 +349,23 @@ def predict_images(ckpt: LoadedCheckpoint, path: str | Path, batch: int = 1024) 
         raise DataError(f"{ckpt.path.name}: is a table model; give it a table, not images")
     path = Path(path)
     root, files, labels, skipped = _image_inputs(path, pre.classes)
-    X, kept, bad = pre.transform_images(files)
-    skipped += [f"{Path(name).name} {why}" for name, why in bad]
+    model = ckpt.model
+    model.eval()
+    device = next(model.parameters()).device
+    kept: list[Path] = []
+    outputs: list[torch.Tensor] = []
+    for a in range(0, len(files), batch):  # decoded a batch at a time: a folder of any size fits in memory
+        X, good, bad = pre.transform_images(files[a:a + batch])
+        skipped += [f"{Path(name).name} {why}" for name, why in bad]
+        kept += good
+        if len(X):
+            outputs.append(model(X.to(device)).float().cpu())
     if labels is not None:
         label_of = {f: lab for f, lab in zip(files, labels)}
         labels = [label_of[f] for f in kept]
     if not kept:
         raise DataError(f"{path}: no readable images" + (f" ({skipped[0]})" if skipped else ""))
-    model = ckpt.model
-    model.eval()
-    device = next(model.parameters()).device
-    out = torch.cat([model(X[i:i + batch].to(device)).float().cpu() for i in range(0, len(X), batch)])
+    out = torch.cat(outputs)
     probs = torch.softmax(out, dim=1).numpy()
     classes = np.asarray(pre.classes, dtype=object)
     columns: dict[str, np.ndarray] = {"prediction": classes[probs.argmax(axis=1)]}

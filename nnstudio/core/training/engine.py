@@ -711,7 +711,7 @@ def grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def predict_batches(model: nn.Module, X: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
     with torch.no_grad():
-        if len(X) <= batch_size:
+        if len(X) <= batch_size and isinstance(X, torch.Tensor):  # not an ImageStream, which decodes slices
             return model(X)
         return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
