@@ -349,7 +349,7 @@ class EvaluationPanel(QWidget):
             self.pages.widget(i).setSizePolicy(policy, policy)
         self.pages.updateGeometry()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._fit_views()
 

@@ -58,7 +58,7 @@ class ThumbnailList(QListWidget):
         if size != self.gridSize():
             self.setGridSize(size)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         self._fit_grid()  # before the base class lays the items out again for the new width
         super().resizeEvent(event)
 
@@ -66,6 +66,14 @@ class ThumbnailList(QListWidget):
         hint = super().minimumSizeHint()
         return QSize(THUMB + 2 * self.MARGIN + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth(),
                      hint.height())
+
+
+def _relative(path: Path, root: Path) -> str:
+    """A file as the user named it: below the dataset's folder, else whole (a table may list absolute paths)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 class _Grid(QWidget):
@@ -102,11 +110,12 @@ class ImagePreviewWidget(_Grid):
         self.per_class = per_class
         self.counts: dict[str, int] = {}
 
-    def show_folder(self, path: str | Path) -> None:
-        """Scan (headers only) and show; raises DataError with the core's sentence for a folder it cannot use."""
-        from nnstudio.core.data.images import scan_folder
+    def show_folder(self, path: str | Path, image_column: str | None = None, label_column: str | None = None) -> None:
+        """Scan (headers only) and show; raises DataError with the core's sentence for a folder it cannot use.
+        With `image_column`, `path` is a table listing the images (relative to it), `label_column` their classes."""
+        from nnstudio.core.data.images import scan_folder, scan_table
 
-        source = scan_folder(path)
+        source = scan_table(path, image_column, label_column) if image_column else scan_folder(path)
         self.thumbnailList.clear()
         self.counts = source.class_counts()
         by_class: dict[str, list[Path]] = {}
@@ -114,7 +123,7 @@ class ImagePreviewWidget(_Grid):
             by_class.setdefault(label, []).append(f)
         for label in source.classes:
             for f in by_class[label][: self.per_class]:
-                self._add(f, label, f"{f.relative_to(source.root)} ({label})")
+                self._add(f, label, f"{_relative(f, source.root)} ({label})")
         total = sum(self.counts.values())
         sizes = sorted(set(source.sizes), key=source.sizes.count, reverse=True)
         skipped = f"; {len(source.skipped)} file(s) skipped: {source.skipped[0][0]} {source.skipped[0][1]}" \

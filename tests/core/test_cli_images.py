@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
-
 from corehelpers import finish, start_cli
+from PIL import Image
 
 
 def _write_run(tmp_path):
