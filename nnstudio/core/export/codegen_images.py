@@ -60,11 +60,22 @@ def _module(layer: dict[str, Any], dims: tuple[int, ...]) -> str:
     return f"nn.{t}()"
 
 
-_FOLDER_LIST = '''def list_images():
+_READABLE = '''def readable(path):
+    """Pillow reads its header: nnstudio skips (and lists) the files it cannot, so the split is the same."""
+    try:
+        with Image.open(path) as img:
+            return img.size[0] > 0 and img.size[1] > 0
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+'''
+
+_FOLDER_LIST = _READABLE + '''def list_images():
     files, labels = [], []
     for k, name in enumerate(CLASSES):
         for path in sorted((DATA / name).rglob("*")):
-            if path.suffix.lower() in SUFFIXES and path.is_file():
+            if path.suffix.lower() in SUFFIXES and path.is_file() and readable(path):
                 files.append(path)
                 labels.append(k)
     return files, np.array(labels)
@@ -93,7 +104,7 @@ def list_images():
             continue
         path = Path(str(name))
         path = path if path.is_absolute() else DATA.parent / path
-        if path.suffix.lower() in SUFFIXES and path.is_file():
+        if path.suffix.lower() in SUFFIXES and path.is_file() and readable(path):
             files.append(path)
             labels.append(position[str(label)])
     return files, np.array(labels)
@@ -110,7 +121,7 @@ def _list_images(cfg: Any) -> str:
 
     label = cfg.data.target or default_label(list(read_table(cfg.data_path).columns), column)
     return f"IMAGE_COLUMN = {column!r}  # the image paths, relative to the table\nLABEL_COLUMN = {label!r}\n\n\n" \
-        + _TABLE_LIST.format()
+        + _READABLE + _TABLE_LIST.format()
 
 
 def image_script(cfg: Any, data: Any, source: str = "the window") -> str:
