@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 
 import numpy as np
+import tomllib
 from PIL import Image
 from PySide6.QtCore import QSettings
 
