@@ -90,6 +90,15 @@ class _Grid(QWidget):
         layout.addWidget(self.summaryLabel)
         layout.addWidget(self.thumbnailList)
 
+    def heightForWidth(self, width: int) -> int:
+        """The least height at this width (the wrapped summary and the list's minimum): a dock's scroll area asks
+        this of a panel with a word-wrapped label, and the list scrolls inside a short dock instead of the dock
+        scrolling around the list."""
+        layout = self.layout()
+        m = layout.contentsMargins()
+        label = self.summaryLabel.heightForWidth(max(1, width - m.left() - m.right()))
+        return m.top() + m.bottom() + layout.spacing() + max(label, 0) + self.thumbnailList.minimumSizeHint().height()
+
     def _add(self, path: Path, text: str, tip: str) -> None:
         item = QListWidgetItem(thumbnail(path), text)
         item.setToolTip(tip)

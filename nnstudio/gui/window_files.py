@@ -115,8 +115,7 @@ class WindowFiles:
 
             self.modelBuilder.set_layers(PRESETS["Small CNN"], undoable=True)
             note = ": the layers did not fit images, so the Small CNN preset replaced them (Edit > Undo restores them)"
-        what = f"{Path(path).name} (images listed in column '{image_column}')" if image_column else Path(path).name
-        self.statusBar().showMessage(f"opened {kind} {what}{note}", 10000)
+        self.statusBar().showMessage(f"opened {kind} {Path(path).name}{note}", 10000)
         return True
 
     def _on_datasetPanel_image_table_found(self, path: str, column: str) -> None:

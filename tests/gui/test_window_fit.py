@@ -187,6 +187,9 @@ def test_the_images_dock_shows_four_thumbnails_a_row_at_1366_and_reflows(qtbot, 
         # each cell holds its thumbnail whole, and the caption (the class) under it
         rect = grid.visualItemRect(grid.item(0))
         assert rect.width() >= grid.iconSize().width() and rect.height() > grid.iconSize().height()
+        dock_scroll = window.imagePreviewDock.widget()  # the list scrolls, not the dock around it
+        assert isinstance(dock_scroll, DockScrollArea) and dock_scroll.verticalScrollBar().maximum() == 0
+        assert grid.verticalScrollBar().maximum() > 0
         before = _per_row(grid)
         window.resizeDocks([window.imagePreviewDock], [window.imagePreviewDock.width() + 160],
                            Qt.Orientation.Horizontal)
