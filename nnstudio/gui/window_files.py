@@ -72,7 +72,8 @@ class WindowFiles:
         makes it for `nnstudio train`; the previous state is kept on failure."""
         return self._open_images(path, image_column, label)
 
-    def _open_images(self, path: str | Path, image_column: str | None = None, label: str | None = None) -> bool:
+    def _open_images(self, path: str | Path, image_column: str | None = None, label: str | None = None,
+                     keep_options: bool = False) -> bool:
         from nnstudio.gui.image_grid import ImagePreviewWidget
 
         if getattr(self, "imagePreview", None) is None:
@@ -99,7 +100,7 @@ class WindowFiles:
             self._pending_project = None
             self.show_error(f"Cannot open {kind}", str(exc))
             return False
-        if self._pending_project is None:
+        if self._pending_project is None and not keep_options:
             self.image_options = {}  # a folder opened on its own: the defaults (most common size, auto channels)
         for key in ("image_column", "target"):
             self.image_options.pop(key, None)
@@ -125,12 +126,13 @@ class WindowFiles:
         if pending is not None and not pending.data.image_column:  # a project that reads it as a table
             self.datasetPanel.open_as_table()
             return
-        self.open_image_table(path, column)
+        self.open_image_table(path, column, pending.data.target or None if pending is not None else None)
 
     def _on_datasetPanel_image_label_chosen(self, label: str) -> None:
         images = self.datasetPanel.images() or {}
         if label and images.get("image_column") and label != images.get("label_column"):
-            self.open_image_table(self.datasetPanel.path(), images["image_column"], label)
+            # the same dataset read with other classes: its image size, channels and augmentation stay
+            self._open_images(self.datasetPanel.path(), images["image_column"], label, keep_options=True)
 
     def open_dataset(self, path: str | Path) -> None:
         self.statusBar().showMessage(f"loading {Path(path).name}…")

@@ -116,3 +116,29 @@ def test_a_table_that_names_no_image_files_stays_a_table(window, qtbot, tmp_path
     csv.write_text("file,kind\n" + "".join(f"photo{i}.png,{'ab'[i % 2]}\n" for i in range(20)))  # none exist
     load(qtbot, window, csv)
     assert window.datasetPanel.images() is None and window.datasetPanel.dataframe() is not None
+
+
+def test_restoring_a_run_on_a_table_of_images_opens_the_table_as_images(window, qtbot, tmp_path):
+    from guiwindow import load
+
+    drop(window, write_table(tmp_path / "data"))
+    qtbot.waitUntil(lambda: window.datasetPanel.images() is not None, timeout=20000)
+    window.image_options["image_size"] = [8, 8]  # as a project's [data] image_size sets it
+    combo = window.datasetPanel.targetCombo  # the run's classes come from another column than the default
+    combo.setCurrentIndex(combo.findText("size"))
+    qtbot.waitUntil(lambda: window.datasetPanel.images()["label_column"] == "size")
+    assert window.image_options["image_size"] == [8, 8] and window.modelBuilder.model.io() == ((1, 8, 8), 2)
+    small_cnn(window)
+    train(qtbot, window, epochs=1)
+    qtbot.waitUntil(lambda: len(window.runsPanel.model.runs()) == 1)
+    (record,) = window.runsPanel.model.runs()
+    other = tmp_path / "t.csv"
+    other.write_text("x,y\n" + "".join(f"{i % 7},{'ab'[i % 2]}\n" for i in range(40)))
+    load(qtbot, window, other)
+    assert window.datasetPanel.images() is None
+    with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+        assert window.runs.restore_run(record)
+    images = window.datasetPanel.images()
+    assert images is not None and images["image_column"] == "file" and images["label_column"] == "size"
+    assert window.modelBuilder.model.io() == ((1, 8, 8), 2) and window.actionTrain.isEnabled()
+    assert window.run_config().data.target == "size" and window.run_config().data.image_size == [8, 8]
