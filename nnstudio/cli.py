@@ -158,7 +158,9 @@ def _resume_target(args: argparse.Namespace, cfg):
 
 
 def _data_line(name: str, r: dict) -> str:
-    """One line on what became of the table's rows and columns before training."""
+    """One line on what became of the table's rows and columns (or the image files) before training."""
+    if r.get("kind") == "image":
+        return f"data: {name}: " + _image_line(r)
     parts = [f"{r.get('rows_read', 0):,} rows", f"{r.get('rows_dropped_no_target', 0):,} dropped without a target"]
     if r.get("missing_policy") == "drop":
         parts.append(f"{r.get('rows_dropped_missing', 0):,} dropped with missing values")
@@ -166,6 +168,18 @@ def _data_line(name: str, r: dict) -> str:
         parts.append("excluded: " + ", ".join(r["excluded"]))
     parts.append(f"{r.get('n_features', 0)} inputs")
     return f"data: {name}: " + "; ".join(parts)
+
+
+def _image_line(r: dict) -> str:
+    """An image dataset's counterpart of the table line: images kept and skipped, classes, H×W×C, split,
+    how many were resized to the common size."""
+    h, w = r.get("image_size") or (0, 0)
+    line = (f"{r.get('rows_used', 0):,} images ({r.get('n_skipped', 0):,} skipped), {len(r.get('classes') or ())} "
+            f"classes, {h}×{w}×{r.get('channels', 0)}, split {r.get('n_train', 0)}/{r.get('n_val', 0)}/"
+            f"{r.get('n_test', 0)}")
+    resized = r.get("resized", 0)
+    line += f", {resized:,} resized to {h}×{w}" if resized else ", none resized"
+    return line + (f"; {r['storage_note']}" if r.get("storage") == "stream" else "")
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ class TableFacts:
     columns: list[ColumnInfo]
     summary: dict[str, Any] | None  # summarize() for the default target and task, None if that fails
     flags: dict[str, str] | None = None  # unusable_features(): columns that start ignored, with the reason
+    image_column: str | None = None  # a column of image file paths (core.data.image_table): an image dataset
 
 
 def describe_table(frame: Any) -> TableFacts:
@@ -73,6 +74,9 @@ class _LoadWorker(QObject):
         try:
             frame = load_table(self._path)
             facts = describe_table(frame)
+            from nnstudio.core.data.image_table import image_path_column
+
+            facts.image_column = image_path_column(frame, Path(self._path).parent)  # stats files: here, not in the GUI
         except DataError as exc:
             self.failed.emit(self._job_id, self._path, str(exc))
         except BaseException as exc:  # noqa: BLE001 - report, the thread must end cleanly

@@ -77,7 +77,13 @@ def image_summary_text(info: dict[str, Any]) -> str:
         lines.append(f"{len(skipped)} file(s) skipped, e.g. {skipped[0]}")
     if info.get("storage_note"):
         lines.append("Training: " + info["storage_note"])
-    lines.append("Task: multiclass, one class per subfolder")
+    column = info.get("image_column")
+    if column:
+        lines.insert(0, f"Images: column '{column}' lists image files (relative to the table); "
+                        f"classes from column '{info.get('label_column')}'")
+        lines.append(f"Task: multiclass, one class per value of '{info.get('label_column')}'")
+    else:
+        lines.append("Task: multiclass, one class per subfolder")
     return "\n".join(lines)
 
 
@@ -90,6 +96,8 @@ class DatasetPanel(QWidget):
 
     dataset_loaded = Signal(str)
     load_failed = Signal(str, str)
+    image_table_found = Signal(str, str)  # path, column of image paths: the window opens it as images
+    image_label_chosen = Signal(str)  # a table of images: the column its classes now come from
     choices_changed = Signal()
     busy_changed = Signal(bool)
 
@@ -106,6 +114,7 @@ class DatasetPanel(QWidget):
         self._ignored: list[str] = []  # columns whose role is ignore, in table order
         self._updating = False
         self._images: dict[str, Any] | None = None  # summarize_images() of an open image folder, else None
+        self._found_table: tuple[str, Any, Any] | None = None  # a table listing images, while the window decides
 
         self.loader = DatasetLoader(self)
         self.loader.setObjectName("loader")
@@ -372,7 +381,8 @@ class DatasetPanel(QWidget):
 
     # -- image folders: no table; the summary says what the folder holds, the split applies
     def show_images(self, path: str | Path, info: dict[str, Any]) -> None:
-        """Make an image folder (``summarize_images`` of it) the dataset: no preview table, its summary instead."""
+        """Make an image dataset (``summarize_images`` of a class folder, or of a table of image paths with its
+        "image_column", "label_column" and "columns") the dataset: no preview table, its summary instead."""
         self.loader.cancel()
         self._frame = None
         self._images = dict(info)
@@ -384,10 +394,16 @@ class DatasetPanel(QWidget):
         self._set_controls_enabled(True)
         for widget in (self.targetCombo, self.taskCombo, self.missingCombo):
             widget.setEnabled(False)
+        column = info.get("image_column")
         self._updating = True
         try:
             self.targetCombo.clear()
-            self.targetCombo.addItem("class folder")
+            if column:  # a table of image paths: its classes from a column the user may choose
+                self.targetCombo.addItems([c for c in info.get("columns", ()) if c != column])
+                self.targetCombo.setCurrentIndex(self.targetCombo.findText(info.get("label_column") or ""))
+            else:
+                self.targetCombo.addItem("class folder")
+            self.targetCombo.setEnabled(bool(column))
             self.taskCombo.setCurrentIndex(self.taskCombo.findData("multiclass"))
         finally:
             self._updating = False
@@ -547,10 +563,27 @@ class DatasetPanel(QWidget):
         self.choose_file()
 
     def _on_loader_loaded(self, path: str, frame: object, facts: object) -> None:
+        column = getattr(facts, "image_column", None)
+        if column:  # a table listing image files: an image dataset, which the window opens as one
+            self._found_table = (path, frame, facts)
+            self.image_table_found.emit(path, column)
+            self._found_table = None
+            return
         try:
             self.set_dataframe(frame, path, facts=facts)  # type: ignore[arg-type]
         except DataError as exc:
             self._on_loader_failed(path, str(exc))
+
+    def open_as_table(self) -> None:
+        """From a slot of `image_table_found`: show the table that lists images as a table after all (a project
+        that reads it as one)."""
+        if self._found_table is not None:
+            path, frame, facts = self._found_table
+            self._found_table = None
+            try:
+                self.set_dataframe(frame, path, facts=facts)  # type: ignore[arg-type]
+            except DataError as exc:
+                self._on_loader_failed(path, str(exc))
 
     def _on_loader_failed(self, path: str, message: str) -> None:
         kept = f" {Path(self._path).name or 'The previous table'} stays loaded." if self._frame is not None else ""
@@ -566,6 +599,9 @@ class DatasetPanel(QWidget):
         self.busy_changed.emit(busy)
 
     def _on_targetCombo_currentIndexChanged(self, index: int) -> None:
+        if not self._updating and self._images is not None and self._images.get("image_column"):
+            self.image_label_chosen.emit(self.targetCombo.currentText())
+            return
         if self._updating or self._frame is None:
             return
         self.model.set_target(self.target())

@@ -15,8 +15,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-    QSlider, QStackedWidget, QTableView, QVBoxLayout, QWidget)
+    QBoxLayout, QCheckBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+    QSizePolicy, QSlider, QStackedWidget, QTableView, QVBoxLayout, QWidget)
 
 from nnstudio.core.results.evaluate import Evaluation, confusion_rows, rows_to_csv
 from nnstudio.gui.eval_plot import EvalPlot
@@ -163,7 +163,7 @@ class EvaluationPanel(QWidget):
     def _build(self) -> None:
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea(self)
+        scroll = self._scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         outer.addWidget(scroll)
@@ -184,6 +184,8 @@ class EvaluationPanel(QWidget):
         self.pages.addWidget(QWidget())
         self.pages.addWidget(self._build_classification())
         self.pages.addWidget(self._build_regression())
+        self.pages.currentChanged.connect(self._on_evaluationPages_currentChanged)
+        self._on_evaluationPages_currentChanged(0)
 
     def _build_classification(self) -> QWidget:
         page = QWidget()
@@ -197,11 +199,16 @@ class EvaluationPanel(QWidget):
         self._named(QCheckBox("Normalise by row (share of each actual class)"), "normalizeCheck")
         self.normalizeCheck.toggled.connect(self._on_normalize_toggled)
         mv.addWidget(self.normalizeCheck)
-        grid.addWidget(self._view_box("Confusion matrix (test split)", "confusion", matrix_holder, self._confusion_rows),
-                       0, 0)
+        # the matrix and the per-class table side by side where both fit, else the table under the matrix
+        self.confusionRow = self._named(QWidget(), "confusionRow")
+        row = QBoxLayout(QBoxLayout.Direction.LeftToRight, self.confusionRow)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self._view_box("Confusion matrix (test split)", "confusion", matrix_holder, self._confusion_rows),
+                      1)
         self.perClassTable, self.perClassModel = table_view("perClassTable", self)
-        grid.addWidget(self._view_box("Per class (test split)", "perClass", self.perClassTable,
-                                      lambda: self.evaluation.report.per_class_rows() if self._report() else []), 0, 1)
+        row.addWidget(self._view_box("Per class (test split)", "perClass", self.perClassTable,
+                                     lambda: self.evaluation.report.per_class_rows() if self._report() else []))
+        grid.addWidget(self.confusionRow, 0, 0, 1, 2)
         self.binaryBox = self._named(QWidget(), "binaryBox")
         bl = QGridLayout(self.binaryBox)
         bl.setContentsMargins(0, 0, 0, 0)
@@ -245,7 +252,7 @@ class EvaluationPanel(QWidget):
         self.misclassifiedGrid = MisclassifiedGrid()
         self.misclassifiedGrid.setMinimumHeight(260)
         self._misclassified: list[dict[str, Any]] = []
-        self.misclassifiedBox = self._view_box("Misclassified test images (true → predicted, probability)",
+        self.misclassifiedBox = self._view_box("Misclassified: true → predicted (probability)",
                                                "misclassified", self.misclassifiedGrid, lambda: self._misclassified)
         grid.addWidget(self.misclassifiedBox, 2, 0, 1, 2)
         self.misclassifiedBox.setVisible(False)
@@ -334,6 +341,39 @@ class EvaluationPanel(QWidget):
         self._misclassified = [{"file": str(f), "true": t, "predicted": q, "probability": p}
                                for f, t, q, p in zip(files, true, predicted, probability) if t != q]
 
+    def _on_evaluationPages_currentChanged(self, index: int) -> None:
+        """Only the page shown counts for the tab's size: a stack is as wide as its widest page otherwise (the
+        regression plots side by side would make a classification scroll sideways)."""
+        for i in range(self.pages.count()):
+            policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            self.pages.widget(i).setSizePolicy(policy, policy)
+        self.pages.updateGeometry()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_views()
+
+    def _fit_views(self) -> None:
+        """No sideways scrolling: the per-class table goes beside the matrix when both fit the tab's width
+        (a scroll bar's width kept free), else under it; a table wider than the tab even then scrolls inside
+        its own box (every column stays whole, the class names may need the scroll)."""
+        row = self.confusionRow.layout()
+        body = self._scroll.widget().layout().contentsMargins()
+        available = (self._scroll.width() - self._scroll.verticalScrollBar().sizeHint().width()
+                     - body.left() - body.right())
+        matrix_box, table_box = self._exports["confusion"][0], self._exports["perClass"][0]
+        box = table_box.layout().contentsMargins()
+        table = self.perClassTable
+        table.setMinimumWidth(0)
+        fit_width(table)
+        wanted = table.minimumWidth()
+        side = matrix_box.minimumSizeHint().width() + row.spacing() + wanted + box.left() + box.right()
+        direction = QBoxLayout.Direction.LeftToRight if side <= available else QBoxLayout.Direction.TopToBottom
+        if row.direction() != direction:
+            row.setDirection(direction)
+        if direction == QBoxLayout.Direction.TopToBottom:
+            table.setMinimumWidth(max(0, min(wanted, available - box.left() - box.right())))
+
     def _report(self):
         return self.evaluation.report if self.evaluation is not None else None
 
@@ -346,6 +386,7 @@ class EvaluationPanel(QWidget):
         self.perClassModel.set_rows(report.per_class_rows())
         fit_height(self.perClassTable)
         fit_width(self.perClassTable)
+        self._fit_views()
         if report.threshold is not None:
             t = report.threshold
             self.thresholdLabel.setText(f"{t:.2f}")

@@ -26,23 +26,78 @@ def thumbnail(path: str | Path, size: int = THUMB) -> QIcon:
     return QIcon(QPixmap.fromImage(image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, mode)))
 
 
+class ThumbnailList(QListWidget):
+    """Thumbnails in rows that fill the width: as many cells of at least THUMB + a margin as fit, widened to
+    share the rest, so a narrow dock shows 4 (not 2) per row and a wide one more; captions wrap onto a second
+    line where the grid allows two (misclassified, predicted) and are elided past it (the full text is in the tooltip)."""
+
+    MARGIN = 4  # each side of a thumbnail, inside its cell
+
+    def __init__(self, caption_lines: int = 1, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.caption_lines = caption_lines
+        self.setViewMode(QListWidget.ViewMode.IconMode)
+        self.setIconSize(QSize(THUMB, THUMB))
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.setMovement(QListWidget.Movement.Static)
+        self.setWordWrap(True)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setUniformItemSizes(True)
+        self.setSpacing(0)
+        self._fit_grid()
+
+    def cell_width(self, available: int) -> int:
+        """The widest cell that still puts as many thumbnails on a row as fit in `available` pixels."""
+        least = THUMB + 2 * self.MARGIN
+        available -= 2  # Qt wraps a row whose cells would end exactly at the viewport's edge
+        return max(least, available // max(1, available // least))
+
+    def _fit_grid(self) -> None:
+        lines = self.fontMetrics().lineSpacing() * self.caption_lines
+        size = QSize(self.cell_width(self.viewport().width()), THUMB + lines + 2 * self.MARGIN)
+        if size != self.gridSize():
+            self.setGridSize(size)
+
+    def resizeEvent(self, event) -> None:
+        self._fit_grid()  # before the base class lays the items out again for the new width
+        super().resizeEvent(event)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(THUMB + 2 * self.MARGIN + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth(),
+                     hint.height())
+
+
+def _relative(path: Path, root: Path) -> str:
+    """A file as the user named it: below the dataset's folder, else whole (a table may list absolute paths)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 class _Grid(QWidget):
-    def __init__(self, name: str, parent: QWidget | None = None):
+    def __init__(self, name: str, parent: QWidget | None = None, caption_lines: int = 1):
         super().__init__(parent)
         self.setObjectName(name)
         self.summaryLabel = QLabel("")
         self.summaryLabel.setObjectName("summaryLabel")
         self.summaryLabel.setWordWrap(True)
-        self.thumbnailList = QListWidget()
+        self.thumbnailList = ThumbnailList(caption_lines)
         self.thumbnailList.setObjectName("thumbnailList")
-        self.thumbnailList.setViewMode(QListWidget.ViewMode.IconMode)
-        self.thumbnailList.setIconSize(QSize(THUMB, THUMB))
-        self.thumbnailList.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.thumbnailList.setMovement(QListWidget.Movement.Static)
-        self.thumbnailList.setGridSize(QSize(THUMB + 40, THUMB + 36))
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.summaryLabel)
         layout.addWidget(self.thumbnailList)
+
+    def heightForWidth(self, width: int) -> int:
+        """The least height at this width (the wrapped summary and the list's minimum): a dock's scroll area asks
+        this of a panel with a word-wrapped label, and the list scrolls inside a short dock instead of the dock
+        scrolling around the list."""
+        layout = self.layout()
+        m = layout.contentsMargins()
+        label = self.summaryLabel.heightForWidth(max(1, width - m.left() - m.right()))
+        return m.top() + m.bottom() + layout.spacing() + max(label, 0) + self.thumbnailList.minimumSizeHint().height()
 
     def _add(self, path: Path, text: str, tip: str) -> None:
         item = QListWidgetItem(thumbnail(path), text)
@@ -64,11 +119,12 @@ class ImagePreviewWidget(_Grid):
         self.per_class = per_class
         self.counts: dict[str, int] = {}
 
-    def show_folder(self, path: str | Path) -> None:
-        """Scan (headers only) and show; raises DataError with the core's sentence for a folder it cannot use."""
-        from nnstudio.core.data.images import scan_folder
+    def show_folder(self, path: str | Path, image_column: str | None = None, label_column: str | None = None) -> None:
+        """Scan (headers only) and show; raises DataError with the core's sentence for a folder it cannot use.
+        With `image_column`, `path` is a table listing the images (relative to it), `label_column` their classes."""
+        from nnstudio.core.data.images import scan_folder, scan_table
 
-        source = scan_folder(path)
+        source = scan_table(path, image_column, label_column) if image_column else scan_folder(path)
         self.thumbnailList.clear()
         self.counts = source.class_counts()
         by_class: dict[str, list[Path]] = {}
@@ -76,7 +132,7 @@ class ImagePreviewWidget(_Grid):
             by_class.setdefault(label, []).append(f)
         for label in source.classes:
             for f in by_class[label][: self.per_class]:
-                self._add(f, label, f"{f.relative_to(source.root)} ({label})")
+                self._add(f, label, f"{_relative(f, source.root)} ({label})")
         total = sum(self.counts.values())
         sizes = sorted(set(source.sizes), key=source.sizes.count, reverse=True)
         skipped = f"; {len(source.skipped)} file(s) skipped: {source.skipped[0][0]} {source.skipped[0][1]}" \
@@ -93,7 +149,7 @@ class MisclassifiedGrid(_Grid):
     """Test images the model got wrong: "true → predicted (probability)" under each thumbnail."""
 
     def __init__(self, parent: QWidget | None = None, limit: int = 200):
-        super().__init__("misclassifiedGrid", parent)
+        super().__init__("misclassifiedGrid", parent, caption_lines=2)
         self.limit = limit
 
     def show_errors(self, paths: Sequence[Path], true: Sequence[str], predicted: Sequence[str],
@@ -111,7 +167,7 @@ class PredictedImagesGrid(_Grid):
     """The Predict tab's images: each thumbnail with its predicted class and probability."""
 
     def __init__(self, parent: QWidget | None = None, limit: int = 500):
-        super().__init__("predictImages", parent)
+        super().__init__("predictImages", parent, caption_lines=2)
         self.limit = limit
 
     def show_predictions(self, paths: Sequence[Path], predicted: Sequence[str], probability: Sequence[float]) -> None:

@@ -100,6 +100,8 @@ class MainWindow(WindowLayout, WindowActions, WindowFiles, RunControl, QMainWind
         dp.dataset_loaded.connect(self._on_dataset_loaded)
         dp.load_failed.connect(self._on_dataset_load_failed)
         dp.choices_changed.connect(self._on_dataset_choices_changed)
+        dp.image_table_found.connect(self._on_datasetPanel_image_table_found)
+        dp.image_label_chosen.connect(self._on_datasetPanel_image_label_chosen)
         mb.layers_changed.connect(self._on_model_layers_changed)
         mb.validity_changed.connect(self._on_model_validity_changed)
         tp.train_requested.connect(self._on_train_requested)

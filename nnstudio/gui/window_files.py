@@ -20,6 +20,16 @@ from nnstudio.gui.start_folders import is_bundled, start_folder
 from nnstudio.gui.window_settings import CHECKPOINT_FILTER, DATA_FILTER, PROJECT_FILTER, _excluded_by
 
 
+def image_options(cfg: RunConfig) -> dict:
+    """The [data] keys of an image run that the window keeps beside the dataset panel (the table of image paths'
+    column and label included)."""
+    keys = ("image_size", "channels", "on_bad", "augment", "stream", "workers", "image_column")
+    options = {k: getattr(cfg.data, k) for k in keys if getattr(cfg.data, k, None) is not None}
+    if cfg.data.image_column and cfg.data.target:
+        options["target"] = cfg.data.target
+    return options
+
+
 class WindowFiles:
     """Opening and saving datasets, checkpoints and projects; every failure is a dialog and the previous state is kept."""
 
@@ -54,6 +64,16 @@ class WindowFiles:
 
     def open_image_folder(self, path: str | Path) -> bool:
         """An image dataset (class folders): shown in the image preview dock; the previous state is kept on failure."""
+        return self._open_images(path)
+
+    def open_image_table(self, path: str | Path, image_column: str, label: str | None = None) -> bool:
+        """A CSV/Parquet table whose `image_column` lists image files (relative to the table) and whose `label`
+        column (default: the last other column) holds their classes: an image dataset, as `[data] image_column`
+        makes it for `nnstudio train`; the previous state is kept on failure."""
+        return self._open_images(path, image_column, label)
+
+    def _open_images(self, path: str | Path, image_column: str | None = None, label: str | None = None,
+                     keep_options: bool = False) -> bool:
         from nnstudio.gui.image_grid import ImagePreviewWidget
 
         if getattr(self, "imagePreview", None) is None:
@@ -62,17 +82,31 @@ class WindowFiles:
                                                Qt.DockWidgetArea.RightDockWidgetArea)
         from nnstudio.core.data.images import summarize_images
 
+        kind = "image table" if image_column else "image folder"
         try:
-            info = summarize_images(path)
+            columns: list[str] = []
+            if image_column:
+                from nnstudio.core.data.image_table import default_label
+                from nnstudio.core.data.read import read_table
+
+                columns = [str(c) for c in read_table(path).columns]
+                label = label or default_label(columns, image_column)
+            info = summarize_images(path, image_column, label)
             if len(info["classes"]) < 2:
-                raise NNStudioError(f"{path}: only one class folder; a classifier needs at least two")
-            self.imagePreview.show_folder(path)
+                raise NNStudioError(f"{path}: only one class {f'in column {label!r}' if image_column else 'folder'}"
+                                    "; a classifier needs at least two")
+            self.imagePreview.show_folder(path, image_column, label)
         except NNStudioError as exc:
             self._pending_project = None
-            self.show_error("Cannot open image folder", str(exc))
+            self.show_error(f"Cannot open {kind}", str(exc))
             return False
-        if self._pending_project is None:
+        if self._pending_project is None and not keep_options:
             self.image_options = {}  # a folder opened on its own: the defaults (most common size, auto channels)
+        for key in ("image_column", "target"):
+            self.image_options.pop(key, None)
+        if image_column:  # the run reads the same table: [data] image_column and target
+            self.image_options.update(image_column=image_column, target=label)
+            info.update(image_column=image_column, label_column=label, columns=columns)
         self.datasetPanel.show_images(path, info)  # the dataset now: dataset_loaded → _on_dataset_loaded
         self.imagePreviewDock.show()
         self.imagePreviewDock.raise_()
@@ -82,8 +116,23 @@ class WindowFiles:
 
             self.modelBuilder.set_layers(PRESETS["Small CNN"], undoable=True)
             note = ": the layers did not fit images, so the Small CNN preset replaced them (Edit > Undo restores them)"
-        self.statusBar().showMessage(f"opened image folder {Path(path).name}{note}", 10000)
+        self.statusBar().showMessage(f"opened {kind} {Path(path).name}{note}", 10000)
         return True
+
+    def _on_datasetPanel_image_table_found(self, path: str, column: str) -> None:
+        """A table just read lists image files: open it as images, as `[data] image_column` does (a project
+        saved for it as a table still opens it as one)."""
+        pending = self._pending_project
+        if pending is not None and not pending.data.image_column:  # a project that reads it as a table
+            self.datasetPanel.open_as_table()
+            return
+        self.open_image_table(path, column, pending.data.target or None if pending is not None else None)
+
+    def _on_datasetPanel_image_label_chosen(self, label: str) -> None:
+        images = self.datasetPanel.images() or {}
+        if label and images.get("image_column") and label != images.get("label_column"):
+            # the same dataset read with other classes: its image size, channels and augmentation stay
+            self._open_images(self.datasetPanel.path(), images["image_column"], label, keep_options=True)
 
     def open_dataset(self, path: str | Path) -> None:
         self.statusBar().showMessage(f"loading {Path(path).name}…")
@@ -332,11 +381,12 @@ class WindowFiles:
         self.logdir = cfg.logdir
         self.data_seed = cfg.data.seed
         self.checkpoint_path = cfg.checkpoint_path
-        self.image_options = {k: getattr(cfg.data, k) for k in ("image_size", "channels", "on_bad", "augment", "stream", "workers")
-                              if getattr(cfg.data, k) is not None}
+        self.image_options = image_options(cfg)
         if cfg.data.path:
             self._pending_project = cfg
-            if cfg.data_path.is_dir():
+            if cfg.data.image_column:
+                self.open_image_table(cfg.data_path, cfg.data.image_column, cfg.data.target or None)
+            elif cfg.data_path.is_dir():
                 self.open_image_folder(cfg.data_path)
             else:
                 self.open_dataset(cfg.data_path)

@@ -16,6 +16,7 @@ from nnstudio.core.errors import NNStudioError
 from nnstudio.core.results.runs import RunRecord, is_run_dir, overlay_problem, read_curves
 from nnstudio.gui.follow import FollowController, add_curves
 from nnstudio.gui.runs_panel import RunsPanel
+from nnstudio.gui.window_files import image_options
 
 
 
@@ -210,9 +211,11 @@ class WindowRuns(QObject):
             return False
         if cfg.data.path:
             w._pending_project = cfg  # the dataset's target, task, split and missing-value choices once it is read
-            if cfg.data_path.is_dir():  # an image folder, with the run's image keys
-                w.image_options = {k: getattr(cfg.data, k) for k in ("image_size", "channels", "on_bad", "augment", "stream", "workers")
-                                   if getattr(cfg.data, k) is not None}
+            if cfg.data.image_column:  # a table of image paths, with the run's image keys
+                w.image_options = image_options(cfg)
+                w.open_image_table(cfg.data_path, cfg.data.image_column, cfg.data.target or None)
+            elif cfg.data_path.is_dir():  # an image folder, with the run's image keys
+                w.image_options = image_options(cfg)
                 w.open_image_folder(cfg.data_path)
             else:
                 w.open_dataset(cfg.data_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QRect, QSettings, QSize
+from PySide6.QtCore import QRect, QSettings, QSize, Qt
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QProgressBar,
                                QScrollArea, QWidget)
 
@@ -150,5 +150,104 @@ def test_title_names_the_dataset_then_the_project(qtbot, tmp_path, monkeypatch, 
         with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
             window.open_path(project)
         assert window.windowTitle() == "prices.toml — nnstudio"
+    finally:
+        window.shutdown()
+
+
+def _digit_folder(root, n: int = 8):
+    """Ten classes of 8×8 grey PNGs written with Pillow (the layout of the digits sample)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k in range(10):
+        (root / str(k)).mkdir(parents=True)
+        for i in range(n):
+            a = rng.integers(0, 60, (8, 8), dtype=np.uint8)
+            a[:, k % 8] = 250
+            Image.fromarray(a).save(root / str(k) / f"{k}_{i}.png")
+    return root
+
+
+def _per_row(listview) -> int:
+    """How many thumbnails the first row of a grid shows (items laid out with the first one's top)."""
+    top = listview.visualItemRect(listview.item(0)).top()
+    return sum(1 for i in range(listview.count()) if listview.visualItemRect(listview.item(i)).top() == top)
+
+
+def test_the_images_dock_shows_four_thumbnails_a_row_at_1366_and_reflows(qtbot, tmp_path, monkeypatch):
+    folder = _digit_folder(tmp_path / "digits")
+    window = _window(qtbot, tmp_path, monkeypatch, 1366, 768)
+    try:
+        assert window.open_image_folder(folder)
+        grid = window.imagePreview.thumbnailList
+        qtbot.waitUntil(lambda: grid.count() == 80 and grid.viewport().width() > 0)
+        QApplication.processEvents()
+        assert _per_row(grid) >= 4, (window.imagePreviewDock.width(), grid.gridSize())
+        # each cell holds its thumbnail whole, and the caption (the class) under it
+        rect = grid.visualItemRect(grid.item(0))
+        assert rect.width() >= grid.iconSize().width() and rect.height() > grid.iconSize().height()
+        dock_scroll = window.imagePreviewDock.widget()  # the list scrolls, not the dock around it
+        assert isinstance(dock_scroll, DockScrollArea) and dock_scroll.verticalScrollBar().maximum() == 0
+        assert grid.verticalScrollBar().maximum() > 0
+        before = _per_row(grid)
+        window.resizeDocks([window.imagePreviewDock], [window.imagePreviewDock.width() + 160],
+                           Qt.Orientation.Horizontal)
+        qtbot.waitUntil(lambda: _per_row(grid) > before, timeout=3000)  # a wider dock: more a row, not wider gaps
+    finally:
+        window.shutdown()
+
+
+def _table_csv(path, n: int = 90):
+    """A three-class table written as CSV: two numeric features that separate the classes, one with empty cells."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    lines = ["width,height,kind"]
+    for i in range(n):
+        k = i % 3
+        h = "" if i % 17 == 0 else f"{k * 2 + rng.normal(0, 0.3):.3f}"
+        lines.append(f"{k + rng.normal(0, 0.3):.3f},{h},{'abc'[k]}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _show_evaluation(qtbot, window) -> None:
+    from tests.gui.test_image_window import train
+
+    train(qtbot, window, epochs=1)
+    tabs = window.centralTabs
+    tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index("Evaluation"))
+    panel = window.evaluationPanel
+    qtbot.waitUntil(lambda: panel.perClassModel.rowCount() > 0 and panel._scroll.widget().width() > 0)
+    for _ in range(3):  # the layout requests that showing the results posted
+        QApplication.processEvents()
+
+
+@pytest.mark.parametrize("width", [1366, 1024])
+def test_the_evaluation_tab_never_scrolls_sideways(qtbot, tmp_path, monkeypatch, width):
+    from tests.gui.test_image_window import small_cnn
+
+    window = _window(qtbot, tmp_path, monkeypatch, width, 768)
+    panel = window.evaluationPanel
+    try:
+        assert window.open_image_folder(_digit_folder(tmp_path / "digits", n=12))
+        small_cnn(window)
+        _show_evaluation(qtbot, window)
+        assert panel.perClassModel.rowCount() == 10 and panel.misclassifiedBox.isVisible()
+        bar = panel._scroll.horizontalScrollBar()
+        assert bar.maximum() == 0 and not bar.isVisible(), (width, bar.maximum())
+        table = panel.perClassTable  # every column whole, inside the tab
+        assert table.horizontalHeader().length() <= table.viewport().width()
+        assert panel.perClassTable.mapTo(panel, table.rect().topRight()).x() <= panel.width()
+
+        with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+            window.open_path(_table_csv(tmp_path / "kinds.csv"))
+        combo = window.modelBuilder.presetCombo
+        combo.setCurrentIndex(combo.findText("MLP 2×64 ReLU"))
+        assert window.modelBuilder.is_valid(), window.modelBuilder.summary().errors
+        _show_evaluation(qtbot, window)
+        assert panel.perClassModel.rowCount() == 3 and not panel.misclassifiedBox.isVisible()
+        assert bar.maximum() == 0 and not bar.isVisible(), (width, bar.maximum())
     finally:
         window.shutdown()

@@ -70,6 +70,70 @@ def _workers(cfg: Any, data: Any) -> int:
     return default_workers() if cfg.data.workers in (None, "auto") else int(cfg.data.workers)
 
 
+_READABLE = '''def readable(path):
+    """Pillow reads its header: nnstudio skips (and lists) the files it cannot, so the split is the same."""
+    try:
+        with Image.open(path) as img:
+            return img.size[0] > 0 and img.size[1] > 0
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+'''
+
+_FOLDER_LIST = _READABLE + '''def list_images():
+    files, labels = [], []
+    for k, name in enumerate(CLASSES):
+        for path in sorted((DATA / name).rglob("*")):
+            if path.suffix.lower() in SUFFIXES and path.is_file() and readable(path):
+                files.append(path)
+                labels.append(k)
+    return files, np.array(labels)
+'''
+
+_TABLE_LIST = '''def read_rows():
+    """The table's rows as dicts (Parquet needs pandas with pyarrow; CSV and TSV only the standard library)."""
+    if DATA.suffix.lower() in (".parquet", ".pq"):
+        import pandas as pd
+
+        frame = pd.read_parquet(DATA)
+        return frame.astype(object).where(frame.notna(), None).to_dict("records")
+    import csv
+
+    with open(DATA, newline="", encoding="utf-8-sig") as f:
+        return list(csv.DictReader(f, delimiter="\\t" if DATA.suffix.lower() == ".tsv" else ","))
+
+
+def list_images():
+    """The rows whose IMAGE_COLUMN names an image file that exists (relative to the table), in table order."""
+    position = {{name: k for k, name in enumerate(CLASSES)}}
+    files, labels = [], []
+    for row in read_rows():
+        name, label = row.get(IMAGE_COLUMN), row.get(LABEL_COLUMN)
+        if name is None or str(name).strip() == "" or label is None or str(label) not in position:
+            continue
+        path = Path(str(name))
+        path = path if path.is_absolute() else DATA.parent / path
+        if path.suffix.lower() in SUFFIXES and path.is_file() and readable(path):
+            files.append(path)
+            labels.append(position[str(label)])
+    return files, np.array(labels)
+'''
+
+
+def _list_images(cfg: Any) -> str:
+    """How the script finds its images: the class folders, or the table's column of paths and its labels."""
+    column = cfg.data.image_column
+    if not column:
+        return _FOLDER_LIST
+    from nnstudio.core.data.image_table import default_label
+    from nnstudio.core.data.read import read_table
+
+    label = cfg.data.target or default_label(list(read_table(cfg.data_path).columns), column)
+    return f"IMAGE_COLUMN = {column!r}  # the image paths, relative to the table\nLABEL_COLUMN = {label!r}\n\n\n" \
+        + _READABLE + _TABLE_LIST.format()
+
+
 def image_script(cfg: Any, data: Any, source: str = "the window") -> str:
     """The whole script for an image run config whose data `data` (`load_images`) has been read."""
     pre = data.preprocessor
@@ -83,7 +147,10 @@ def image_script(cfg: Any, data: Any, source: str = "the window") -> str:
         dims = row.out_dims or dims
     t = cfg.training  # the script always uses Adam at the config's learning rate
     fr = list(cfg.data.split)
-    return f'''"""Train a CNN on the image folder {cfg.data_path} (exported by nnstudio from {source}).
+    column = cfg.data.image_column
+    where = (f"the images listed in column '{column}' of {cfg.data_path}" if column
+             else f"the image folder {cfg.data_path}")
+    return f'''"""Train a CNN on {where} (exported by nnstudio from {source}).
 
 Runs with torch, numpy and Pillow only: python this_file.py. The checkpoint it writes opens in nnstudio
 (nnstudio info / predict, the window's Open model).
@@ -99,7 +166,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 DATA = Path({str(cfg.data_path)!r})
-CLASSES = {pre.classes!r}  # the class folders, sorted
+CLASSES = {pre.classes!r}  # {"the labels" if column else "the class folders"}, sorted
 N_CLASSES = len(CLASSES)
 CHANNELS = {pre.channels}  # 1: grey, 3: RGB (transparency composited on white)
 IMAGE_SIZE = {(pre.height, pre.width)!r}  # (height, width); other sizes are resized
@@ -115,15 +182,7 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 LAYERS = {pprint.pformat(layers, indent=4, width=110, sort_dicts=False)}
 
 
-def list_images():
-    files, labels = [], []
-    for k, name in enumerate(CLASSES):
-        for path in sorted((DATA / name).rglob("*")):
-            if path.suffix.lower() in SUFFIXES and path.is_file():
-                files.append(path)
-                labels.append(k)
-    return files, np.array(labels)
-
+{_list_images(cfg)}
 
 def split(labels):
     """Each class shuffled with one seeded generator and cut by SPLIT (nnstudio's split_indices)."""
