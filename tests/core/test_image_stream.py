@@ -40,7 +40,9 @@ def test_streamed_split_is_the_in_memory_split_decoded_on_demand(tmp_path):
     for name in ("train", "val", "test"):
         a, b = getattr(mem, name), getattr(st, name)
         assert torch.equal(b.X[:], a.X) and torch.equal(b.y, a.y)
-    assert torch.equal(st.test.X[3], mem.test.X[3])
+    assert torch.equal(st.test.X[3], mem.test.X[3]) and torch.equal(st.test.X[-1], mem.test.X[-1])
+    with pytest.raises(IndexError):
+        st.test.X[len(mem.test)]
     assert torch.equal(st.test.X.index_select(0, torch.tensor([4, 0])), mem.test.X[[4, 0]])
     # the same epoch order from the same generator, batch for batch, through the DataLoader's workers
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)

@@ -270,6 +270,8 @@ class ImageStream:
 
     def __getitem__(self, key: Any) -> torch.Tensor:
         if isinstance(key, (int, np.integer)):
+            if not -len(self) <= int(key) < len(self):
+                raise IndexError(f"image {int(key)} of {len(self)}")
             return self.decode([int(key) % len(self)])[0]
         if isinstance(key, slice):
             return self.decode(range(*key.indices(len(self))))
