@@ -178,7 +178,8 @@ def _image_line(r: dict) -> str:
             f"classes, {h}×{w}×{r.get('channels', 0)}, split {r.get('n_train', 0)}/{r.get('n_val', 0)}/"
             f"{r.get('n_test', 0)}")
     resized = r.get("resized", 0)
-    return line + (f", {resized:,} resized to {h}×{w}" if resized else ", none resized")
+    line += f", {resized:,} resized to {h}×{w}" if resized else ", none resized"
+    return line + (f"; {r['storage_note']}" if r.get("storage") == "stream" else "")
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

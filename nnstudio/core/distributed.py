@@ -44,6 +44,24 @@ STOP_SYNC_EVERY = 16
 FAIL_ENV = "NNSTUDIO_TEST_FAIL_AT"
 
 
+
+#: Devices where torch's SyncBatchNorm runs (its forward refuses CPU tensors: gloo has no such kernel).
+SYNC_BATCHNORM_DEVICES = ("cuda", "xpu")
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> bool:
+    """Under DDP on a GPU, BatchNorm layers become SyncBatchNorm in place, sharing their parameters and running
+    statistics (the state_dict keeps its keys): every rank normalises with the whole global batch's statistics,
+    as one process would. On CPU they stay per-rank (SyncBatchNorm has no CPU kernel). True if converted."""
+    if device.type not in SYNC_BATCHNORM_DEVICES:
+        return False
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)
+               for m in model.modules()):
+        return False
+    for name, child in list(model.named_children()):
+        setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+    return True
+
 class PeerFailed(NNStudioError):
     """A collective broke because another process ended: that process reports the reason."""
 
@@ -153,6 +171,7 @@ class DDPStrategy:
 
         if self._ddp is None or self._ddp.module is not model:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            sync_batchnorm(model, self.ctx.device)
             self._ddp = DistributedDataParallel(model, device_ids=ids)
         return self._ddp
 

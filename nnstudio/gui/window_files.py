@@ -91,7 +91,9 @@ class WindowFiles:
 
                 columns = [str(c) for c in read_table(path).columns]
                 label = label or default_label(columns, image_column)
-            info = summarize_images(path, image_column, label)
+            kept = self.image_options if (self._pending_project is not None or keep_options) else {}
+            info = summarize_images(path, image_column, label, kept.get("stream"), kept.get("image_size"),
+                                    kept.get("channels"))
             if len(info["classes"]) < 2:
                 raise NNStudioError(f"{path}: only one class {f'in column {label!r}' if image_column else 'folder'}"
                                     "; a classifier needs at least two")

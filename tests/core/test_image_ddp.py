@@ -37,12 +37,14 @@ def _result(proc) -> dict:
     return json.loads(lines[0])
 
 
-def test_torchrun_on_an_image_folder_matches_the_single_process_run(tmp_path):
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "ddp-streamed-from-disk"])
+def test_torchrun_on_an_image_folder_matches_the_single_process_run(tmp_path, stream):
     root = write_folder(tmp_path / "imgs", classes=("a", "b", "c"), n=8, size=(8, 8))
     for name in ("single", "ddp"):
         (tmp_path / name).mkdir()
+        streamed = {"stream": True} if stream and name == "ddp" else {}  # each rank decodes its shard's files
         (tmp_path / name / "run.toml").write_text(tomli_w.dumps({
-            "data": {"path": str(root), "split": [0.5, 0.25, 0.25]}, "model": {"layers": PLAIN_CNN},
+            "data": {"path": str(root), "split": [0.5, 0.25, 0.25], **streamed}, "model": {"layers": PLAIN_CNN},
             "training": {"epochs": 3, "batch_size": 8, "seed": 0, "device": "cpu"},
             "output": {"checkpoint": "model.pt", "logdir": "runs"}}))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
@@ -65,3 +67,27 @@ def test_torchrun_on_an_image_folder_matches_the_single_process_run(tmp_path):
     single_ckpt = load_checkpoint(tmp_path / "single" / "model.pt")
     for key, value in single_ckpt.model.state_dict().items():
         assert ckpt.model.state_dict()[key].allclose(value, rtol=1e-4, atol=1e-6), key
+
+
+def test_batchnorm_becomes_syncbatchnorm_under_ddp_on_a_gpu_only():
+    import torch
+    from torch import nn
+
+    from nnstudio.core.distributed import sync_batchnorm
+    from nnstudio.core.model.spec import PRESETS, build_model
+
+    model = build_model(PRESETS["Small CNN"], (1, 8, 8), 3, seed=0, normalization=([0.5], [0.25]))
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    before = {k: v for k, v in model.state_dict().items()}
+    x = torch.rand(5, 1, 8, 8) * 255
+    model.eval()
+    expected = model(x)
+    assert not sync_batchnorm(model, torch.device("cpu"))  # no CPU kernel: per-rank statistics stay
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    assert sync_batchnorm(model, torch.device("cuda", 0))  # the conversion itself touches no device
+    assert sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules()) == 2
+    after = model.state_dict()
+    assert list(after) == list(before)  # a checkpoint keeps its keys: it opens as an ordinary BatchNorm CNN
+    assert all(after[k].data_ptr() == before[k].data_ptr() for k in before)  # shared, not copied
+    assert torch.equal(model(x), expected)  # evaluation (no sync) is unchanged
+    assert not sync_batchnorm(model, torch.device("cuda", 0))  # already converted

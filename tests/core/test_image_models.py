@@ -159,12 +159,15 @@ def test_torchscript_and_onnx_take_raw_pixels_and_match_the_apps_predictions(tmp
     assert abs(torch.softmax(torch.from_numpy(logits), 1)[:, 1].numpy() - app.columns["probability_b"]).max() < 1e-4
 
 
-def test_exported_cnn_script_trains_without_nnstudio_and_its_checkpoint_opens(tmp_path):
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
+def test_exported_cnn_script_trains_without_nnstudio_and_its_checkpoint_opens(tmp_path, stream):
     root = write_folder(tmp_path / "imgs", classes=("a", "b"), n=6, size=(8, 8))
-    toml = _run_toml(tmp_path, root, epochs=2)
+    toml = _run_toml(tmp_path, root, epochs=2, **({"stream": True, "workers": 2} if stream else {}))
     done = _cli("export", toml, "--script", tmp_path / "train_cnn.py", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "train_cnn.py").read_text()
+    # a streamed run's script decodes in as many DataLoader worker processes as the run did
+    assert f"WORKERS = {2 if stream else 0}  #" in text and text.count("num_workers=WORKERS") == 3
     for words in ("class ImageFiles(Dataset)", "self.conv1 = nn.Conv2d(1, 16, kernel_size=3, padding=1)",
                   "self.pool1 = nn.MaxPool2d(kernel_size=2)", "self.fc1 = nn.Linear(128, 64)", "from PIL import Image"):
         assert words in text, words

@@ -20,6 +20,7 @@ def test_a_streamed_project_trains_evaluates_and_keeps_its_keys(window, qtbot, t
         "model": {"layers": PRESETS["Small CNN"]}, "training": {"epochs": 1, "batch_size": 4}}))
     with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
         assert window.open_project(tmp_path / "p.toml")
+    assert "Training: streamed from disk batch by batch ([data] stream = true" in window.datasetPanel.summaryLabel.text()
     train(qtbot, window, epochs=2)
     data = window.last_run.data
     assert isinstance(data.train.X, ImageStream) and data.report["storage"] == "stream"

@@ -118,13 +118,14 @@ def stats_from_sums(total: np.ndarray, squares: np.ndarray, count: int) -> tuple
 
 
 def check_and_measure(files: Sequence[Path], n_train: int, channels: int, size: tuple[int, int],
-                      root: Path | None = None, chunk: int = 2048) -> tuple[np.ndarray, list[tuple[str, str]],
+                      root: Path | None = None, chunk: int | None = None) -> tuple[np.ndarray, list[tuple[str, str]],
                                                                             tuple[list[float], list[float]]]:
     """One decoding pass over files that stay on disk: which decode (bool mask), the failures (file, why), and
     the per-channel statistics of the first `n_train` files that decoded, chunk by chunk (memory: one chunk)."""
     ok = np.ones(len(files), dtype=bool)
     failed: list[tuple[str, str]] = []
     c = channels
+    chunk = chunk or max(64, (16 << 20) // max(1, channels * size[0] * size[1]))  # ~16 MiB of pixels at a time
     total, squares, count = np.zeros(c), np.zeros(c), 0
     for a in range(0, len(files), chunk):
         part = list(files[a:a + chunk])
@@ -153,7 +154,6 @@ class ImageFileDataset(torch.utils.data.Dataset):
 
     For datasets too large to decode into memory, with `DataLoader(dataset, batch_size, shuffle=True,
     num_workers=...)`; yields raw uint8 (C, H, W) and the class index, as the in-memory path does.
-    `__getitems__` (which `DataLoader` calls with a batch's indices) decodes a whole batch into one tensor.
     """
 
     def __init__(self, files: Sequence[str | Path], labels: Sequence[int], channels: int, size: tuple[int, int],
@@ -170,6 +170,12 @@ class ImageFileDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         x = decode_image(self.files[index], self.channels, self.size)
         return torch.from_numpy(np.ascontiguousarray(x).copy()), self.labels[index]
+
+
+
+class _BatchDecoding(ImageFileDataset):
+    """`ImageFileDataset` whose `__getitems__` (which `DataLoader` calls with a whole batch's indices when a
+    dataset has one) decodes the batch straight into one tensor: no per-image tensors, no collate."""
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
         """A batch: uint8 B×C×H×W, int64 labels, and the files that no longer decode (file, why)."""
@@ -286,7 +292,7 @@ class ImageStream:
         """
         n = len(self)
         order = (torch.randperm(n, generator=generator, device="cpu") if shuffle else torch.arange(n)).tolist()
-        dataset = ImageFileDataset(self.files, y.cpu().tolist(), self.channels, self.size, self.root)
+        dataset = _BatchDecoding(self.files, y.cpu().tolist(), self.channels, self.size, self.root)
         workers = min(self.workers, max(1, -(-n // batch_size)))
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=_EpochBatches(order, batch_size), num_workers=workers, collate_fn=_whole_batch,

@@ -432,15 +432,20 @@ def load_images(path: str | Path, image_size: Any = None, channels: Any = "auto"
     return PreparedData(train, val, test, pre, report)
 
 
-def summarize_images(path: str | Path, image_column: str | None = None, target: str | None = None) -> dict[str, Any]:
-    """What the dataset panel and `nnstudio info` show about an image dataset, without decoding it."""
+def summarize_images(path: str | Path, image_column: str | None = None, target: str | None = None,
+                     stream: Any = "auto", image_size: Any = None, channels: Any = None) -> dict[str, Any]:
+    """What the dataset panel and `nnstudio info` show about an image dataset, without decoding it; `stream`,
+    `image_size` and `channels` (the run's [data] keys) only decide what the storage sentence says."""
     source = scan_table(path, image_column, target) if image_column else scan_folder(path)
     sizes = Counter(source.sizes)
     common = sizes.most_common(1)[0][0] if sizes else None
-    channels = 1 if source.grey and all(source.grey) else 3
-    streamed, note = storage_plan(len(source.files), channels, common) if common else (False, "")
+    grey = 1 if source.grey and all(source.grey) else 3
+    size = (int(image_size[0]), int(image_size[1])) if image_size not in (None, "auto", []) else common
+    held = grey if channels in (None, "auto", 0) else int(channels)
+    streamed, note = (storage_plan(len(source.files), held, size, "auto" if stream is None else stream)
+                      if size else (False, ""))
     return {"kind": "image", "images": len(source.files), "classes": source.class_counts(),
-            "task": "multiclass", "target": "label", "channels": channels,
+            "task": "multiclass", "target": "label", "channels": grey,
             "image_size": list(common) if common else None, "sizes": len(sizes),
             "skipped": [f"{name} {why}" for name, why in source.skipped],
             "storage": "stream" if streamed else "memory", "storage_note": note}

@@ -60,6 +60,16 @@ def _module(layer: dict[str, Any], dims: tuple[int, ...]) -> str:
     return f"nn.{t}()"
 
 
+def _workers(cfg: Any, data: Any) -> int:
+    """The script's `num_workers`: the run's decoding processes when it streamed from disk, else 0 (the script
+    decodes every epoch either way; workers pay off where decoding is the bottleneck)."""
+    if data.report.get("storage") != "stream":
+        return 0
+    from nnstudio.core.data.image_stream import default_workers
+
+    return default_workers() if cfg.data.workers in (None, "auto") else int(cfg.data.workers)
+
+
 _READABLE = '''def readable(path):
     """Pillow reads its header: nnstudio skips (and lists) the files it cannot, so the split is the same."""
     try:
@@ -164,6 +174,7 @@ SPLIT = {fr!r}  # train, validation, test, stratified by class
 SEED = {cfg.data.seed}
 EPOCHS = {t.epochs}
 BATCH_SIZE = {t.batch_size}
+WORKERS = {_workers(cfg, data)}  # DataLoader processes that decode the next batches while this one trains (0: none)
 LR = {t.lr!r}
 CHECKPOINT = {str(cfg.checkpoint_path)!r}
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -260,9 +271,9 @@ def main():
     train_idx, val_idx, test_idx = split(labels)
     mean, std = channel_stats([files[i] for i in train_idx])
     part = lambda idx: ImageFiles([files[i] for i in idx], labels[idx], mean, std)  # noqa: E731
-    train_loader = DataLoader(part(train_idx), batch_size=BATCH_SIZE, shuffle=True)
-    val_loader = DataLoader(part(val_idx), batch_size=1024)
-    test_loader = DataLoader(part(test_idx), batch_size=1024)
+    train_loader = DataLoader(part(train_idx), batch_size=BATCH_SIZE, shuffle=True, num_workers=WORKERS)
+    val_loader = DataLoader(part(val_idx), batch_size=1024, num_workers=WORKERS)
+    test_loader = DataLoader(part(test_idx), batch_size=1024, num_workers=WORKERS)
     model = Net()
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
