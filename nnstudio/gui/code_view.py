@@ -326,7 +326,8 @@ class CodeExport(QObject):
             raise ValueError("the image folder has no readable image size")
         c = shape[0]
         pre = ImagePreprocessor(list(w.datasetPanel.images()["classes"]), c, shape[1], shape[2], [0.0] * c, [1.0] * c)
-        text = image_script(cfg, SimpleNamespace(preprocessor=pre), "the nnstudio window")
+        storage = {"storage": w.datasetPanel.images().get("storage")}  # streamed runs' scripts decode in workers
+        text = image_script(cfg, SimpleNamespace(preprocessor=pre, report=storage), "the nnstudio window")
         rows = [i for i, line in enumerate(text.splitlines()) if line.startswith("        self.") and "  # -> " in line]
         return GeneratedCode(text, dict(enumerate(rows)), {})
 

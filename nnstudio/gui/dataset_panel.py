@@ -115,6 +115,7 @@ class DatasetPanel(QWidget):
         self._updating = False
         self._images: dict[str, Any] | None = None  # summarize_images() of an open image folder, else None
         self._found_table: tuple[str, Any, Any] | None = None  # a table listing images, while the window decides
+        self._as_table: str | None = None  # a table listing images that the user asked to read as a table
 
         self.loader = DatasetLoader(self)
         self.loader.setObjectName("loader")
@@ -287,6 +288,11 @@ class DatasetPanel(QWidget):
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         layout.addWidget(line)
+        as_table = self._named(QPushButton("Read as a table instead"), "readAsTableButton")
+        as_table.setToolTip("This table lists image files, so it opened as images; read its columns as features instead")
+        as_table.clicked.connect(self._on_readAsTableButton_clicked)
+        as_table.setVisible(False)
+        layout.addWidget(as_table, 0, Qt.AlignmentFlag.AlignLeft)
 
         summary = self._named(QLabel(EMPTY_HINT), "summaryLabel")
         summary.setWordWrap(True)
@@ -404,6 +410,7 @@ class DatasetPanel(QWidget):
             else:
                 self.targetCombo.addItem("class folder")
             self.targetCombo.setEnabled(bool(column))
+            self.readAsTableButton.setVisible(bool(column))
             self.taskCombo.setCurrentIndex(self.taskCombo.findData("multiclass"))
         finally:
             self._updating = False
@@ -423,6 +430,7 @@ class DatasetPanel(QWidget):
     def _leave_images(self) -> None:
         if self._images is not None:
             self._images = None
+            self.readAsTableButton.setVisible(False)
             self.dataTabs.setVisible(True)
             self.layout().setStretchFactor(self.summaryLabel, 0)
 
@@ -564,7 +572,8 @@ class DatasetPanel(QWidget):
 
     def _on_loader_loaded(self, path: str, frame: object, facts: object) -> None:
         column = getattr(facts, "image_column", None)
-        if column:  # a table listing image files: an image dataset, which the window opens as one
+        as_table, self._as_table = self._as_table, None
+        if column and path != as_table:  # a table listing image files: an image dataset, the window opens it so
             self._found_table = (path, frame, facts)
             self.image_table_found.emit(path, column)
             self._found_table = None
@@ -584,6 +593,10 @@ class DatasetPanel(QWidget):
                 self.set_dataframe(frame, path, facts=facts)  # type: ignore[arg-type]
             except DataError as exc:
                 self._on_loader_failed(path, str(exc))
+
+    def _on_readAsTableButton_clicked(self) -> None:
+        self._as_table = self._path
+        self.open_file(self._path)
 
     def _on_loader_failed(self, path: str, message: str) -> None:
         kept = f" {Path(self._path).name or 'The previous table'} stays loaded." if self._frame is not None else ""

@@ -122,6 +122,7 @@ class EvaluationPanel(QWidget):
         super().__init__(parent)
         self.evaluation: Evaluation | None = None
         self._exports: dict[str, tuple[QWidget, Callable[[], list[dict[str, Any]]]]] = {}
+        self._pairs: list[QWidget] = []  # rows of two plots that stack on a narrow tab
         self._build()
 
     # ------------------------------------------------------------------------------------------ layout
@@ -187,6 +188,16 @@ class EvaluationPanel(QWidget):
         self.pages.currentChanged.connect(self._on_evaluationPages_currentChanged)
         self._on_evaluationPages_currentChanged(0)
 
+    def _pair_row(self, name: str, first: QWidget, second: QWidget) -> QWidget:
+        """Two views side by side where both fit the tab's width, else one under the other (`_fit_views`)."""
+        row = self._named(QWidget(), name)
+        layout = QBoxLayout(QBoxLayout.Direction.LeftToRight, row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(first, 1)
+        layout.addWidget(second, 1)
+        self._pairs.append(row)
+        return row
+
     def _build_classification(self) -> QWidget:
         page = QWidget()
         grid = QGridLayout(page)
@@ -226,8 +237,9 @@ class EvaluationPanel(QWidget):
         self.prMarker = pg.ScatterPlotItem(size=11, brush=pg.mkBrush(214, 39, 40), pen=pg.mkPen("w"))
         self.rocPlot.addItem(self.rocMarker)
         self.prPlot.addItem(self.prMarker)
-        bl.addWidget(self._view_box("ROC curve", "roc", self.rocPlot, self._roc_rows), 2, 0)
-        bl.addWidget(self._view_box("Precision-recall curve", "pr", self.prPlot, self._pr_rows), 2, 1)
+        bl.addWidget(self._pair_row("curvesRow", self._view_box("ROC curve", "roc", self.rocPlot, self._roc_rows),
+                                    self._view_box("Precision-recall curve", "pr", self.prPlot, self._pr_rows)),
+                     2, 0, 1, 2)
         slider_row = QHBoxLayout()
         slider_row.addWidget(QLabel("Decision threshold"))
         self._named(QSlider(Qt.Orientation.Horizontal), "thresholdSlider")
@@ -271,15 +283,15 @@ class EvaluationPanel(QWidget):
         self.identityLine = pg.PlotDataItem(pen=pg.mkPen((214, 39, 40), width=1.5, style=Qt.PenStyle.DashLine))
         self.predictedVsActual.addItem(self.scatter)
         self.predictedVsActual.addItem(self.identityLine)
-        grid.addWidget(self._view_box("Predicted against actual (test split)", "scatter", self.predictedVsActual,
-                                      self._scatter_rows), 0, 0)
+        scatter_box = self._view_box("Predicted against actual (test split)", "scatter", self.predictedVsActual,
+                                     self._scatter_rows)
         self._named(plot_widget("residualHistogram", "residual (actual − predicted)", "rows"), "residualHistogram")
         self.residualHistogram.setMinimumHeight(300)
         self.residualHistogram.setMaximumHeight(380)
         self.residualBars = pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(*BLUE, 180))
         self.residualHistogram.addItem(self.residualBars)
-        grid.addWidget(self._view_box("Residuals (test split)", "residuals", self.residualHistogram,
-                                      self._residual_rows), 0, 1)
+        grid.addWidget(self._pair_row("regressionRow", scatter_box, self._view_box(
+            "Residuals (test split)", "residuals", self.residualHistogram, self._residual_rows)), 0, 0, 1, 2)
         self.largestErrorsTable, self.largestErrorsModel = table_view("largestErrorsTable", self)
         self.largestErrorsTable.setMinimumHeight(260)
         grid.addWidget(self._view_box("Largest errors (test split)", "largestErrors", self.largestErrorsTable,
@@ -308,6 +320,7 @@ class EvaluationPanel(QWidget):
         if evaluation.task == "regression":
             self.pages.setCurrentIndex(2)
             self._show_regression(evaluation, test_X)
+            self._fit_views()
             return
         self.pages.setCurrentIndex(1)
         binary = evaluation.task == "binary"
@@ -356,7 +369,7 @@ class EvaluationPanel(QWidget):
     def _fit_views(self) -> None:
         """No sideways scrolling: the per-class table goes beside the matrix when both fit the tab's width
         (a scroll bar's width kept free), else under it; a table wider than the tab even then scrolls inside
-        its own box (every column stays whole, the class names may need the scroll)."""
+        its own box (every column stays whole, the class names may need the scroll). Pairs of plots likewise."""
         row = self.confusionRow.layout()
         body = self._scroll.widget().layout().contentsMargins()
         available = (self._scroll.width() - self._scroll.verticalScrollBar().sizeHint().width()
@@ -373,6 +386,13 @@ class EvaluationPanel(QWidget):
             row.setDirection(direction)
         if direction == QBoxLayout.Direction.TopToBottom:
             table.setMinimumWidth(max(0, min(wanted, available - box.left() - box.right())))
+        for pair in self._pairs:  # two plots (ROC and precision-recall; predicted and residuals)
+            layout = pair.layout()
+            views = [layout.itemAt(i).widget() for i in range(layout.count())]
+            side = sum(v.minimumSizeHint().width() for v in views) + layout.spacing()
+            direction = QBoxLayout.Direction.LeftToRight if side <= available else QBoxLayout.Direction.TopToBottom
+            if layout.direction() != direction:
+                layout.setDirection(direction)
 
     def _report(self):
         return self.evaluation.report if self.evaluation is not None else None

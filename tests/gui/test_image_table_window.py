@@ -142,3 +142,20 @@ def test_restoring_a_run_on_a_table_of_images_opens_the_table_as_images(window, 
     assert images is not None and images["image_column"] == "file" and images["label_column"] == "size"
     assert window.modelBuilder.model.io() == ((1, 8, 8), 2) and window.actionTrain.isEnabled()
     assert window.run_config().data.target == "size" and window.run_config().data.image_size == [8, 8]
+
+
+def test_read_as_a_table_shows_the_listing_as_a_table_when_the_user_asks(window, qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
+    csv = write_table(tmp_path / "data")
+    drop(window, csv)
+    dp = window.datasetPanel
+    qtbot.waitUntil(lambda: dp.images() is not None, timeout=20000)
+    assert dp.readAsTableButton.isVisible()
+    with qtbot.waitSignal(dp.dataset_loaded, timeout=20000):
+        qtbot.mouseClick(dp.readAsTableButton, Qt.MouseButton.LeftButton)
+    assert dp.images() is None and dp.dataframe() is not None and dp.dataframe().columns[1] == "file"
+    assert dp.dataTabs.isVisible() and not dp.readAsTableButton.isVisible() and dp.target() == "species"
+    assert window.run_config().data.image_column is None
+    drop(window, csv)  # opened again on its own: images again
+    qtbot.waitUntil(lambda: dp.images() is not None, timeout=20000)

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QRect, QSettings, QSize, Qt
-from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QProgressBar,
-                               QScrollArea, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QProgressBar,
+    QScrollArea,
+    QWidget,
+)
 
 from nnstudio.gui import dock_layout
-from nnstudio.gui.dock_layout import MIN_PLOT_WIDTH, DockScrollArea, first_size, side_widths
+from nnstudio.gui.dock_layout import (
+    MIN_PLOT_WIDTH,
+    DockScrollArea,
+    first_size,
+    side_widths,
+)
 from nnstudio.gui.main_window import MainWindow
 
 
@@ -198,28 +210,31 @@ def test_the_images_dock_shows_four_thumbnails_a_row_at_1366_and_reflows(qtbot, 
         window.shutdown()
 
 
-def _table_csv(path, n: int = 90):
-    """A three-class table written as CSV: two numeric features that separate the classes, one with empty cells."""
+def _table_csv(path, n: int = 90, classes: int = 3):
+    """A table written as CSV: two numeric features, one with empty cells, and a target of `classes` classes
+    (0: a number, for regression)."""
     import numpy as np
 
     rng = np.random.default_rng(1)
     lines = ["width,height,kind"]
     for i in range(n):
-        k = i % 3
+        k = i % max(classes, 3)
         h = "" if i % 17 == 0 else f"{k * 2 + rng.normal(0, 0.3):.3f}"
-        lines.append(f"{k + rng.normal(0, 0.3):.3f},{h},{'abc'[k]}")
+        target = f"{k * 1.5 + rng.normal(0, 0.2):.3f}" if classes == 0 else "abc"[k % classes]
+        lines.append(f"{k + rng.normal(0, 0.3):.3f},{h},{target}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def _show_evaluation(qtbot, window) -> None:
+def _show_evaluation(qtbot, window, table=None) -> None:
     from tests.gui.test_image_window import train
 
     train(qtbot, window, epochs=1)
     tabs = window.centralTabs
     tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index("Evaluation"))
     panel = window.evaluationPanel
-    qtbot.waitUntil(lambda: panel.perClassModel.rowCount() > 0 and panel._scroll.widget().width() > 0)
+    table = table or panel.perClassModel
+    qtbot.waitUntil(lambda: table.rowCount() > 0 and panel._scroll.widget().width() > 0)
     for _ in range(3):  # the layout requests that showing the results posted
         QApplication.processEvents()
 
@@ -241,13 +256,15 @@ def test_the_evaluation_tab_never_scrolls_sideways(qtbot, tmp_path, monkeypatch,
         assert table.horizontalHeader().length() <= table.viewport().width()
         assert panel.perClassTable.mapTo(panel, table.rect().topRight()).x() <= panel.width()
 
-        with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
-            window.open_path(_table_csv(tmp_path / "kinds.csv"))
-        combo = window.modelBuilder.presetCombo
-        combo.setCurrentIndex(combo.findText("MLP 2×64 ReLU"))
-        assert window.modelBuilder.is_valid(), window.modelBuilder.summary().errors
-        _show_evaluation(qtbot, window)
-        assert panel.perClassModel.rowCount() == 3 and not panel.misclassifiedBox.isVisible()
-        assert bar.maximum() == 0 and not bar.isVisible(), (width, bar.maximum())
+        # tables: multiclass, binary (ROC and precision-recall curves) and regression (scatter, residuals)
+        for classes, task in ((3, "multiclass"), (2, "binary"), (0, "regression")):
+            with qtbot.waitSignal(window.datasetPanel.dataset_loaded, timeout=20000):
+                window.open_path(_table_csv(tmp_path / f"kinds{classes}.csv", classes=classes))
+            combo = window.modelBuilder.presetCombo
+            combo.setCurrentIndex(combo.findText("MLP 2×64 ReLU"))
+            assert window.modelBuilder.is_valid(), window.modelBuilder.summary().errors
+            _show_evaluation(qtbot, window, table=panel.largestErrorsModel if classes == 0 else None)
+            assert panel.evaluation.task == task and not panel.misclassifiedBox.isVisible()
+            assert bar.maximum() == 0 and not bar.isVisible(), (width, task, bar.maximum())
     finally:
         window.shutdown()
