@@ -295,14 +295,23 @@ class ImageStream:
         n = len(self)
         order = (torch.randperm(n, generator=generator, device="cpu") if shuffle else torch.arange(n)).tolist()
         dataset = _BatchDecoding(self.files, y.cpu().tolist(), self.channels, self.size, self.root)
-        workers = min(self.workers, max(1, -(-n // batch_size)))
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=_EpochBatches(order, batch_size), num_workers=workers, collate_fn=_whole_batch,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
-            generator=torch.Generator())  # its workers' seed drawn from its own generator, not the global one
-            # that dropout and augmentation draw from: a streamed run takes an in-memory run's random steps
         cuda = self.device.type == "cuda"
-        for xb, yb, failed in loader:
-            if failed:
-                raise _changed(*failed[0])
-            yield xb.to(self.device, non_blocking=cuda), yb.to(self.device, non_blocking=cuda)
+        done = 0  # batches yielded: a worker that dies (a fork of a busy GUI process can) hands the rest to this one
+        while done * batch_size < n:
+            rest = order[done * batch_size:]
+            workers = min(self.workers, max(1, -(-len(rest) // batch_size)))
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_sampler=_EpochBatches(rest, batch_size), num_workers=workers,
+                collate_fn=_whole_batch, pin_memory=cuda, prefetch_factor=4 if workers else None,
+                generator=torch.Generator())  # its workers' seed drawn from its own generator, not the global one
+            # that dropout and augmentation draw from: a streamed run takes an in-memory run's random steps
+            try:
+                for xb, yb, failed in loader:
+                    if failed:
+                        raise _changed(*failed[0])
+                    done += 1
+                    yield xb.to(self.device, non_blocking=cuda), yb.to(self.device, non_blocking=cuda)
+            except RuntimeError as exc:
+                if not workers or "DataLoader worker" not in str(exc):
+                    raise
+                self.workers = 0  # the same batches, in the same order, decoded in this process from here on
