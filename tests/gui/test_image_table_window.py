@@ -9,12 +9,11 @@ import sys
 import numpy as np
 import tomllib
 from PIL import Image
-from PySide6.QtCore import QSettings
 
 from nnstudio.core.export.codegen import export_script
 from nnstudio.core.model.checkpoint import load_checkpoint
 from tests.core.corehelpers import cli_env
-from tests.gui.test_image_window import drop, small_cnn, train
+from tests.gui.test_image_window import drop, reopened, small_cnn, train
 
 SPECIES = ("cat", "dog", "fox")
 
@@ -75,20 +74,11 @@ def test_a_dropped_table_of_image_paths_opens_trains_saves_and_exports_as_images
     assert window.save_project(tmp_path / "pets.toml")
     saved = tomllib.loads((tmp_path / "pets.toml").read_text())["data"]
     assert saved["image_column"] == "file" and saved["target"] == "species"
-    from nnstudio.gui.main_window import MainWindow
-
-    other = MainWindow(settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat),
-                       logdir=tmp_path / "runs2")
-    qtbot.addWidget(other)
-    try:
-        with qtbot.waitSignal(other.datasetPanel.dataset_loaded, timeout=20000):
-            assert other.open_project(tmp_path / "pets.toml")
+    with reopened(qtbot, tmp_path, tmp_path / "pets.toml") as other:
         images = other.datasetPanel.images()
         assert images is not None and images["image_column"] == "file" and images["label_column"] == "species"
         assert other.modelBuilder.model.io() == ((1, 12, 10), 3) and other.actionTrain.isEnabled()
         assert other.run_config().data.image_column == "file"
-    finally:
-        other.shutdown()
 
     # the code view's script reads the table; the CLI's export of the project is the same script
     window.codeView.raise_()

@@ -3,6 +3,7 @@ matrix and misclassified test images), the code view's image script, checkpoint,
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,22 @@ def drop(window, path):
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                                 Qt.KeyboardModifier.NoModifier))
+
+
+@contextmanager
+def reopened(qtbot, tmp_path, project):
+    """A second window (its own settings and log folder) with `project` opened in it, shut down afterwards."""
+    from nnstudio.gui.main_window import MainWindow
+
+    other = MainWindow(settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat),
+                       logdir=tmp_path / "runs2")
+    qtbot.addWidget(other)
+    try:
+        with qtbot.waitSignal(other.datasetPanel.dataset_loaded, timeout=20000):
+            assert other.open_project(project)
+        yield other
+    finally:
+        other.shutdown()
 
 
 def train(qtbot, window, epochs=2, button=True):
@@ -94,19 +111,10 @@ def test_a_dropped_class_folder_is_the_dataset_and_trains_with_the_small_cnn(win
     assert (tmp_path / saved["data"]["path"]).resolve() == shapes.resolve() and saved["data"]["split"][1] == pytest.approx(0.2)
     assert saved["model"]["layers"][0]["type"] == "Conv2d"
 
-    from nnstudio.gui.main_window import MainWindow
-
-    other = MainWindow(settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat),
-                       logdir=tmp_path / "runs2")
-    qtbot.addWidget(other)
-    try:
-        with qtbot.waitSignal(other.datasetPanel.dataset_loaded, timeout=20000):
-            assert other.open_project(tmp_path / "images.toml")
+    with reopened(qtbot, tmp_path, tmp_path / "images.toml") as other:
         assert other.datasetPanel.images() is not None and other.datasetPanel.split()[1] == pytest.approx(0.2)
         assert other.modelBuilder.layers() == window.modelBuilder.layers()
         assert other.modelBuilder.model.io() == ((1, 12, 10), 3) and other.actionTrain.isEnabled()
-    finally:
-        other.shutdown()
 
 
 def test_project_image_keys_are_kept_and_used(window, qtbot, tmp_path, shapes):
